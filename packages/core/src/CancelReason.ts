@@ -1,0 +1,72 @@
+/**
+ * Why a run was cancelled. Every cancellation carries one of these into the
+ * run's events, its log lines and its outcome.
+ *
+ * @example
+ * ```ts
+ * import { CancelReason } from "@tether/core"
+ *
+ * const reason = CancelReason.UserAbort()
+ * console.log(CancelReason.describe(reason)) // "the user pressed Stop"
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/** The user asked to stop (a Stop button, Ctrl-C). @since 0.1.0 */
+export class UserAbort extends Schema.TaggedClass<UserAbort>()("UserAbort", {}) {}
+/** The client's connection closed before the run ended. @since 0.1.0 */
+export class ClientDisconnected extends Schema.TaggedClass<ClientDisconnected>()("ClientDisconnected", {}) {}
+/** The run's deadline passed. @since 0.1.0 */
+export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", { millis: Schema.Number }) {}
+/** The run tree would have spent more tokens than its budget allows. @since 0.1.0 */
+export class BudgetExceeded extends Schema.TaggedClass<BudgetExceeded>()("BudgetExceeded", {
+  ceiling: Schema.Number,
+  used: Schema.Number
+}) {}
+/** The process is shutting down. @since 0.1.0 */
+export class Shutdown extends Schema.TaggedClass<Shutdown>()("Shutdown", {}) {}
+/** A newer run started for the same session. @since 0.1.0 */
+export class Superseded extends Schema.TaggedClass<Superseded>()("Superseded", {}) {}
+/**
+ * The run's fiber was interrupted from outside Tether without a recorded reason
+ * (for example by a plain `Fiber.interrupt`).
+ *
+ * @since 0.1.0
+ */
+export class Interrupted extends Schema.TaggedClass<Interrupted>()("Interrupted", {}) {}
+
+/** @since 0.1.0 */
+export const CancelReason = Schema.Union(
+  UserAbort,
+  ClientDisconnected,
+  Timeout,
+  BudgetExceeded,
+  Shutdown,
+  Superseded,
+  Interrupted
+)
+
+/** @since 0.1.0 */
+export type CancelReason = typeof CancelReason.Type
+
+/** A short human sentence for logs and pages. @since 0.1.0 */
+export const describe = (reason: CancelReason): string => {
+  switch (reason._tag) {
+    case "UserAbort":
+      return "the user pressed Stop"
+    case "ClientDisconnected":
+      return "the client disconnected"
+    case "Timeout":
+      return `the run passed its ${reason.millis} ms deadline`
+    case "BudgetExceeded":
+      return `the token budget of ${reason.ceiling} was reached (${reason.used} used)`
+    case "Shutdown":
+      return "the server is shutting down"
+    case "Superseded":
+      return "a newer run replaced it"
+    case "Interrupted":
+      return "it was interrupted"
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The service a model provider implements: one turn in, a `Stream` of typed
+ * model events out. Interrupting the consumer of the stream must abort the
+ * provider's request at once (not at the next token).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { LanguageModel, Message } from "@tether/core"
+ *
+ * const firstText = Effect.gen(function* () {
+ *   const model = yield* LanguageModel.LanguageModel
+ *   return yield* model
+ *     .streamTurn({ messages: [Message.user("hi")], tools: [], maxTokens: 256 })
+ *     .pipe(Stream.runCollect)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Data } from "effect"
+import type { Stream } from "effect"
+import type { Message } from "./Message.js"
+import type { ModelError } from "./ModelError.js"
+
+/** What a tool looks like to the model. @since 0.1.0 */
+export interface ToolDefinition {
+  readonly name: string
+  readonly description: string
+  /** JSON Schema of the tool's input. */
+  readonly inputSchema: object
+}
+
+/** One model turn. @since 0.1.0 */
+export interface TurnRequest {
+  readonly system?: string | undefined
+  readonly messages: ReadonlyArray<Message>
+  readonly tools: ReadonlyArray<ToolDefinition>
+  /** The most output tokens the turn may produce; Tether clamps it to what the budget has left. */
+  readonly maxTokens: number
+}
+
+/** Why the model stopped. @since 0.1.0 */
+export type StopReason = "end_turn" | "tool_use" | "max_tokens" | "stop_sequence" | "pause_turn" | "refusal" | "unknown"
+
+/**
+ * What a turn streams. `Usage` figures are cumulative for the turn (a later one
+ * replaces an earlier one); input tokens arrive first, output tokens last.
+ *
+ * @since 0.1.0
+ */
+export type ModelEvent = Data.TaggedEnum<{
+  TextDelta: { readonly text: string }
+  ThinkingDelta: { readonly text: string }
+  ToolUseStart: { readonly id: string; readonly name: string }
+  ToolInputDelta: { readonly id: string; readonly partialJson: string }
+  /** `inputJson` is the whole input as the model sent it, not yet decoded. */
+  ToolUseEnd: { readonly id: string; readonly name: string; readonly inputJson: string }
+  Usage: { readonly inputTokens: number; readonly outputTokens: number }
+  Stop: { readonly reason: StopReason }
+}>
+
+/** Constructors of `ModelEvent`. @since 0.1.0 */
+export const ModelEvent = Data.taggedEnum<ModelEvent>()
+
+/** @since 0.1.0 */
+export interface Service {
+  /**
+   * Streams one turn. The request must be tied to the stream's consumer: when the
+   * consumer is interrupted, the provider aborts the HTTP request before it waits
+   * on anything.
+   */
+  readonly streamTurn: (request: TurnRequest) => Stream.Stream<ModelEvent, ModelError>
+}
+
+/** The model used by agent runs. @since 0.1.0 */
+export class LanguageModel extends Context.Tag("@tether/core/LanguageModel")<LanguageModel, Service>() {}
+
+/**
+ * A rough token count for text: about four characters a token. Used to reserve
+ * budget before a request and to estimate the output of an aborted stream.
+ *
+ * @since 0.1.0
+ */
+export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
+
+/** A rough token count for a whole request's input. @since 0.1.0 */
+export const estimateInputTokens = (request: Omit<TurnRequest, "maxTokens">): number =>
+  estimateTokens(request.system ?? "") +
+  estimateTokens(JSON.stringify(request.messages)) +
+  estimateTokens(JSON.stringify(request.tools)) +
+  8

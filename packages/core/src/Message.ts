@@ -1,0 +1,79 @@
+/**
+ * The transcript of a session: provider-neutral messages made of text, tool
+ * use and tool result blocks. A transcript Tether hands back always pairs every
+ * `tool_use` with a `tool_result`, even after a cancel.
+ *
+ * @example
+ * ```ts
+ * import { Message } from "@tether/core"
+ *
+ * const history = [Message.user("What is 2 + 2?")]
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/** @since 0.1.0 */
+export const TextBlock = Schema.Struct({ type: Schema.Literal("text"), text: Schema.String })
+/** @since 0.1.0 */
+export type TextBlock = typeof TextBlock.Type
+
+/** @since 0.1.0 */
+export const ToolUseBlock = Schema.Struct({
+  type: Schema.Literal("tool_use"),
+  id: Schema.String,
+  name: Schema.String,
+  input: Schema.Unknown
+})
+/** @since 0.1.0 */
+export type ToolUseBlock = typeof ToolUseBlock.Type
+
+/** @since 0.1.0 */
+export const ToolResultBlock = Schema.Struct({
+  type: Schema.Literal("tool_result"),
+  toolUseId: Schema.String,
+  content: Schema.String,
+  isError: Schema.Boolean
+})
+/** @since 0.1.0 */
+export type ToolResultBlock = typeof ToolResultBlock.Type
+
+/** @since 0.1.0 */
+export const ContentBlock = Schema.Union(TextBlock, ToolUseBlock, ToolResultBlock)
+/** @since 0.1.0 */
+export type ContentBlock = typeof ContentBlock.Type
+
+/** @since 0.1.0 */
+export const Message = Schema.Struct({
+  role: Schema.Literal("user", "assistant"),
+  content: Schema.Array(ContentBlock)
+})
+/** @since 0.1.0 */
+export type Message = typeof Message.Type
+
+/** A user message with one text block. @since 0.1.0 */
+export const user = (text: string): Message => ({ role: "user", content: [{ type: "text", text }] })
+
+/** An assistant message with one text block. @since 0.1.0 */
+export const assistant = (text: string): Message => ({ role: "assistant", content: [{ type: "text", text }] })
+
+/** The concatenated text blocks of a message. @since 0.1.0 */
+export const text = (message: Message): string =>
+  message.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("")
+
+/**
+ * The ids of `tool_use` blocks in `messages` that no later `tool_result` answers.
+ * Empty for a transcript the API will accept.
+ *
+ * @since 0.1.0
+ */
+export const unansweredToolUses = (messages: ReadonlyArray<Message>): ReadonlyArray<string> => {
+  const answered = new Set<string>()
+  for (const message of messages) {
+    for (const block of message.content) if (block.type === "tool_result") answered.add(block.toolUseId)
+  }
+  return messages.flatMap((message) =>
+    message.content.flatMap((block) => (block.type === "tool_use" && !answered.has(block.id) ? [block.id] : []))
+  )
+}

@@ -1,0 +1,13 @@
+/**
+ * @tether/core: agent runs as a supervised fiber tree. Interrupting a run
+ * interrupts every turn, tool and subtask under it, aborts its model requests,
+ * rolls back its staged writes and reports why.
+ *
+ * @since 0.1.0
+ */
+export * as CancelReason from "./CancelReason.js"
+export * as LanguageModel from "./LanguageModel.js"
+export * as Message from "./Message.js"
+export * as ModelError from "./ModelError.js"
+export * as RunEvent from "./RunEvent.js"
+export * as StagedWrites from "./StagedWrites.js"

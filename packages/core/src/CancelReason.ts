@@ -6,7 +6,7 @@
  * ```ts
  * import { CancelReason } from "@tether/core"
  *
- * const reason = CancelReason.UserAbort()
+ * const reason = new CancelReason.UserAbort()
  * console.log(CancelReason.describe(reason)) // "the user pressed Stop"
  * ```
  *
@@ -70,3 +70,6 @@ export const describe = (reason: CancelReason): string => {
       return "it was interrupted"
   }
 }
+
+/** Decodes a value that may be a `CancelReason` (e.g. an `AbortSignal`'s reason). @since 0.1.0 */
+export const decodeOption = Schema.decodeUnknownOption(CancelReason)

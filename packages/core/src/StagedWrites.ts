@@ -114,19 +114,26 @@ const makeMemory = Effect.gen(function* () {
   const service: Service = {
     begin: () =>
       Effect.gen(function* () {
-        const staged = yield* Ref.make<ReadonlyArray<Upsert | Delete>>([])
-        const discard = Ref.getAndSet(staged, []).pipe(Effect.map((writes) => writes.length))
+        // `undefined` once the transaction ended: a late write (from work that ignored the cancel) is refused.
+        const staged = yield* Ref.make<ReadonlyArray<Upsert | Delete> | undefined>([])
+        const discard = Ref.getAndSet(staged, undefined).pipe(Effect.map((writes) => writes?.length ?? 0))
         yield* Effect.addFinalizer(() => discard)
+        const ended = (operation: "stage" | "commit") =>
+          new StagedWriteError({ operation, message: "the run's transaction has already ended" })
         const transaction: Transaction = {
           stage: (write) =>
             write._tag === "Statement"
               ? Effect.fail(
                   new StagedWriteError({ operation: "stage", message: "the in-memory store cannot run SQL statements" })
                 )
-              : Ref.update(staged, (writes) => [...writes, write]),
+              : Effect.flatMap(
+                  Ref.modify(staged, (writes) => (writes === undefined ? [false, writes] : [true, [...writes, write]])),
+                  (accepted) => (accepted ? Effect.void : Effect.fail(ended("stage")))
+                ),
           commit: Effect.uninterruptible(
             Effect.gen(function* () {
-              const writes = yield* Ref.getAndSet(staged, [])
+              const writes = yield* Ref.getAndSet(staged, undefined)
+              if (writes === undefined) return yield* ended("commit")
               yield* Ref.update(committed, (snapshot) => {
                 const tables = new Map([...snapshot].map(([name, table]) => [name, new Map(table)]))
                 writes.forEach((write) => applyWrite(tables, write))

@@ -5,9 +5,16 @@
  *
  * @since 0.1.0
  */
+export * as Agent from "./Agent.js"
+export * as AgentError from "./AgentError.js"
+export * as AgentRun from "./AgentRun.js"
 export * as CancelReason from "./CancelReason.js"
 export * as LanguageModel from "./LanguageModel.js"
 export * as Message from "./Message.js"
 export * as ModelError from "./ModelError.js"
 export * as RunEvent from "./RunEvent.js"
+export * as RunRegistry from "./RunRegistry.js"
 export * as StagedWrites from "./StagedWrites.js"
+export * as Subtask from "./Subtask.js"
+export * as TokenBudget from "./TokenBudget.js"
+export * as Tool from "./Tool.js"

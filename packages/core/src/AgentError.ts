@@ -1,0 +1,36 @@
+/**
+ * Typed failures of a run (as opposed to cancellations, which carry a
+ * `CancelReason`). Model failures are `ModelError`s; staged-write failures are
+ * `StagedWriteError`s.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agent, AgentError } from "@tether/core"
+ *
+ * declare const agent: Agent.Agent<never>
+ * const program = Agent.run(agent, "hello").pipe(
+ *   Effect.catchTag("MaxTurnsError", (e) => Effect.succeed(`gave up after ${e.maxTurns} turns`))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import type { ModelError } from "./ModelError.js"
+import type { StagedWriteError } from "./StagedWrites.js"
+
+/** The model still asked for tools after `maxTurns` turns. @since 0.1.0 */
+export class MaxTurnsError extends Schema.TaggedError<MaxTurnsError>()("MaxTurnsError", {
+  agent: Schema.String,
+  maxTurns: Schema.Number
+}) {}
+
+/** A subtask that nobody awaited failed, so the run cannot commit. @since 0.1.0 */
+export class SubtaskFailedError extends Schema.TaggedError<SubtaskFailedError>()("SubtaskFailedError", {
+  subtask: Schema.String,
+  message: Schema.String
+}) {}
+
+/** @since 0.1.0 */
+export type AgentError = ModelError | MaxTurnsError | SubtaskFailedError | StagedWriteError

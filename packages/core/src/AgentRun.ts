@@ -1,0 +1,148 @@
+/**
+ * A running agent: its id, its event stream, its outcome, and `cancel`, which
+ * records a reason, interrupts the whole tree (turns, tools, subtasks, model
+ * requests), rolls back its staged writes and runs its compensations.
+ *
+ * Inside a run, tools use `AgentRun.stage` and `AgentRun.compensate` so their
+ * effects take hold only if the run succeeds.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Agent, AgentRun, CancelReason } from "@tether/core"
+ *
+ * declare const agent: Agent.Agent<never>
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const run = yield* AgentRun.start(agent, "Plan my trip")
+ *     yield* Effect.sleep("2 seconds")
+ *     const outcome = yield* run.cancel(new CancelReason.UserAbort())
+ *     // outcome._tag === "Cancelled", outcome.writesRolledBack, outcome.transcript ...
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Data, Effect, Option, Ref } from "effect"
+import type { Cause, Duration, Fiber, Scope, Stream } from "effect"
+import type { Agent, RunInput } from "./Agent.js"
+import type { AgentError } from "./AgentError.js"
+import type { CancelReason } from "./CancelReason.js"
+import type { LanguageModel } from "./LanguageModel.js"
+import type { Message } from "./Message.js"
+import type { RunEvent } from "./RunEvent.js"
+import * as StagedWrites from "./StagedWrites.js"
+import type { Snapshot } from "./TokenBudget.js"
+import { CurrentRun } from "./internal/context.js"
+import * as internal from "./internal/run.js"
+
+/** How a run ended. @since 0.1.0 */
+export type RunOutcome = Data.TaggedEnum<{
+  Completed: {
+    readonly runId: string
+    readonly text: string
+    readonly transcript: ReadonlyArray<Message>
+    readonly tokensUsed: number
+    readonly writesCommitted: number
+  }
+  Cancelled: {
+    readonly runId: string
+    readonly reason: CancelReason
+    readonly transcript: ReadonlyArray<Message>
+    readonly tokensUsed: number
+    /** True when an aborted stream's output was estimated from its deltas. */
+    readonly tokensEstimated: boolean
+    readonly writesRolledBack: number
+    readonly compensationsRun: number
+  }
+  Failed: {
+    readonly runId: string
+    readonly cause: Cause.Cause<AgentError>
+    readonly error: string
+    readonly transcript: ReadonlyArray<Message>
+    readonly tokensUsed: number
+    readonly writesRolledBack: number
+    readonly compensationsRun: number
+  }
+}>
+
+/** Constructors and matchers of `RunOutcome`. @since 0.1.0 */
+export const RunOutcome = Data.taggedEnum<RunOutcome>()
+
+/** Options of one run. @since 0.1.0 */
+export interface RunOptions {
+  readonly runId?: string | undefined
+  readonly sessionId?: string | undefined
+  /** Token ceiling for the whole run tree; defaults to the agent's. */
+  readonly tokenBudget?: number | undefined
+  /** Cancels the run with `Timeout` when it runs longer. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** How long a cancel waits for the tree to stop before it reports the fibers still alive. Default 5 seconds. */
+  readonly cancelDeadline?: Duration.DurationInput | undefined
+  /** What to do with fibers of the run still alive after it ended: log a warning (default) or die (tests). */
+  readonly onLeak?: "warn" | "die" | undefined
+}
+
+/** @since 0.1.0 */
+export interface AgentRun {
+  readonly id: string
+  readonly sessionId: string | undefined
+  readonly agent: string
+  /** Every event of the run from the first; ends after the terminal event. */
+  readonly events: Stream.Stream<RunEvent>
+  /** The events whose `seq` is greater than `seq` (to resume after `Last-Event-ID`). */
+  readonly eventsAfter: (seq: number) => Stream.Stream<RunEvent>
+  /** Records `reason`, interrupts the tree, and waits for the outcome. A no-op on a run that already ended. */
+  readonly cancel: (reason: CancelReason) => Effect.Effect<RunOutcome>
+  /** Waits for the outcome. */
+  readonly outcome: Effect.Effect<RunOutcome>
+  /** The outcome, if the run ended. */
+  readonly poll: Effect.Effect<Option.Option<RunOutcome>>
+  /** The run tree's token ledger. */
+  readonly tokens: Effect.Effect<Snapshot>
+  /** The run's fiber; its exit is `Interrupted` when the run was cancelled. */
+  readonly fiber: Effect.Effect<Fiber.RuntimeFiber<unknown, AgentError>>
+}
+
+/**
+ * Starts a run in the current scope and returns its handle at once. Closing the
+ * scope cancels the run.
+ *
+ * @since 0.1.0
+ */
+export const start = <R>(
+  agent: Agent<R>,
+  input: RunInput,
+  options?: RunOptions
+): Effect.Effect<AgentRun, never, Scope.Scope | LanguageModel | Exclude<R, CurrentRun>> =>
+  Effect.flatMap(internal.make(agent, input, options ?? {}), ({ run, program, attach }) =>
+    Effect.as(Effect.flatMap(Effect.forkScoped(program), attach), run)
+  )
+
+/**
+ * Stages a write: it is committed with the run when the run succeeds, and never
+ * otherwise. Fails when the run has no `StagedWrites` service or already ended.
+ *
+ * @since 0.1.0
+ */
+export const stage = (write: StagedWrites.Write): Effect.Effect<void, StagedWrites.StagedWriteError, CurrentRun> =>
+  Effect.flatMap(CurrentRun, (ctx) => internal.stage(ctx, write))
+
+/**
+ * Registers an undo for a side effect outside the database. Undos run in
+ * reverse order when the run does not succeed.
+ *
+ * @since 0.1.0
+ */
+export const compensate = (undo: Effect.Effect<void>): Effect.Effect<void, never, CurrentRun> =>
+  Effect.flatMap(CurrentRun, (ctx) => Ref.update(ctx.compensations, (undos) => [...undos, undo]))
+
+/** The id of the run the caller is part of, if any. @since 0.1.0 */
+export const currentRunId: Effect.Effect<Option.Option<string>> = Effect.map(
+  Effect.serviceOption(CurrentRun),
+  Option.map((ctx) => ctx.runId)
+)
+
+/** The tag tools use to reach their run; provided by the run to every tool and subtask. @since 0.1.0 */
+export { CurrentRun }

@@ -1,0 +1,119 @@
+/**
+ * Runs by session id, so a Stop request from another HTTP call cancels the
+ * right run. Each run is a fiber of a `FiberMap` owned by the registry's layer;
+ * closing the layer cancels every run with reason `Shutdown`. A second start
+ * for a session whose run is still going either supersedes it (cancelled with
+ * `Superseded`) or is refused, as the start asks.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agent, CancelReason, RunRegistry } from "@tether/core"
+ *
+ * declare const agent: Agent.Agent<never>
+ * const program = Effect.gen(function* () {
+ *   const registry = yield* RunRegistry.RunRegistry
+ *   yield* registry.start("session-1", agent, "Plan my trip")
+ *   // ... later, from another request:
+ *   const outcome = yield* registry.cancel("session-1", new CancelReason.UserAbort())
+ * }).pipe(Effect.provide(RunRegistry.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, FiberMap, Layer, Option, Schema } from "effect"
+import type { Agent, RunInput } from "./Agent.js"
+import type { AgentRun, RunOptions, RunOutcome } from "./AgentRun.js"
+import * as CancelReason from "./CancelReason.js"
+import type { LanguageModel } from "./LanguageModel.js"
+import type { CurrentRun } from "./internal/context.js"
+import * as internal from "./internal/run.js"
+
+/** A start was refused because the session's run is still going. @since 0.1.0 */
+export class SessionBusyError extends Schema.TaggedError<SessionBusyError>()("SessionBusyError", {
+  sessionId: Schema.String,
+  runId: Schema.String
+}) {}
+
+/** @since 0.1.0 */
+export interface StartOptions extends Omit<RunOptions, "sessionId"> {
+  /** What to do when the session already has a run going. Default `"supersede"`. */
+  readonly onConflict?: "supersede" | "refuse" | undefined
+}
+
+/** @since 0.1.0 */
+export interface Service {
+  /** Starts a run for the session and returns its handle at once. */
+  readonly start: <R>(
+    sessionId: string,
+    agent: Agent<R>,
+    input: RunInput,
+    options?: StartOptions
+  ) => Effect.Effect<AgentRun, SessionBusyError, LanguageModel | Exclude<R, CurrentRun>>
+  /** Cancels the session's run with `reason` and returns its outcome; `None` for an unknown session. */
+  readonly cancel: (sessionId: string, reason: CancelReason.CancelReason) => Effect.Effect<Option.Option<RunOutcome>>
+  /** The session's latest run, running or ended. */
+  readonly get: (sessionId: string) => Effect.Effect<Option.Option<AgentRun>>
+  /** The sessions whose run is still going. */
+  readonly running: Effect.Effect<ReadonlyArray<string>>
+  /** Cancels every running run with `reason` and waits for them. */
+  readonly cancelAll: (reason: CancelReason.CancelReason) => Effect.Effect<void>
+}
+
+/** @since 0.1.0 */
+export class RunRegistry extends Context.Tag("@tether/core/RunRegistry")<RunRegistry, Service>() {}
+
+const isRunning = (run: AgentRun) => Effect.map(run.poll, Option.isNone)
+
+/** Makes a registry whose runs live as long as the current scope. @since 0.1.0 */
+export const make = Effect.gen(function* () {
+  const fibers = yield* FiberMap.make<string>()
+  const runs = new Map<string, AgentRun>()
+  const lock = yield* Effect.makeSemaphore(1)
+
+  const runningRuns = Effect.filter(Array.from(runs.values()), isRunning)
+  const cancelAll = (reason: CancelReason.CancelReason) =>
+    Effect.flatMap(
+      Effect.suspend(() => runningRuns),
+      (active) => Effect.forEach(active, (run) => run.cancel(reason), { concurrency: "unbounded", discard: true })
+    )
+  // Added after the FiberMap, so it runs first: every run learns why before its fiber is interrupted.
+  yield* Effect.addFinalizer(() => cancelAll(new CancelReason.Shutdown()))
+
+  const start: Service["start"] = (sessionId, agent, input, options) =>
+    lock.withPermits(1)(
+      Effect.gen(function* () {
+        const previous = runs.get(sessionId)
+        if (previous !== undefined && (yield* isRunning(previous))) {
+          if (options?.onConflict === "refuse") {
+            return yield* new SessionBusyError({ sessionId, runId: previous.id })
+          }
+          yield* previous.cancel(new CancelReason.Superseded())
+        }
+        const { run, program, attach } = yield* internal.make(agent, input, { ...options, sessionId })
+        const fiber = yield* FiberMap.run(fibers, sessionId, program)
+        yield* attach(fiber)
+        runs.set(sessionId, run)
+        return run
+      })
+    )
+
+  const service: Service = {
+    start,
+    cancel: (sessionId, reason) =>
+      Effect.suspend(() => {
+        const run = runs.get(sessionId)
+        return run === undefined ? Effect.succeedNone : Effect.asSome(run.cancel(reason))
+      }),
+    get: (sessionId) => Effect.sync(() => Option.fromNullable(runs.get(sessionId))),
+    running: Effect.map(
+      Effect.suspend(() => runningRuns),
+      (active) => active.flatMap((run) => (run.sessionId === undefined ? [] : [run.sessionId]))
+    ),
+    cancelAll
+  }
+  return service
+})
+
+/** A registry for the lifetime of the layer; closing it cancels every run with `Shutdown`. @since 0.1.0 */
+export const layer: Layer.Layer<RunRegistry> = Layer.scoped(RunRegistry, make)

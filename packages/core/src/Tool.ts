@@ -1,0 +1,89 @@
+/**
+ * A tool the model may call: a name, a description, Schema-typed input and
+ * output, and an Effect handler. The handler runs as a child fiber of the run,
+ * so interrupting the run interrupts it; a bad input from the model (JSON that
+ * does not parse, a Schema mismatch, an unknown tool) goes back to the model as
+ * an error tool result and never crashes the run.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Tool } from "@tether/core"
+ *
+ * const add = Tool.make("add", {
+ *   description: "Adds two numbers",
+ *   input: Schema.Struct({ a: Schema.Number, b: Schema.Number }),
+ *   output: Schema.Number,
+ *   handler: ({ a, b }) => Effect.succeed(a + b),
+ *   timeout: "5 seconds"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Duration, JSONSchema, Schema } from "effect"
+import type { Effect } from "effect"
+import type { ToolDefinition } from "./LanguageModel.js"
+
+/** The model's input for a tool did not decode. @since 0.1.0 */
+export class ToolInputError extends Schema.TaggedError<ToolInputError>()("ToolInputError", {
+  tool: Schema.String,
+  issue: Schema.String
+}) {}
+
+/** The model asked for a tool the agent does not have. @since 0.1.0 */
+export class UnknownToolError extends Schema.TaggedError<UnknownToolError>()("UnknownToolError", {
+  tool: Schema.String,
+  available: Schema.Array(Schema.String)
+}) {}
+
+/** A tool ran past its timeout and was interrupted. @since 0.1.0 */
+export class ToolTimeoutError extends Schema.TaggedError<ToolTimeoutError>()("ToolTimeoutError", {
+  tool: Schema.String,
+  millis: Schema.Number
+}) {}
+
+/** @since 0.1.0 */
+export interface Tool<in out I, in out O, out R> {
+  readonly name: string
+  readonly description: string
+  readonly input: Schema.Schema<I, any>
+  readonly output: Schema.Schema<O, any>
+  readonly handler: (input: I) => Effect.Effect<O, unknown, R>
+  readonly timeout: Duration.Duration | undefined
+  /** What the model sees: name, description and the JSON Schema of the input. */
+  readonly definition: ToolDefinition
+}
+
+/** Any tool; `R` is what its handler needs. @since 0.1.0 */
+export interface Any<R = any> extends Tool<any, any, R> {}
+
+/** The services the handlers of a list of tools need. @since 0.1.0 */
+export type Requirements<Tools extends ReadonlyArray<Any>> = RequirementsOf<Tools[number]>
+
+type RequirementsOf<T> = T extends Tool<any, any, infer R> ? R : never
+
+/**
+ * Makes a tool. Failures of the handler go back to the model as an error tool
+ * result; a handler that runs past `timeout` is interrupted and reported the same way.
+ *
+ * @since 0.1.0
+ */
+export const make = <I, IE, O, OE, R>(
+  name: string,
+  options: {
+    readonly description: string
+    readonly input: Schema.Schema<I, IE>
+    readonly output: Schema.Schema<O, OE>
+    readonly handler: (input: I) => Effect.Effect<O, unknown, R>
+    readonly timeout?: Duration.DurationInput | undefined
+  }
+): Tool<I, O, R> => ({
+  name,
+  description: options.description,
+  input: options.input,
+  output: options.output,
+  handler: options.handler,
+  timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout),
+  definition: { name, description: options.description, inputSchema: JSONSchema.make(options.input) }
+})

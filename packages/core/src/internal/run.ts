@@ -1,0 +1,398 @@
+import {
+  Cause,
+  Deferred,
+  Duration,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  FiberId,
+  HashSet,
+  Option,
+  PubSub,
+  Ref,
+  Scope,
+  Stream,
+  Supervisor
+} from "effect"
+import type { Fiber } from "effect"
+import { HttpServerError } from "@effect/platform"
+import type { Agent, RunInput } from "../Agent.js"
+import { SubtaskFailedError, type AgentError } from "../AgentError.js"
+import type { AgentRun, RunOptions, RunOutcome } from "../AgentRun.js"
+import * as CancelReason from "../CancelReason.js"
+import type { LanguageModel } from "../LanguageModel.js"
+import type { Message } from "../Message.js"
+import * as RunEvent from "../RunEvent.js"
+import * as StagedWrites from "../StagedWrites.js"
+import * as TokenBudget from "../TokenBudget.js"
+import { CurrentRun, type EventCommon, type RunContext, type SubtaskEntry } from "./context.js"
+import { runLoop, type LoopResult } from "./loop.js"
+import { describeError } from "./tools.js"
+import * as Transcript from "./transcript.js"
+
+let runCounter = 0
+const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
+
+export const inputMessages = (input: RunInput): ReadonlyArray<Message> => {
+  if (typeof input === "string") return [{ role: "user", content: [{ type: "text", text: input }] }]
+  const message: Message =
+    typeof input.message === "string"
+      ? { role: "user", content: [{ type: "text", text: input.message }] }
+      : input.message
+  return [...(input.history ?? []), message]
+}
+
+export const stage = (ctx: RunContext, write: StagedWrites.Write) =>
+  Option.match(ctx.transaction, {
+    onNone: () =>
+      Effect.fail(
+        new StagedWrites.StagedWriteError({
+          operation: "stage",
+          message: "no StagedWrites service was provided to the run"
+        })
+      ),
+    onSome: (transaction) =>
+      transaction
+        .stage(write)
+        .pipe(
+          Effect.zipRight(Ref.update(ctx.stagedCount, (n) => n + 1)),
+          Effect.zipRight(
+            ctx.emit((c) => new RunEvent.WriteStaged({ ...c, description: StagedWrites.describe(write) }))
+          )
+        )
+  })
+
+/** Why a run whose body was interrupted stopped: the recorded reason, else what the interruptors tell. */
+const reasonOf = (recorded: Option.Option<CancelReason.CancelReason>, cause: Cause.Cause<unknown>) =>
+  Option.getOrElse(recorded, () =>
+    HashSet.has(Cause.interruptors(cause), HttpServerError.clientAbortFiberId)
+      ? new CancelReason.ClientDisconnected()
+      : new CancelReason.Interrupted()
+  )
+
+/** Waits for every subtask, including those spawned while waiting; reports the first that failed. */
+const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFailedError> =>
+  Effect.gen(function* () {
+    let seen = 0
+    while (true) {
+      const subtasks = yield* Ref.get(ctx.subtasks)
+      if (subtasks.length === seen) return
+      for (const subtask of subtasks.slice(seen)) {
+        const exit = yield* subtask.fiber.await
+        if (!subtask.observed && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+          return yield* new SubtaskFailedError({ subtask: subtask.name, message: Cause.pretty(exit.cause) })
+        }
+      }
+      seen = subtasks.length
+    }
+  })
+
+interface Undo {
+  readonly writes: number
+  readonly compensations: number
+}
+
+/** Rolls back staged writes and runs compensations in reverse order; failures are logged, never thrown. */
+const undo = (ctx: RunContext): Effect.Effect<Undo> =>
+  Effect.gen(function* () {
+    const staged = yield* Ref.get(ctx.stagedCount)
+    const writes = yield* Option.match(ctx.transaction, {
+      onNone: () => Effect.succeed(0),
+      onSome: (transaction) =>
+        transaction.rollback.pipe(
+          Effect.map(() => staged),
+          Effect.catchAllCause((cause) =>
+            Effect.as(Effect.logError("rollback failed", cause).pipe(Effect.annotateLogs("runId", ctx.runId)), staged)
+          )
+        )
+    })
+    const undos = yield* Ref.getAndSet(ctx.compensations, [])
+    for (const compensation of [...undos].reverse()) {
+      yield* compensation.pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError("compensation failed", cause).pipe(Effect.annotateLogs("runId", ctx.runId))
+        )
+      )
+    }
+    return { writes, compensations: undos.length }
+  })
+
+/**
+ * Builds a root run: its handle, and the program that runs it. The program opens
+ * the run's scope, begins the staged writes before anything forks, runs the loop
+ * raced against cancellation, then (uninterruptibly) closes the subtask scope,
+ * commits or rolls back, and checks that no fiber of the tree is still alive.
+ */
+export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =>
+  Effect.gen(function* () {
+    const runId = options.runId ?? newRunId()
+    const agentPath = agent.name
+    const events = yield* PubSub.unbounded<RunEvent.RunEvent>({ replay: Number.MAX_SAFE_INTEGER })
+    let seq = 0
+    const emitAs =
+      (path: string) =>
+      (make: (common: EventCommon) => RunEvent.RunEvent): Effect.Effect<void> =>
+        Effect.sync(() => {
+          events.unsafeOffer(make({ runId, seq: ++seq, agent: path }))
+        })
+    const emit = emitAs(agentPath)
+    const recordedReason = yield* Ref.make(Option.none<CancelReason.CancelReason>())
+    const cancelSignal = yield* Deferred.make<void>()
+    const outcome = yield* Deferred.make<RunOutcome>()
+    const fiberRef = yield* Deferred.make<Fiber.RuntimeFiber<unknown, AgentError>>()
+    const requestCancel = (reason: CancelReason.CancelReason) =>
+      Effect.zipRight(
+        Ref.update(recordedReason, (current) => (Option.isSome(current) ? current : Option.some(reason))),
+        Deferred.succeed(cancelSignal, undefined)
+      )
+    const ledger = yield* TokenBudget.make({
+      ceiling: options.tokenBudget ?? agent.tokenBudget,
+      onExceeded: (snapshot) =>
+        requestCancel(new CancelReason.BudgetExceeded({ ceiling: snapshot.ceiling, used: snapshot.used }))
+    })
+    const cancelDeadline = Duration.decode(options.cancelDeadline ?? "5 seconds")
+    const state = yield* Ref.make(Transcript.initial(inputMessages(input)))
+
+    const program = Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const staging = yield* Effect.serviceOption(StagedWrites.StagedWrites)
+        const supervisor = yield* Supervisor.track
+        const runScope = yield* Scope.make()
+        yield* emit(
+          (c) => new RunEvent.RunStarted({ ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
+        )
+        yield* Effect.logDebug("run started").pipe(Effect.annotateLogs({ runId, agent: agent.name }))
+        // Staging is acquired before anything forks, so its release runs after every child has ended.
+        const transaction = yield* Option.match(staging, {
+          onNone: () => Effect.succeed(Option.none<StagedWrites.Transaction>()),
+          onSome: (service) => Effect.map(Scope.extend(service.begin(runId), runScope), Option.some)
+        }).pipe(Effect.either)
+        const childScope = yield* Scope.fork(runScope, ExecutionStrategy.parallel)
+        const ctx: RunContext = {
+          runId,
+          sessionId: options.sessionId,
+          agentPath,
+          emit,
+          emitAs,
+          ledger,
+          transaction: transaction._tag === "Right" ? transaction.right : Option.none(),
+          stagedCount: yield* Ref.make(0),
+          compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
+          childScope,
+          subtasks: yield* Ref.make<ReadonlyArray<SubtaskEntry>>([]),
+          requestCancel,
+          nextId: (prefix) => `${prefix}_${runId}_${++seq}`
+        }
+        const cancelled = Effect.raceFirst(
+          Deferred.await(cancelSignal),
+          options.timeout === undefined
+            ? Effect.never
+            : Effect.sleep(options.timeout).pipe(
+                Effect.zipRight(
+                  requestCancel(
+                    new CancelReason.Timeout({ millis: Duration.toMillis(Duration.decode(options.timeout)) })
+                  )
+                )
+              )
+        ).pipe(Effect.zipRight(Effect.interrupt))
+        const body: Effect.Effect<LoopResult, AgentError, any> =
+          transaction._tag === "Left"
+            ? Effect.fail(transaction.left)
+            : runLoop(agent, ctx, state).pipe(
+                Effect.zipLeft(awaitSubtasks(ctx)),
+                Effect.provideService(CurrentRun, ctx)
+              )
+        const bodyExit = yield* restore(Effect.raceFirst(body, cancelled)).pipe(
+          Effect.supervised(supervisor),
+          Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name } }),
+          Effect.exit
+        )
+        // Subtasks end (interrupted and awaited) before anything is committed or rolled back.
+        const childrenDone = yield* Scope.close(childScope, bodyExit).pipe(Effect.timeoutOption(cancelDeadline))
+        const result = yield* settle(ctx, bodyExit, recordedReason, state)
+        yield* Scope.close(runScope, Exit.void)
+        const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
+        yield* Deferred.succeed(outcome, result.outcome)
+        if (alive.length > 0 || Option.isNone(childrenDone)) {
+          const message = `run ${runId}: ${alive.length} fiber(s) still alive after the run ended`
+          if (options.onLeak === "die") return yield* Effect.die(new Error(message))
+          yield* Effect.logWarning(message).pipe(
+            Effect.annotateLogs({ runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
+          )
+        }
+        return yield* result.exit
+      })
+    ).pipe(
+      // If the program is interrupted before it starts, the outcome is still decided.
+      Effect.onExit((exit) =>
+        Effect.flatMap(Ref.get(recordedReason), (reason) =>
+          Deferred.succeed(
+            outcome,
+            Exit.isSuccess(exit)
+              ? {
+                  _tag: "Cancelled",
+                  runId,
+                  reason: new CancelReason.Interrupted(),
+                  transcript: [],
+                  tokensUsed: 0,
+                  tokensEstimated: false,
+                  writesRolledBack: 0,
+                  compensationsRun: 0
+                }
+              : {
+                  _tag: "Cancelled",
+                  runId,
+                  reason: reasonOf(reason, exit.cause),
+                  transcript: inputMessages(input),
+                  tokensUsed: 0,
+                  tokensEstimated: false,
+                  writesRolledBack: 0,
+                  compensationsRun: 0
+                }
+          )
+        )
+      )
+    )
+
+    const settle = (
+      ctx: RunContext,
+      bodyExit: Exit.Exit<LoopResult, AgentError>,
+      reasonRef: Ref.Ref<Option.Option<CancelReason.CancelReason>>,
+      transcriptState: Ref.Ref<Transcript.TranscriptState>
+    ) =>
+      Effect.gen(function* () {
+        const tokens = yield* ledger.snapshot
+        if (Exit.isSuccess(bodyExit)) {
+          const committed = yield* Option.match(ctx.transaction, {
+            onNone: () => Effect.succeed(0),
+            onSome: (transaction) => transaction.commit
+          }).pipe(Effect.exit)
+          if (Exit.isSuccess(committed)) {
+            if (committed.value > 0) yield* emit((c) => new RunEvent.Committed({ ...c, count: committed.value }))
+            yield* emit((c) => new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }))
+            const completed: RunOutcome = {
+              _tag: "Completed",
+              runId,
+              text: bodyExit.value.text,
+              transcript: bodyExit.value.transcript,
+              tokensUsed: tokens.used,
+              writesCommitted: committed.value
+            }
+            return { outcome: completed, exit: Effect.succeed(bodyExit.value) }
+          }
+          return yield* failed(ctx, committed.cause, transcriptState)
+        }
+        if (Cause.isInterruptedOnly(bodyExit.cause)) {
+          const reason = reasonOf(yield* Ref.get(reasonRef), bodyExit.cause)
+          const why = CancelReason.describe(reason)
+          const undone = yield* undo(ctx)
+          yield* emit(
+            (c) =>
+              new RunEvent.RolledBack({ ...c, count: undone.writes, compensations: undone.compensations, reason: why })
+          )
+          const tokensNow = yield* ledger.snapshot
+          yield* emit(
+            (c) =>
+              new RunEvent.RunCancelled({
+                ...c,
+                reason,
+                tokensUsed: tokensNow.used,
+                tokensEstimated: tokensNow.estimated,
+                writesRolledBack: undone.writes
+              })
+          )
+          yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
+            Effect.annotateLogs({
+              runId,
+              reason: reason._tag,
+              tokensUsed: tokensNow.used,
+              writesRolledBack: undone.writes
+            })
+          )
+          const cancelled: RunOutcome = {
+            _tag: "Cancelled",
+            runId,
+            reason,
+            transcript: Transcript.close(yield* Ref.get(transcriptState), why),
+            tokensUsed: tokensNow.used,
+            tokensEstimated: tokensNow.estimated,
+            writesRolledBack: undone.writes,
+            compensationsRun: undone.compensations
+          }
+          return { outcome: cancelled, exit: Effect.interrupt }
+        }
+        return yield* failed(ctx, bodyExit.cause, transcriptState)
+      })
+
+    const failed = (
+      ctx: RunContext,
+      cause: Cause.Cause<AgentError>,
+      transcriptState: Ref.Ref<Transcript.TranscriptState>
+    ) =>
+      Effect.gen(function* () {
+        const error = Option.match(Cause.failureOption(cause), {
+          onNone: () => Cause.pretty(cause),
+          onSome: describeError
+        })
+        const undone = yield* undo(ctx)
+        yield* emit(
+          (c) =>
+            new RunEvent.RolledBack({ ...c, count: undone.writes, compensations: undone.compensations, reason: error })
+        )
+        const tokens = yield* ledger.snapshot
+        yield* emit(
+          (c) => new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes })
+        )
+        yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId }))
+        const outcome: RunOutcome = {
+          _tag: "Failed",
+          runId,
+          cause,
+          error,
+          transcript: Transcript.close(yield* Ref.get(transcriptState), "it failed"),
+          tokensUsed: tokens.used,
+          writesRolledBack: undone.writes,
+          compensationsRun: undone.compensations
+        }
+        return { outcome, exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError> }
+      })
+
+    const awaitOutcome = Deferred.await(outcome)
+    const run: AgentRun = {
+      id: runId,
+      sessionId: options.sessionId,
+      agent: agent.name,
+      events: Stream.fromPubSub(events).pipe(Stream.takeUntil(RunEvent.isTerminal)),
+      eventsAfter: (after) =>
+        Stream.fromPubSub(events).pipe(
+          Stream.takeUntil(RunEvent.isTerminal),
+          Stream.filter((event) => event.seq > after)
+        ),
+      cancel: (reason) =>
+        Effect.gen(function* () {
+          if (yield* Deferred.isDone(outcome)) return yield* awaitOutcome
+          yield* requestCancel(reason)
+          return yield* awaitOutcome.pipe(
+            Effect.timeout(cancelDeadline),
+            Effect.catchTag("TimeoutException", () =>
+              Effect.logWarning(
+                `run ${runId} did not stop within ${Duration.format(cancelDeadline)} of its cancel`
+              ).pipe(Effect.zipRight(awaitOutcome))
+            )
+          )
+        }),
+      outcome: awaitOutcome,
+      poll: Deferred.poll(outcome).pipe(
+        Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))
+      ),
+      tokens: ledger.snapshot,
+      fiber: Deferred.await(fiberRef)
+    }
+    const attach = (fiber: Fiber.RuntimeFiber<unknown, AgentError>) => Deferred.succeed(fiberRef, fiber)
+    return {
+      run,
+      program: program as Effect.Effect<LoopResult, AgentError, LanguageModel | Exclude<R, CurrentRun>>,
+      attach,
+      ctx: undefined
+    }
+  })

@@ -1,0 +1,96 @@
+import { Cause, Effect, Exit, ParseResult, Ref, Schema } from "effect"
+import type { ToolResultBlock } from "../Message.js"
+import * as RunEvent from "../RunEvent.js"
+import * as Tool from "../Tool.js"
+import { CurrentRun, type RunContext } from "./context.js"
+import type { ToolStatus, TranscriptState } from "./transcript.js"
+
+/** A readable message for any failure a tool handler may produce. */
+export const describeError = (error: unknown): string => {
+  if (ParseResult.isParseError(error)) return ParseResult.TreeFormatter.formatErrorSync(error)
+  if (typeof error === "object" && error !== null) {
+    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
+    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
+    if (tag !== undefined && message !== undefined && message.length > 0) return `${tag}: ${message}`
+    if (message !== undefined && message.length > 0) return message
+    if (tag !== undefined) return `${tag}: ${JSON.stringify(error)}`
+  }
+  return String(error)
+}
+
+const setStatus = (state: Ref.Ref<TranscriptState>, id: string, status: ToolStatus) =>
+  Ref.update(state, (s) => ({ ...s, toolStatus: new Map(s.toolStatus).set(id, status) }))
+
+const decodeInput = (tool: Tool.Any, inputJson: string) =>
+  Schema.decodeUnknown(Schema.parseJson(tool.input))(inputJson).pipe(
+    Effect.mapError(
+      (error) => new Tool.ToolInputError({ tool: tool.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
+    )
+  )
+
+const encodeOutput = (tool: Tool.Any, output: unknown) =>
+  Schema.encode(tool.output)(output).pipe(
+    Effect.map((encoded) => ({
+      output: encoded as unknown,
+      content: typeof encoded === "string" ? encoded : JSON.stringify(encoded)
+    })),
+    Effect.orDie
+  )
+
+const withTimeout = <A, E, R>(tool: Tool.Any, effect: Effect.Effect<A, E, R>) =>
+  tool.timeout === undefined
+    ? effect
+    : Effect.timeoutFail(effect, {
+        duration: tool.timeout,
+        onTimeout: () => new Tool.ToolTimeoutError({ tool: tool.name, millis: Number(tool.timeout!.value) })
+      })
+
+/**
+ * Runs one tool call of a turn and returns its result block. Bad input, unknown
+ * tools, handler failures and timeouts become error results; defects fail the run.
+ */
+export const runToolUse = <R>(
+  tools: ReadonlyArray<Tool.Any<R>>,
+  use: { readonly id: string; readonly name: string; readonly inputJson: string },
+  ctx: RunContext,
+  state: Ref.Ref<TranscriptState>
+): Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>> => {
+  const failed = (error: string) =>
+    Effect.as(
+      Effect.zipRight(
+        setStatus(state, use.id, { _tag: "Failed", content: error }),
+        ctx.emit((c) => new RunEvent.ToolFailed({ ...c, toolUseId: use.id, tool: use.name, error }))
+      ),
+      { type: "tool_result", toolUseId: use.id, content: error, isError: true } satisfies ToolResultBlock
+    )
+  const tool = tools.find((candidate) => candidate.name === use.name)
+  if (tool === undefined) {
+    const error = new Tool.UnknownToolError({ tool: use.name, available: tools.map((t) => t.name) })
+    return failed(`Unknown tool "${use.name}". Available tools: ${error.available.join(", ") || "none"}.`)
+  }
+  return Effect.gen(function* () {
+    const decoded = yield* Effect.either(decodeInput(tool, use.inputJson))
+    if (decoded._tag === "Left") return yield* failed(`Invalid input for tool "${tool.name}":\n${decoded.left.issue}`)
+    yield* setStatus(state, use.id, { _tag: "Running" })
+    yield* ctx.emit(
+      (c) => new RunEvent.ToolStarted({ ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) })
+    )
+    const exit = yield* withTimeout(tool, tool.handler(decoded.right)).pipe(
+      Effect.provideService(CurrentRun, ctx),
+      Effect.withSpan(`Tool.${tool.name}`, { attributes: { toolUseId: use.id } }),
+      Effect.onInterrupt(() =>
+        ctx.emit((c) => new RunEvent.ToolInterrupted({ ...c, toolUseId: use.id, tool: tool.name }))
+      ),
+      Effect.exit
+    )
+    if (Exit.isSuccess(exit)) {
+      const { content, output } = yield* encodeOutput(tool, exit.value)
+      yield* setStatus(state, use.id, { _tag: "Succeeded", content })
+      yield* ctx.emit((c) => new RunEvent.ToolSucceeded({ ...c, toolUseId: use.id, tool: tool.name, output }))
+      return { type: "tool_result", toolUseId: use.id, content, isError: false } satisfies ToolResultBlock
+    }
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some") return yield* failed(describeError(failure.value))
+    return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
+  }) as Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>>
+}

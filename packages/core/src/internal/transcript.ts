@@ -1,0 +1,68 @@
+import type { Message, ToolResultBlock, ToolUseBlock } from "../Message.js"
+
+/** Where each tool call of the current turn stands. */
+export type ToolStatus =
+  | { readonly _tag: "NotStarted" }
+  | { readonly _tag: "Running" }
+  | { readonly _tag: "Succeeded"; readonly content: string }
+  | { readonly _tag: "Failed"; readonly content: string }
+
+/** The transcript of one agent as a run builds it, including a turn still streaming. */
+export interface TranscriptState {
+  readonly messages: ReadonlyArray<Message>
+  /** The assistant message being streamed: text so far and tool uses completed so far. */
+  readonly streaming: { readonly text: string; readonly toolUses: ReadonlyArray<ToolUseBlock> } | undefined
+  readonly toolStatus: ReadonlyMap<string, ToolStatus>
+}
+
+export const initial = (messages: ReadonlyArray<Message>): TranscriptState => ({
+  messages,
+  streaming: undefined,
+  toolStatus: new Map()
+})
+
+const honestResult = (toolUseId: string, status: ToolStatus | undefined, why: string): ToolResultBlock => {
+  const result = (content: string): ToolResultBlock => ({ type: "tool_result", toolUseId, content, isError: true })
+  switch (status?._tag) {
+    case undefined:
+    case "NotStarted":
+      return result(`Not run: the run stopped (${why}) before this tool started.`)
+    case "Running":
+      return result(
+        `Interrupted: the run stopped (${why}) while this tool was running; its staged writes were rolled back.`
+      )
+    case "Succeeded":
+      return result(
+        `The tool finished, but the run stopped (${why}) before its writes were committed; they were rolled back. Its output was: ${status.content}`
+      )
+    case "Failed":
+      return result(status.content)
+  }
+}
+
+/**
+ * Closes a transcript after a run stopped early: keeps the text streamed so far
+ * and answers every `tool_use` with a `tool_result` that says what happened, so
+ * the session's next message is accepted by the API.
+ */
+export const close = (state: TranscriptState, why: string): ReadonlyArray<Message> => {
+  const messages = [...state.messages]
+  if (state.streaming !== undefined) {
+    const content = [
+      ...(state.streaming.text.length > 0 ? [{ type: "text" as const, text: state.streaming.text }] : []),
+      ...state.streaming.toolUses
+    ]
+    if (content.length > 0) messages.push({ role: "assistant", content })
+  }
+  const last = messages[messages.length - 1]
+  if (last?.role === "assistant") {
+    const toolUses = last.content.filter((block): block is ToolUseBlock => block.type === "tool_use")
+    if (toolUses.length > 0) {
+      messages.push({
+        role: "user",
+        content: toolUses.map((use) => honestResult(use.id, state.toolStatus.get(use.id), why))
+      })
+    }
+  }
+  return messages
+}

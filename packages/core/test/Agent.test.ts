@@ -1,0 +1,291 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
+import { Agent, AgentRun, CancelReason, Message, ModelError, StagedWrites, Subtask, Tool } from "@tether/core"
+import { ScriptedModel } from "@tether/testing"
+
+const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
+
+/** Counts acquisitions and releases so a test can check every finalizer ran exactly once. */
+const makeProbe = Effect.gen(function* () {
+  const started = yield* Ref.make(0)
+  const finalized = yield* Ref.make(0)
+  const guard = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Ref.update(started, (n) => n + 1),
+      () => effect,
+      () => Ref.update(finalized, (n) => n + 1)
+    )
+  return { started: Ref.get(started), finalized: Ref.get(finalized), guard }
+})
+
+const setup = (script: ScriptedModel.Script) => Layer.mergeAll(ScriptedModel.layer(script), StagedWrites.layerMemory)
+
+const orderTool = (probe: Effect.Effect.Success<typeof makeProbe>, work: Duration.DurationInput = "1 second") =>
+  Tool.make("record_order", {
+    description: "Records an order",
+    input: Order,
+    output: Schema.String,
+    handler: (order) =>
+      probe.guard(
+        Effect.gen(function* () {
+          yield* AgentRun.stage(StagedWrites.upsert("orders", order.id, order))
+          yield* Effect.sleep(work)
+          return `recorded ${order.id}`
+        })
+      )
+  })
+
+const committed = Effect.flatMap(StagedWrites.MemoryStore, (store) => store.snapshot)
+
+describe("Agent.run", () => {
+  it.effect("completes a run with a tool call and commits its staged writes", () =>
+    Effect.gen(function* () {
+      const probe = yield* makeProbe
+      const agent = Agent.make({ name: "shop", tools: [orderTool(probe)] })
+      const fiber = yield* Effect.fork(Agent.run(agent, "buy"))
+      yield* TestClock.adjust("10 seconds")
+      const result = yield* Fiber.join(fiber)
+      expect(result.text).toBe("Done.")
+      expect(Message.unansweredToolUses(result.transcript)).toEqual([])
+      const snapshot = yield* committed
+      expect(snapshot.get("orders")?.get("o-1")).toEqual({ id: "o-1", total: 3 })
+      expect(yield* probe.finalized).toBe(1)
+    }).pipe(
+      Effect.provide(
+        setup([[ScriptedModel.toolUse("record_order", { id: "o-1", total: 3 })], ScriptedModel.text("Done.")])
+      )
+    )
+  )
+
+  it.effect("interrupting the run while a tool runs interrupts the tool, rolls back and answers the tool_use", () =>
+    Effect.gen(function* () {
+      const probe = yield* makeProbe
+      const agent = Agent.make({ name: "shop", tools: [orderTool(probe, "1 hour")] })
+      const run = yield* AgentRun.start(agent, "buy")
+      const events = yield* Stream.runCollect(run.events).pipe(Effect.fork)
+      yield* TestClock.adjust("1 second")
+      expect(yield* probe.started).toBe(1)
+      const outcome = yield* run.cancel(new CancelReason.UserAbort())
+      expect(outcome._tag).toBe("Cancelled")
+      if (outcome._tag !== "Cancelled") return
+      expect(outcome.reason._tag).toBe("UserAbort")
+      expect(outcome.writesRolledBack).toBe(1)
+      expect(yield* probe.finalized).toBe(1)
+      expect((yield* committed).size).toBe(0)
+      expect(Message.unansweredToolUses(outcome.transcript)).toEqual([])
+      const last = outcome.transcript[outcome.transcript.length - 1]!
+      expect(last.content[0]).toMatchObject({ type: "tool_result", isError: true })
+      expect((last.content[0] as Message.ToolResultBlock).content).toMatch(/^Interrupted/)
+      const exit = yield* Fiber.await(yield* run.fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      const tags = Array.from(yield* Fiber.join(events), (event) => event._tag)
+      expect(tags).toContain("ToolInterrupted")
+      expect(tags.slice(-2)).toEqual(["RolledBack", "RunCancelled"])
+      const recorder = yield* ScriptedModel.ScriptedModel
+      expect(yield* recorder.openStreams).toBe(0)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(setup([[ScriptedModel.toolUse("record_order", { id: "o-1", total: 3 })], ScriptedModel.text("x")]))
+    )
+  )
+
+  it.effect("interrupting the run while a turn streams closes the stream and keeps the partial text", () =>
+    Effect.gen(function* () {
+      const agent = Agent.make({ name: "writer" })
+      const run = yield* AgentRun.start(agent, "write")
+      yield* TestClock.adjust("250 millis")
+      const outcome = yield* run.cancel(new CancelReason.ClientDisconnected())
+      const recorder = yield* ScriptedModel.ScriptedModel
+      expect(yield* recorder.openStreams).toBe(0)
+      expect(yield* recorder.chunksEmitted).toBe(2)
+      expect(outcome).toMatchObject({
+        _tag: "Cancelled",
+        reason: { _tag: "ClientDisconnected" },
+        tokensEstimated: true
+      })
+      if (outcome._tag !== "Cancelled") return
+      expect(Message.text(outcome.transcript[1]!)).toBe("Hello ")
+      const ledger = yield* run.tokens
+      expect(ledger.inFlight).toBe(0)
+      expect(ledger.reserved).toBe(ledger.settled + ledger.released)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(setup([ScriptedModel.text("Hello there world", { chunks: 6, delay: "100 millis" })]))
+    )
+  )
+
+  it.effect("interrupting the run interrupts its subtasks before the writes roll back", () =>
+    Effect.gen(function* () {
+      const probe = yield* makeProbe
+      const background = Tool.make("background", {
+        description: "Starts background work",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.gen(function* () {
+            yield* Subtask.spawn(
+              "indexer",
+              probe.guard(
+                Effect.gen(function* () {
+                  yield* Effect.sleep("1 second")
+                  yield* AgentRun.stage(StagedWrites.upsert("index", "a", 1))
+                  yield* Effect.sleep("1 hour")
+                })
+              )
+            )
+            return "started"
+          })
+      })
+      const agent = Agent.make({ name: "bg", tools: [background] })
+      const run = yield* AgentRun.start(agent, "go", { onLeak: "die" })
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* probe.started).toBe(1)
+      const outcome = yield* run.cancel(new CancelReason.UserAbort())
+      expect(outcome).toMatchObject({ _tag: "Cancelled", writesRolledBack: 1 })
+      expect(yield* probe.finalized).toBe(1)
+      expect((yield* committed).size).toBe(0)
+      const exit = yield* Fiber.await(yield* run.fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+    }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("background", {})], ScriptedModel.text("ok")])))
+  )
+
+  it.effect("a successful run waits for its subtasks and commits their writes", () =>
+    Effect.gen(function* () {
+      const spawner = Tool.make("spawn", {
+        description: "Spawns",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.as(
+            Subtask.spawn(
+              "late-writer",
+              Effect.sleep("5 seconds").pipe(Effect.zipRight(AgentRun.stage(StagedWrites.upsert("t", "k", "v"))))
+            ),
+            "spawned"
+          )
+      })
+      const run = yield* AgentRun.start(Agent.make({ name: "a", tools: [spawner] }), "go")
+      yield* TestClock.adjust("10 seconds")
+      const outcome = yield* run.outcome
+      expect(outcome).toMatchObject({ _tag: "Completed", writesCommitted: 1 })
+      expect((yield* committed).get("t")?.get("k")).toBe("v")
+    }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("spawn", {})], ScriptedModel.text("ok")])))
+  )
+
+  it.effect("compensations run in reverse order when the run does not succeed", () =>
+    Effect.gen(function* () {
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      const sideEffect = Tool.make("email", {
+        description: "Sends two emails",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.gen(function* () {
+            yield* AgentRun.compensate(Ref.update(log, (l) => [...l, "unsend first"]))
+            yield* AgentRun.compensate(Ref.update(log, (l) => [...l, "unsend second"]))
+            yield* Effect.sleep("1 hour")
+            return "sent"
+          })
+      })
+      const run = yield* AgentRun.start(Agent.make({ name: "mailer", tools: [sideEffect] }), "go")
+      yield* TestClock.adjust("1 second")
+      const outcome = yield* run.cancel(new CancelReason.Shutdown())
+      expect(outcome).toMatchObject({ _tag: "Cancelled", compensationsRun: 2, reason: { _tag: "Shutdown" } })
+      expect(yield* Ref.get(log)).toEqual(["unsend second", "unsend first"])
+    }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("email", {})], ScriptedModel.text("ok")])))
+  )
+
+  it.effect("bad tool input goes back to the model as an error result and the run continues", () =>
+    Effect.gen(function* () {
+      const probe = yield* makeProbe
+      const agent = Agent.make({ name: "shop", tools: [orderTool(probe, "1 millis")] })
+      const fiber = yield* Effect.fork(Agent.run(agent, "buy"))
+      yield* TestClock.adjust("1 minute")
+      const result = yield* Fiber.join(fiber)
+      expect(result.text).toBe("Sorry.")
+      const results = result.transcript
+        .flatMap((m) => m.content)
+        .filter((b): b is Message.ToolResultBlock => b.type === "tool_result")
+      expect(results).toHaveLength(3)
+      expect(results.every((r) => r.isError)).toBe(true)
+      expect(results[0]!.content).toMatch(/Invalid input for tool "record_order"/)
+      expect(results[1]!.content).toMatch(/total/)
+      expect(results[2]!.content).toMatch(/Unknown tool "teleport"/)
+      expect(yield* probe.started).toBe(0)
+      const recorder = yield* ScriptedModel.ScriptedModel
+      const requests = yield* recorder.requests
+      expect(requests).toHaveLength(2)
+    }).pipe(
+      Effect.provide(
+        setup([
+          [
+            ScriptedModel.toolUseRaw("record_order", '{"id": "o-1", "total": '),
+            ScriptedModel.toolUse("record_order", { id: "o-1", total: "three" }),
+            ScriptedModel.toolUse("teleport", {})
+          ],
+          ScriptedModel.text("Sorry.")
+        ])
+      )
+    )
+  )
+
+  it.effect("a tool past its timeout is interrupted and reported to the model", () =>
+    Effect.gen(function* () {
+      const slow = Tool.make("slow", {
+        description: "Slow",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        timeout: "2 seconds",
+        handler: () => Effect.as(Effect.sleep("1 hour"), "late")
+      })
+      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools: [slow] }), "go"))
+      yield* TestClock.adjust("3 seconds")
+      const result = yield* Fiber.join(fiber)
+      const toolResult = result.transcript[2]!.content[0] as Message.ToolResultBlock
+      expect(toolResult).toMatchObject({ isError: true })
+      expect(toolResult.content).toMatch(/ToolTimeoutError/)
+    }).pipe(Effect.provide(setup([[ScriptedModel.toolUse("slow", {})], ScriptedModel.text("ok")])))
+  )
+
+  it.effect("a plain fiber interrupt is recorded as Interrupted", () =>
+    Effect.gen(function* () {
+      const run = yield* AgentRun.start(Agent.make({ name: "a" }), "go")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(yield* run.fiber)
+      expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "Interrupted" } })
+    }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "1 second" })])))
+  )
+
+  it.effect("the run's timeout cancels it with reason Timeout", () =>
+    Effect.gen(function* () {
+      const run = yield* AgentRun.start(Agent.make({ name: "a" }), "go", { timeout: "3 seconds" })
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "Timeout", millis: 3000 } })
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(setup([ScriptedModel.text("abcdefghijklmnop", { chunks: 8, delay: "1 second" })]))
+    )
+  )
+
+  it.effect("a model failure fails the run and rolls back", () =>
+    Effect.gen(function* () {
+      const probe = yield* makeProbe
+      const run = yield* AgentRun.start(Agent.make({ name: "shop", tools: [orderTool(probe, "1 millis")] }), "buy")
+      yield* TestClock.adjust("1 minute")
+      const outcome = yield* run.outcome
+      expect(outcome).toMatchObject({ _tag: "Failed", writesRolledBack: 1 })
+      if (outcome._tag === "Failed") expect(outcome.error).toMatch(/OverloadedError/)
+      expect((yield* committed).size).toBe(0)
+      const exit = yield* Fiber.await(yield* run.fiber)
+      expect(Exit.isFailure(exit) && Option.isSome(Cause.failureOption(exit.cause))).toBe(true)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        setup([
+          [ScriptedModel.toolUse("record_order", { id: "o-1", total: 3 })],
+          [ScriptedModel.fail(new ModelError.OverloadedError({ message: "busy", status: 529 }))]
+        ])
+      )
+    )
+  )
+})

@@ -1,0 +1,192 @@
+/**
+ * A deterministic `LanguageModel` for tests: each turn follows a script of
+ * text chunks, tool calls, delays (on the `TestClock` under `it.effect`) and
+ * failures. It records every request and how many of its streams are open, so
+ * a test can check that an interrupted run left no stream behind. Like a real
+ * provider it stops a turn at the request's `max_tokens`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agent } from "@tether/core"
+ * import { ScriptedModel } from "@tether/testing"
+ *
+ * const model = ScriptedModel.layer([
+ *   [ScriptedModel.toolUse("search", { query: "effect" })],
+ *   ScriptedModel.text("Found it.", { chunks: 3, delay: "100 millis" })
+ * ])
+ * declare const agent: Agent.Agent<never>
+ * const program = Agent.run(agent, "find effect").pipe(Effect.provide(model))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Ref, Stream } from "effect"
+import type { Duration } from "effect"
+import { LanguageModel } from "@tether/core"
+import type { ModelError } from "@tether/core"
+
+/** @since 0.1.0 */
+export type Step =
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "ToolUse"; readonly id: string | undefined; readonly name: string; readonly inputJson: string }
+  | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
+  | { readonly _tag: "Fail"; readonly error: ModelError.ModelError }
+
+/** One turn's steps. @since 0.1.0 */
+export type Turn = ReadonlyArray<Step>
+
+/** A script: turns in order (the last is repeated), or a function of the request. @since 0.1.0 */
+export type Script = ReadonlyArray<Turn> | ((request: LanguageModel.TurnRequest, index: number) => Turn)
+
+/** Text in `chunks` pieces, `delay` before each. @since 0.1.0 */
+export const text = (
+  content: string,
+  options?: { readonly chunks?: number | undefined; readonly delay?: Duration.DurationInput | undefined }
+): Turn => {
+  const chunks = Math.max(1, Math.min(options?.chunks ?? 1, content.length))
+  const size = Math.ceil(content.length / chunks)
+  const steps: Array<Step> = []
+  for (let at = 0; at < content.length; at += size) {
+    if (options?.delay !== undefined) steps.push({ _tag: "Delay", duration: options.delay })
+    steps.push({ _tag: "Text", text: content.slice(at, at + size) })
+  }
+  return steps
+}
+
+/** A tool call with `input` sent as JSON. @since 0.1.0 */
+export const toolUse = (name: string, input: unknown, options?: { readonly id?: string | undefined }): Step => ({
+  _tag: "ToolUse",
+  id: options?.id,
+  name,
+  inputJson: JSON.stringify(input)
+})
+
+/** A tool call whose input is `inputJson` verbatim (for malformed input). @since 0.1.0 */
+export const toolUseRaw = (name: string, inputJson: string, options?: { readonly id?: string | undefined }): Step => ({
+  _tag: "ToolUse",
+  id: options?.id,
+  name,
+  inputJson
+})
+
+/** @since 0.1.0 */
+export const delay = (duration: Duration.DurationInput): Step => ({ _tag: "Delay", duration })
+
+/** @since 0.1.0 */
+export const fail = (error: ModelError.ModelError): Step => ({ _tag: "Fail", error })
+
+/** What a test can read back from the model. @since 0.1.0 */
+export interface Recorder {
+  readonly requests: Effect.Effect<ReadonlyArray<LanguageModel.TurnRequest>>
+  /** Streams started and not yet released. */
+  readonly openStreams: Effect.Effect<number>
+  /** Text and tool-input chunks emitted, across all turns. */
+  readonly chunksEmitted: Effect.Effect<number>
+}
+
+/** @since 0.1.0 */
+export class ScriptedModel extends Context.Tag("@tether/testing/ScriptedModel")<ScriptedModel, Recorder>() {}
+
+let toolUseCounter = 0
+
+/** @since 0.1.0 */
+export interface Options {
+  /** Keep streaming past the request's `max_tokens`, like a provider that ignores it (to test the ledger's own cap). */
+  readonly ignoreMaxTokens?: boolean | undefined
+}
+
+const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Effect.Effect<void>, options: Options) =>
+  Stream.suspend(() => {
+    const inputTokens = LanguageModel.estimateInputTokens(request)
+    let outputTokens = 0
+    let usedTools = false
+    let truncated = false
+    const emitStep = (step: Step): Stream.Stream<LanguageModel.ModelEvent, ModelError.ModelError> => {
+      if (truncated) return Stream.empty
+      switch (step._tag) {
+        case "Delay":
+          return Stream.drain(Stream.fromEffect(Effect.sleep(step.duration)))
+        case "Fail":
+          return Stream.fail(step.error)
+        case "Text": {
+          const tokens = LanguageModel.estimateTokens(step.text)
+          const allowed = options.ignoreMaxTokens ? tokens : Math.max(0, request.maxTokens - outputTokens)
+          const content = tokens > allowed ? step.text.slice(0, allowed * 4) : step.text
+          outputTokens += Math.min(tokens, allowed)
+          truncated = !options.ignoreMaxTokens && tokens >= allowed && outputTokens >= request.maxTokens
+          return content.length === 0
+            ? Stream.empty
+            : Stream.fromEffect(Effect.as(onChunk, LanguageModel.ModelEvent.TextDelta({ text: content })))
+        }
+        case "ToolUse": {
+          usedTools = true
+          const id = step.id ?? `toolu_scripted_${++toolUseCounter}`
+          outputTokens += LanguageModel.estimateTokens(step.inputJson)
+          return Stream.concat(
+            Stream.make(LanguageModel.ModelEvent.ToolUseStart({ id, name: step.name })),
+            Stream.fromEffect(
+              Effect.as(onChunk, LanguageModel.ModelEvent.ToolInputDelta({ id, partialJson: step.inputJson }))
+            )
+          ).pipe(
+            Stream.concat(
+              Stream.make(LanguageModel.ModelEvent.ToolUseEnd({ id, name: step.name, inputJson: step.inputJson }))
+            )
+          )
+        }
+      }
+    }
+    return Stream.make(LanguageModel.ModelEvent.Usage({ inputTokens, outputTokens: 0 })).pipe(
+      Stream.concat(Stream.flatMap(Stream.fromIterable(turn), emitStep)),
+      Stream.concat(
+        Stream.suspend(() =>
+          Stream.make(
+            LanguageModel.ModelEvent.Usage({ inputTokens, outputTokens }),
+            LanguageModel.ModelEvent.Stop({ reason: truncated ? "max_tokens" : usedTools ? "tool_use" : "end_turn" })
+          )
+        )
+      )
+    )
+  })
+
+/** Makes a scripted model and its recorder. @since 0.1.0 */
+export const make = (script: Script, options: Options = {}) =>
+  Effect.gen(function* () {
+    const requests = yield* Ref.make<ReadonlyArray<LanguageModel.TurnRequest>>([])
+    const open = yield* Ref.make(0)
+    const chunks = yield* Ref.make(0)
+    const service: LanguageModel.Service = {
+      streamTurn: (request) =>
+        Stream.unwrapScoped(
+          Effect.gen(function* () {
+            yield* Effect.acquireRelease(
+              Ref.update(open, (n) => n + 1),
+              () => Ref.update(open, (n) => n - 1)
+            )
+            const index = yield* Ref.modify(requests, (all) => [all.length, [...all, request]])
+            const turn =
+              typeof script === "function" ? script(request, index) : (script[Math.min(index, script.length - 1)] ?? [])
+            return turnEvents(
+              request,
+              turn,
+              Ref.update(chunks, (n) => n + 1),
+              options
+            )
+          })
+        )
+    }
+    const recorder: Recorder = {
+      requests: Ref.get(requests),
+      openStreams: Ref.get(open),
+      chunksEmitted: Ref.get(chunks)
+    }
+    return { service, recorder }
+  })
+
+/** A layer providing the scripted `LanguageModel` and its `ScriptedModel` recorder. @since 0.1.0 */
+export const layer = (script: Script, options?: Options): Layer.Layer<LanguageModel.LanguageModel | ScriptedModel> =>
+  Layer.effectContext(
+    Effect.map(make(script, options), ({ recorder, service }) =>
+      Context.make(LanguageModel.LanguageModel, service).pipe(Context.add(ScriptedModel, recorder))
+    )
+  )

@@ -34,6 +34,7 @@ import * as CancelReason from "./CancelReason.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import type { Message } from "./Message.js"
 import type * as Tool from "./Tool.js"
+import * as AbortSignals from "./internal/abortSignal.js"
 import { CurrentRun, type RunContext } from "./internal/context.js"
 import { runLoop } from "./internal/loop.js"
 import * as internal from "./internal/run.js"
@@ -153,12 +154,11 @@ export const runPromise = async <R>(
     )
     Runtime.runFork(options.runtime)(run.cancel(reason))
   }
-  if (signal?.aborted) onAbort()
-  else signal?.addEventListener("abort", onAbort, { once: true })
+  const release = signal === undefined ? undefined : AbortSignals.onAbort(signal, onAbort)
   try {
     return await Runtime.runPromise(options.runtime)(run.outcome)
   } finally {
-    signal?.removeEventListener("abort", onAbort)
+    release?.()
   }
 }
 

@@ -71,11 +71,10 @@ export const make = Effect.gen(function* () {
   const runs = new Map<string, AgentRun>()
   const lock = yield* Effect.makeSemaphore(1)
 
-  const runningRuns = Effect.filter(Array.from(runs.values()), isRunning)
+  const runningRuns = Effect.suspend(() => Effect.filter(Array.from(runs.values()), isRunning))
   const cancelAll = (reason: CancelReason.CancelReason) =>
-    Effect.flatMap(
-      Effect.suspend(() => runningRuns),
-      (active) => Effect.forEach(active, (run) => run.cancel(reason), { concurrency: "unbounded", discard: true })
+    Effect.flatMap(runningRuns, (active) =>
+      Effect.forEach(active, (run) => run.cancel(reason), { concurrency: "unbounded", discard: true })
     )
   // Added after the FiberMap, so it runs first: every run learns why before its fiber is interrupted.
   yield* Effect.addFinalizer(() => cancelAll(new CancelReason.Shutdown()))
@@ -106,9 +105,8 @@ export const make = Effect.gen(function* () {
         return run === undefined ? Effect.succeedNone : Effect.asSome(run.cancel(reason))
       }),
     get: (sessionId) => Effect.sync(() => Option.fromNullable(runs.get(sessionId))),
-    running: Effect.map(
-      Effect.suspend(() => runningRuns),
-      (active) => active.flatMap((run) => (run.sessionId === undefined ? [] : [run.sessionId]))
+    running: Effect.map(runningRuns, (active) =>
+      active.flatMap((run) => (run.sessionId === undefined ? [] : [run.sessionId]))
     ),
     cancelAll
   }

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Option, Scope, TestClock } from "effect"
+import { Agent, CancelReason, RunRegistry, StagedWrites } from "@tether/core"
+import { ScriptedModel } from "@tether/testing"
+
+const slowText = ScriptedModel.text("a".repeat(100), { chunks: 50, delay: "1 second" })
+const env = Layer.mergeAll(ScriptedModel.layer([slowText]), StagedWrites.layerMemory, RunRegistry.layer)
+const agent = Agent.make({ name: "chat" })
+
+describe("RunRegistry", () => {
+  it.effect("a Stop for one session cancels that session's run only", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const a = yield* registry.start("a", agent, "hi")
+      const b = yield* registry.start("b", agent, "hi")
+      yield* TestClock.adjust("2 seconds")
+      expect([...(yield* registry.running)].sort()).toEqual(["a", "b"])
+      const outcome = yield* registry.cancel("a", new CancelReason.UserAbort())
+      expect(Option.getOrThrow(outcome)).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
+      expect(Option.isSome(yield* a.poll)).toBe(true)
+      expect(yield* b.poll).toEqual(Option.none())
+      expect(yield* registry.running).toEqual(["b"])
+      expect(yield* registry.cancel("nobody", new CancelReason.UserAbort())).toEqual(Option.none())
+    }).pipe(Effect.provide(env))
+  )
+
+  it.effect("a second start supersedes the first run of the session", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const first = yield* registry.start("s", agent, "one")
+      yield* TestClock.adjust("1 second")
+      const second = yield* registry.start("s", agent, "two")
+      expect(yield* first.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "Superseded" } })
+      expect(yield* second.poll).toEqual(Option.none())
+      expect(Option.getOrThrow(yield* registry.get("s")).id).toBe(second.id)
+    }).pipe(Effect.provide(env))
+  )
+
+  it.effect("a start can be refused while the session's run is going", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const first = yield* registry.start("s", agent, "one")
+      const refused = yield* Effect.flip(registry.start("s", agent, "two", { onConflict: "refuse" }))
+      expect(refused).toMatchObject({ _tag: "SessionBusyError", sessionId: "s", runId: first.id })
+      expect(yield* first.poll).toEqual(Option.none())
+    }).pipe(Effect.provide(env))
+  )
+
+  it.effect("closing the registry cancels every run with reason Shutdown", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(env, scope)
+      const registry = yield* Effect.provide(RunRegistry.RunRegistry, context)
+      const runs = yield* Effect.forEach(["x", "y", "z"], (id) => registry.start(id, agent, "hi")).pipe(
+        Effect.provide(context)
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Scope.close(scope, Exit.void)
+      for (const run of runs) {
+        expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "Shutdown" } })
+      }
+      const recorder = yield* Effect.provide(ScriptedModel.ScriptedModel, context)
+      expect(yield* recorder.openStreams).toBe(0)
+    })
+  )
+})

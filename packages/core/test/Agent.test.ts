@@ -288,4 +288,42 @@ describe("Agent.run", () => {
       )
     )
   )
+
+  it.effect("a tool that will not stop is reported after the cancel deadline and its late writes never land", () =>
+    Effect.gen(function* () {
+      const lateWrite = yield* Ref.make("not attempted")
+      const stubborn = Tool.make("stubborn", {
+        description: "Ignores interruption",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.gen(function* () {
+            yield* AgentRun.stage(StagedWrites.upsert("t", "early", 1))
+            yield* Effect.uninterruptible(
+              Effect.sleep("10 seconds").pipe(
+                Effect.zipRight(Effect.either(AgentRun.stage(StagedWrites.upsert("t", "late", 2)))),
+                Effect.flatMap((result) => Ref.set(lateWrite, result._tag))
+              )
+            )
+            return "done"
+          })
+      })
+      const run = yield* AgentRun.start(Agent.make({ name: "a", tools: [stubborn] }), "go", {
+        cancelDeadline: "1 second",
+        onLeak: "die"
+      })
+      yield* TestClock.adjust("1 second")
+      const cancelling = yield* Effect.fork(run.cancel(new CancelReason.UserAbort()))
+      yield* TestClock.adjust("2 seconds")
+      const outcome = yield* Fiber.join(cancelling)
+      expect(outcome).toMatchObject({ _tag: "Cancelled", writesRolledBack: 1 })
+      // The stubborn tool finishes later; its run fiber ends with it, dying with the leak report.
+      yield* TestClock.adjust("20 seconds")
+      const exit = yield* Fiber.await(yield* run.fiber)
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)).toMatch(/still alive/)
+      expect(yield* Ref.get(lateWrite)).toBe("Left")
+      expect((yield* committed).size).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("stubborn", {})], ScriptedModel.text("ok")])))
+  )
 })

@@ -5,6 +5,7 @@ import {
   Effect,
   ExecutionStrategy,
   Exit,
+  Fiber,
   FiberId,
   HashSet,
   Option,
@@ -14,7 +15,6 @@ import {
   Stream,
   Supervisor
 } from "effect"
-import type { Fiber } from "effect"
 import { HttpServerError } from "@effect/platform"
 import type { Agent, RunInput } from "../Agent.js"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
@@ -202,18 +202,27 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
                 Effect.zipLeft(awaitSubtasks(ctx)),
                 Effect.provideService(CurrentRun, ctx)
               )
-        const bodyExit = yield* restore(Effect.raceFirst(body, cancelled)).pipe(
+        const bodyFiber = yield* Effect.fork(restore(body)).pipe(
           Effect.supervised(supervisor),
-          Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name } }),
-          Effect.exit
+          Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name } })
         )
-        // Subtasks end (interrupted and awaited) before anything is committed or rolled back.
-        const childrenDone = yield* Scope.close(childScope, bodyExit).pipe(Effect.timeoutOption(cancelDeadline))
+        const bodyExit = yield* restore(Effect.raceFirst(Fiber.join(bodyFiber), cancelled)).pipe(Effect.exit)
+        // The tree stops before anything is committed or rolled back: first the loop with its turns and tool
+        // calls, then the subtasks (interrupted and awaited). A child that will not stop (an uninterruptible
+        // region) is left behind after the deadline: the writes still roll back (its later writes are
+        // refused), and the leak is reported below.
+        yield* Fiber.interruptFork(bodyFiber)
+        const bodyDone = yield* Effect.interruptible(Fiber.await(bodyFiber)).pipe(Effect.timeoutOption(cancelDeadline))
+        const childrenDone = yield* Scope.close(childScope, bodyExit).pipe(
+          Effect.interruptible,
+          Effect.disconnect,
+          Effect.timeoutOption(cancelDeadline)
+        )
         const result = yield* settle(ctx, bodyExit, recordedReason, state)
         yield* Scope.close(runScope, Exit.void)
         const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
         yield* Deferred.succeed(outcome, result.outcome)
-        if (alive.length > 0 || Option.isNone(childrenDone)) {
+        if (alive.length > 0 || Option.isNone(bodyDone) || Option.isNone(childrenDone)) {
           const message = `run ${runId}: ${alive.length} fiber(s) still alive after the run ended`
           if (options.onLeak === "die") return yield* Effect.die(new Error(message))
           yield* Effect.logWarning(message).pipe(
@@ -223,34 +232,36 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         return yield* result.exit
       })
     ).pipe(
-      // If the program is interrupted before it starts, the outcome is still decided.
+      // If the program is interrupted before it starts, or dies outside the body, the outcome is still decided.
       Effect.onExit((exit) =>
-        Effect.flatMap(Ref.get(recordedReason), (reason) =>
-          Deferred.succeed(
-            outcome,
-            Exit.isSuccess(exit)
-              ? {
-                  _tag: "Cancelled",
-                  runId,
-                  reason: new CancelReason.Interrupted(),
-                  transcript: [],
-                  tokensUsed: 0,
-                  tokensEstimated: false,
-                  writesRolledBack: 0,
-                  compensationsRun: 0
-                }
-              : {
-                  _tag: "Cancelled",
-                  runId,
-                  reason: reasonOf(reason, exit.cause),
-                  transcript: inputMessages(input),
-                  tokensUsed: 0,
-                  tokensEstimated: false,
-                  writesRolledBack: 0,
-                  compensationsRun: 0
-                }
-          )
-        )
+        Exit.isSuccess(exit)
+          ? Effect.void
+          : Effect.flatMap(Ref.get(recordedReason), (reason) =>
+              Deferred.succeed(
+                outcome,
+                Cause.isInterruptedOnly(exit.cause)
+                  ? {
+                      _tag: "Cancelled",
+                      runId,
+                      reason: reasonOf(reason, exit.cause),
+                      transcript: inputMessages(input),
+                      tokensUsed: 0,
+                      tokensEstimated: false,
+                      writesRolledBack: 0,
+                      compensationsRun: 0
+                    }
+                  : {
+                      _tag: "Failed",
+                      runId,
+                      cause: exit.cause as Cause.Cause<AgentError>,
+                      error: Cause.pretty(exit.cause),
+                      transcript: inputMessages(input),
+                      tokensUsed: 0,
+                      writesRolledBack: 0,
+                      compensationsRun: 0
+                    }
+              )
+            )
       )
     )
 

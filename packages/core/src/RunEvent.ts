@@ -66,6 +66,18 @@ export class ToolInterrupted extends Schema.TaggedClass<ToolInterrupted>()("Tool
   toolUseId: Schema.String,
   tool: Schema.String
 }) {}
+/**
+ * A tool ignored its cancellation and the run stopped waiting for it after
+ * `afterMillis`. Whatever it still does cannot stage writes: they are refused.
+ *
+ * @since 0.1.0
+ */
+export class ToolAbandoned extends Schema.TaggedClass<ToolAbandoned>()("ToolAbandoned", {
+  ...common,
+  toolUseId: Schema.String,
+  tool: Schema.String,
+  afterMillis: Schema.Number
+}) {}
 /** @since 0.1.0 */
 export class SubtaskStarted extends Schema.TaggedClass<SubtaskStarted>()("SubtaskStarted", {
   ...common,
@@ -130,6 +142,7 @@ export const RunEvent = Schema.Union(
   ToolSucceeded,
   ToolFailed,
   ToolInterrupted,
+  ToolAbandoned,
   SubtaskStarted,
   SubtaskEnded,
   WriteStaged,

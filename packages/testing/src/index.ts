@@ -6,3 +6,4 @@
  */
 export * as FakeAnthropic from "./FakeAnthropic.js"
 export * as ScriptedModel from "./ScriptedModel.js"
+export * as Interruptions from "./Interruptions.js"

@@ -1,0 +1,95 @@
+/**
+ * Scenarios 1 and 2: how fast an interrupted turn closes the model's socket, and how many tokens the server
+ * wrote after the abort, for Tether's AnthropicModel against a hand-written raw SDK loop with an AbortSignal.
+ */
+import { Effect, Fiber, FiberId, Stream } from "effect"
+import { FakeAnthropic } from "@tether/testing"
+import { ended, rawClient, rawStream, tetherModel, tokensAtLeast, turnRequest } from "./setup.js"
+import { sleep, summarize, type Summary } from "./stats.js"
+
+interface Trial {
+  readonly closeMillis: number
+  readonly tokensAfterAbort: number
+}
+
+type Starter = () => { readonly abort: () => void; readonly done: Promise<unknown> }
+
+const trial = async (fake: FakeAnthropic.Handle, start: Starter, tokensBefore: number, waitMillis: number) => {
+  const index = fake.requestCount
+  const { abort, done } = start()
+  await tokensAtLeast(fake, index, tokensBefore)
+  await sleep(waitMillis)
+  const t0 = performance.now()
+  abort()
+  const record = await ended(fake, index)
+  await done
+  return {
+    closeMillis: (record.closedAt ?? record.finishedAt ?? Number.NaN) - t0,
+    tokensAfterAbort: FakeAnthropic.tokensWrittenAfter(record, t0)
+  } satisfies Trial
+}
+
+const runBoth = async (options: {
+  readonly interval: number
+  readonly tokens: number
+  readonly tokensBefore: number
+  readonly waitMillis: number
+  readonly trials: number
+}) => {
+  const words = Array.from({ length: options.tokens }, (_, i) => `token${i} `)
+  const fake = await FakeAnthropic.start(() => FakeAnthropic.text(words, { interval: options.interval }))
+  const client = rawClient(fake)
+  const model = tetherModel(fake)
+  const tether: Starter = () => {
+    const fiber = Effect.runFork(Stream.runDrain(model.streamTurn(turnRequest)))
+    return {
+      abort: () => fiber.unsafeInterruptAsFork(FiberId.none),
+      done: Effect.runPromise(Fiber.await(fiber))
+    }
+  }
+  const raw: Starter = () => {
+    const controller = new AbortController()
+    return { abort: () => controller.abort(), done: rawStream(client, controller.signal) }
+  }
+  const results = { tether: [] as Array<Trial>, raw: [] as Array<Trial> }
+  try {
+    for (let i = 0; i < options.trials; i++) {
+      // Alternate, so both meet the same noise.
+      results.raw.push(await trial(fake, raw, options.tokensBefore, options.waitMillis))
+      results.tether.push(await trial(fake, tether, options.tokensBefore, options.waitMillis))
+    }
+  } finally {
+    await fake.close()
+  }
+  return results
+}
+
+export interface StalledResult {
+  readonly gapMillis: number
+  readonly tether: Summary
+  readonly raw: Summary
+}
+
+/** Scenario 1: abort mid-gap of a stream that writes a token every `gap` ms. */
+export const stalledAbort = async (gapMillis: number, trials: number): Promise<StalledResult> => {
+  const results = await runBoth({ interval: gapMillis, tokens: 20, tokensBefore: 2, waitMillis: gapMillis / 2, trials })
+  return {
+    gapMillis,
+    tether: summarize(results.tether.map((t) => t.closeMillis)),
+    raw: summarize(results.raw.map((t) => t.closeMillis))
+  }
+}
+
+export interface FullSpeedResult {
+  readonly tether: Summary
+  readonly raw: Summary
+}
+
+/** Scenario 2: a token every 2 ms; tokens the server wrote after the abort. */
+export const fullSpeedAbort = async (trials: number): Promise<FullSpeedResult> => {
+  const results = await runBoth({ interval: 2, tokens: 2000, tokensBefore: 50, waitMillis: 0, trials })
+  return {
+    tether: summarize(results.tether.map((t) => t.tokensAfterAbort)),
+    raw: summarize(results.raw.map((t) => t.tokensAfterAbort))
+  }
+}

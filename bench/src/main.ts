@@ -1,0 +1,105 @@
+/**
+ * `pnpm bench [--quick]`: runs every scenario against the fake Anthropic server on loopback, prints a table
+ * and writes bench/results.json. Each figure is a ratio against a baseline measured in the same run, so it
+ * holds on a noisy machine. Benchmarks never fail on a number; `--quick` only proves they still run.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { fullSpeedAbort, stalledAbort } from "./abort.js"
+import { overhead } from "./overhead.js"
+import { scale } from "./scale.js"
+import { round } from "./stats.js"
+import { treeCancel } from "./tree.js"
+
+const quick = process.argv.includes("--quick")
+const sizes = quick
+  ? { stalledTrials: 3, gaps: [200], fullSpeedTrials: 3, treeTrials: 3, turns: 100, sessions: 200 }
+  : { stalledTrials: 15, gaps: [1000, 100], fullSpeedTrials: 20, treeTrials: 20, turns: 2000, sessions: 5000 }
+
+const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
+  process.stdout.write(`running ${name} ... `)
+  const t0 = performance.now()
+  const result = await run()
+  process.stdout.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`)
+  return result
+}
+
+const main = async () => {
+  console.log(`Tether benchmarks (${quick ? "quick" : "full"}), node ${process.version}`)
+  const stalled = []
+  for (const gap of sizes.gaps) {
+    stalled.push(await step(`stalled-stream abort, ${gap} ms gap`, () => stalledAbort(gap, sizes.stalledTrials)))
+  }
+  const fullSpeed = await step("full-speed abort", () => fullSpeedAbort(sizes.fullSpeedTrials))
+  const tree = await step("tree cancel (SQLite)", () => treeCancel(sizes.treeTrials))
+  const cost = await step(`overhead, ${sizes.turns} turns`, () => overhead(sizes.turns))
+  const load = await step(`scale, ${sizes.sessions} sessions`, () => scale(sizes.sessions))
+
+  const rows: Array<[string, string, string, string]> = [["scenario", "tether", "baseline", "ratio / target"]]
+  for (const s of stalled) {
+    rows.push([
+      `1. stalled abort, ${s.gapMillis} ms gap: ms to socket close p50 / p99`,
+      `${round(s.tether.p50)} / ${round(s.tether.p99)}`,
+      `raw SDK ${round(s.raw.p50)} / ${round(s.raw.p99)}`,
+      `${round(s.tether.p50 / s.raw.p50)}x (target <= 1.2x)`
+    ])
+  }
+  rows.push([
+    "2. full-speed abort: tokens written after abort p50 / max",
+    `${fullSpeed.tether.p50} / ${fullSpeed.tether.max}`,
+    `raw SDK ${fullSpeed.raw.p50} / ${fullSpeed.raw.max}`,
+    `target <= 1 chunk`
+  ])
+  rows.push([
+    `3. tree cancel (${tree.fibers} fibers, ${tree.streams} streams): ms p50 / p99`,
+    `${round(tree.tree.p50)} / ${round(tree.tree.p99)}`,
+    `1 stream ${round(tree.single.p50)} / ${round(tree.single.p99)}`,
+    `${round(tree.tree.p50 / tree.single.p50)}x; p99 target < 10 ms; ${tree.writesRolledBack} rolled back, ${tree.rowsLeft} rows left`
+  ])
+  rows.push([
+    `4. overhead, ${cost.turns} turns: ms total`,
+    `${round(cost.tetherMillis, 0)}`,
+    `raw SDK ${round(cost.rawMillis, 0)}`,
+    `${round(cost.tetherMillis / cost.rawMillis)}x (target <= 1.15x)`
+  ])
+  rows.push([
+    `5. scale, ${load.sessions} sessions: KiB heap/session, ms to quiesce`,
+    `${round(load.tether.heapPerSessionKiB, 1)} KiB, ${round(load.tether.quiesceMillis)} ms`,
+    `raw SDK ${round(load.raw.heapPerSessionKiB, 1)} KiB, ${round(load.raw.quiesceMillis)} ms`,
+    `${round(load.tether.heapPerSessionKiB / load.raw.heapPerSessionKiB)}x heap; sockets left ${load.tether.socketsLeft}; targets < 50 KiB, < 1 s`
+  ])
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
+  console.log()
+  for (const [i, row] of rows.entries()) {
+    console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join(" | "))
+    if (i === 0) console.log(widths.map((width) => "-".repeat(width)).join("-|-"))
+  }
+  if (!load.gcExposed) console.log("(heap figures without --expose-gc are noisy)")
+
+  const results = {
+    date: new Date().toISOString(),
+    mode: quick ? "quick" : "full",
+    node: process.version,
+    stalled,
+    fullSpeed,
+    tree,
+    overhead: { ...cost, ratio: cost.tetherMillis / cost.rawMillis },
+    scale: load
+  }
+  const file = path.join(
+    path.dirname(fileURLToPath(import.meta.url)),
+    "..",
+    quick ? "results.quick.json" : "results.json"
+  )
+  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`)
+  console.log(`\nwrote ${path.relative(process.cwd(), file)}`)
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

@@ -1,0 +1,125 @@
+/**
+ * Scenario 5: many concurrent streaming sessions in one process, then cancel them all: heap per session and
+ * time until every socket is closed, for Tether's RunRegistry against raw SDK streams with AbortControllers.
+ * The fake server runs in the same process, so both figures include its share; the ratio cancels it out.
+ */
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
+import { AnthropicModel } from "@tether/anthropic"
+import { Agent, CancelReason, RunRegistry } from "@tether/core"
+import { FakeAnthropic } from "@tether/testing"
+import { rawClient, rawStream } from "./setup.js"
+import { sleep } from "./stats.js"
+
+const gc = () => {
+  const collect = (globalThis as { gc?: () => void }).gc
+  collect?.()
+  collect?.()
+}
+
+const heapUsed = async () => {
+  await sleep(50)
+  gc()
+  return process.memoryUsage().heapUsed
+}
+
+export interface ScaleSide {
+  readonly heapPerSessionKiB: number
+  readonly quiesceMillis: number
+  /** Responses still in flight once quiescent. */
+  readonly socketsLeft: number
+}
+
+export interface ScaleResult {
+  readonly sessions: number
+  readonly gcExposed: boolean
+  readonly tether: ScaleSide
+  readonly raw: ScaleSide
+}
+
+const started = (fake: FakeAnthropic.Handle, from: number, sessions: number) =>
+  fake.waitUntil((state) =>
+    state.requests.length >= from + sessions && state.requests.slice(from).every((r) => r.tokensWritten >= 1)
+      ? true
+      : undefined
+  )
+
+/** Every response ended and every request's connection closed. (After an abort Node's fetch may open one spare
+ * idle keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not counted here.) */
+const closedAll = (fake: FakeAnthropic.Handle, from: number) =>
+  fake.waitUntil((state) =>
+    state.inFlight === 0 && state.requests.slice(from).every((r) => r.closedAt !== undefined || r.isFinished)
+      ? true
+      : undefined
+  )
+
+const measureRaw = async (fake: FakeAnthropic.Handle, sessions: number): Promise<ScaleSide> => {
+  const client = rawClient(fake)
+  const before = await heapUsed()
+  const from = fake.requestCount
+  const controllers = Array.from({ length: sessions }, () => new AbortController())
+  const done = controllers.map((controller) => rawStream(client, controller.signal))
+  await started(fake, from, sessions)
+  const after = await heapUsed()
+  const t0 = performance.now()
+  controllers.forEach((controller) => controller.abort())
+  await Promise.all(done)
+  await closedAll(fake, from)
+  return {
+    heapPerSessionKiB: (after - before) / sessions / 1024,
+    quiesceMillis: performance.now() - t0,
+    socketsLeft: fake.inFlight
+  }
+}
+
+const measureTether = async (fake: FakeAnthropic.Handle, sessions: number): Promise<ScaleSide> => {
+  const runtime = ManagedRuntime.make(
+    Layer.mergeAll(
+      AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
+      RunRegistry.layer,
+      Logger.minimumLogLevel(LogLevel.Warning)
+    )
+  )
+  try {
+    const agent = Agent.make({ name: "chat" })
+    await runtime.runPromise(Effect.void)
+    const before = await heapUsed()
+    const from = fake.requestCount
+    await runtime.runPromise(
+      Effect.flatMap(RunRegistry.RunRegistry, (registry) =>
+        Effect.forEach(
+          Array.from({ length: sessions }, (_, i) => `s${i}`),
+          (id) => registry.start(id, agent, "hi"),
+          {
+            discard: true
+          }
+        )
+      )
+    )
+    await started(fake, from, sessions)
+    const after = await heapUsed()
+    const t0 = performance.now()
+    await runtime.runPromise(
+      Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.cancelAll(new CancelReason.Shutdown()))
+    )
+    await closedAll(fake, from)
+    return {
+      heapPerSessionKiB: (after - before) / sessions / 1024,
+      quiesceMillis: performance.now() - t0,
+      socketsLeft: fake.inFlight
+    }
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+export const scale = async (sessions: number): Promise<ScaleResult> => {
+  const words = Array.from({ length: 50 }, (_, i) => `w${i} `)
+  const fake = await FakeAnthropic.start(() => FakeAnthropic.text(words, { interval: 60_000 }))
+  try {
+    const raw = await measureRaw(fake, sessions)
+    const tether = await measureTether(fake, sessions)
+    return { sessions, gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function", tether, raw }
+  } finally {
+    await fake.close()
+  }
+}

@@ -1,0 +1,26 @@
+/** Order statistics of a sample; a benchmark's figures are ratios of these, measured in the same run. */
+export interface Summary {
+  readonly n: number
+  readonly p50: number
+  readonly p90: number
+  readonly p99: number
+  readonly max: number
+}
+
+const quantile = (sorted: ReadonlyArray<number>, q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+
+export const summarize = (values: ReadonlyArray<number>): Summary => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return {
+    n: sorted.length,
+    p50: quantile(sorted, 0.5),
+    p90: quantile(sorted, 0.9),
+    p99: quantile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? Number.NaN
+  }
+}
+
+export const round = (value: number, digits = 2): number => Number(value.toFixed(digits))
+
+export const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))

@@ -1,0 +1,121 @@
+/**
+ * A `LanguageModel` on the Anthropic Messages API (@anthropic-ai/sdk). Each
+ * turn is one streamed request mapped to `ModelEvent`s. Interrupting the
+ * stream's consumer aborts the HTTP request first: the socket closes at once,
+ * not at the next token. Failures are typed `ModelError`s; retryable ones are
+ * retried with backoff (honouring `retry-after`, capped) only while the turn
+ * has emitted nothing, and the wait between attempts is interruptible.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { LanguageModel, Message } from "@tether/core"
+ * import { AnthropicModel } from "@tether/anthropic"
+ *
+ * const program = Effect.gen(function* () {
+ *   const model = yield* LanguageModel.LanguageModel
+ *   return yield* model
+ *     .streamTurn({ messages: [Message.user("Hello")], tools: [], maxTokens: 512 })
+ *     .pipe(Stream.runCollect)
+ * }).pipe(Effect.provide(AnthropicModel.layerConfig))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import Anthropic from "@anthropic-ai/sdk"
+import { LanguageModel } from "@tether/core"
+import { Config, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { ConfigError, RateLimiter } from "effect"
+import { toParams } from "./internal/request.js"
+import { streamTurn } from "./internal/turn.js"
+
+/** The model used when none is configured. @since 0.1.0 */
+export const defaultModel = "claude-sonnet-4-6"
+
+/** @since 0.1.0 */
+export interface Options {
+  readonly apiKey: Redacted.Redacted<string> | string
+  /** Default `defaultModel`. */
+  readonly model?: string | undefined
+  /** Default the SDK's (`ANTHROPIC_BASE_URL` or https://api.anthropic.com). */
+  readonly baseURL?: string | undefined
+  /** Retries of a turn that failed before its first event with a retryable error. Default 3. */
+  readonly maxRetries?: number | undefined
+  /** First backoff delay, doubled each retry, with jitter. Default 500 millis. */
+  readonly retryBaseDelay?: Duration.DurationInput | undefined
+  /** The longest wait between attempts, whatever `retry-after` asks. Default 30 seconds. */
+  readonly maxRetryDelay?: Duration.DurationInput | undefined
+  /** How long to wait for response headers (a streamed body has no timeout). Default 2 minutes. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Every request (each attempt) first takes a permit; the wait is interruptible. */
+  readonly rateLimiter?: RateLimiter.RateLimiter | undefined
+  /** A custom `fetch`, e.g. one that counts or pins sockets. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
+  /** The SDK's own log level. Default "off": its failures come back as typed errors. */
+  readonly logLevel?: "off" | "error" | "warn" | "info" | "debug" | undefined
+}
+
+/**
+ * Builds the model. The SDK's own retries are off: Tether retries, so that it
+ * can stop retrying when the run is interrupted.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
+  Effect.sync(() => {
+    const model = options.model ?? defaultModel
+    const client = new Anthropic({
+      apiKey: Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey,
+      maxRetries: 0,
+      timeout: Duration.toMillis(options.requestTimeout ?? Duration.minutes(2)),
+      logLevel: options.logLevel ?? "off",
+      ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch })
+    })
+    const settings = {
+      client,
+      model,
+      maxRetries: options.maxRetries ?? 3,
+      retryBaseDelay: Duration.decode(options.retryBaseDelay ?? Duration.millis(500)),
+      maxRetryDelay: Duration.decode(options.maxRetryDelay ?? Duration.seconds(30)),
+      rateLimiter: options.rateLimiter
+    }
+    return LanguageModel.LanguageModel.of({
+      streamTurn: (request) =>
+        streamTurn(settings, toParams(model, request)).pipe(
+          Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model } })
+        )
+    })
+  })
+
+/** The model as a layer. @since 0.1.0 */
+export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel> =>
+  Layer.effect(LanguageModel.LanguageModel, make(options))
+
+/**
+ * Options read from the environment: `ANTHROPIC_API_KEY` (required, redacted),
+ * `ANTHROPIC_MODEL`, `ANTHROPIC_BASE_URL`, `ANTHROPIC_MAX_RETRIES`,
+ * `ANTHROPIC_MAX_RETRY_DELAY` and `ANTHROPIC_REQUEST_TIMEOUT` (durations such as "30 seconds").
+ *
+ * @since 0.1.0
+ */
+export const config: Config.Config<Options> = Config.all({
+  apiKey: Config.redacted("ANTHROPIC_API_KEY"),
+  model: Config.string("ANTHROPIC_MODEL").pipe(Config.withDefault(defaultModel)),
+  baseURL: Config.option(Config.string("ANTHROPIC_BASE_URL")),
+  maxRetries: Config.integer("ANTHROPIC_MAX_RETRIES").pipe(Config.withDefault(3)),
+  maxRetryDelay: Config.duration("ANTHROPIC_MAX_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(30))),
+  requestTimeout: Config.duration("ANTHROPIC_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.minutes(2)))
+}).pipe(Config.map(({ baseURL, ...options }) => ({ ...options, baseURL: Option.getOrUndefined(baseURL) })))
+
+/**
+ * The model configured from the environment (see `config`). For options that do
+ * not come from the environment, such as a `rateLimiter`:
+ * `Layer.effect(LanguageModel.LanguageModel, Effect.flatMap(AnthropicModel.config, (options) => AnthropicModel.make({ ...options, rateLimiter })))`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> = Layer.effect(
+  LanguageModel.LanguageModel,
+  Effect.flatMap(config, make)
+)

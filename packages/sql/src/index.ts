@@ -1,0 +1,21 @@
+/**
+ * @tether/sql: staged writes for Tether runs on SQLite or PostgreSQL. A run's
+ * writes land in one short transaction when it succeeds, never when it fails,
+ * is interrupted or its process dies.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Agent } from "@tether/core"
+ * import { SqlStagedWrites } from "@tether/sql"
+ *
+ * declare const agent: Agent.Agent<never>
+ * const program = Agent.run(agent, "buy o-1").pipe(
+ *   Effect.zipRight(SqlStagedWrites.read("orders", "o-1")),
+ *   Effect.provide(SqlStagedWrites.layerConfig)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as SqlStagedWrites from "./SqlStagedWrites.js"

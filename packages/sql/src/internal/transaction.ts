@@ -1,0 +1,225 @@
+import type { SqlClient } from "@effect/sql"
+import { SqlError } from "@effect/sql/SqlError"
+import { StagedWrites } from "@tether/core"
+import { Chunk, Effect, Ref } from "effect"
+import type { Scope } from "effect"
+import type { Dialect } from "./records.js"
+import { lockRecordsTable } from "./records.js"
+
+/** @internal */
+export interface Backend {
+  readonly sql: SqlClient.SqlClient
+  readonly dialect: Dialect
+  readonly records: string
+}
+
+/**
+ * A write as it will be applied: an upsert's value is encoded to JSON when it
+ * is staged, so a later mutation of the object cannot change what commits and a
+ * value that is not JSON fails the `stage` call, not the commit.
+ */
+type Prepared =
+  | { readonly _tag: "Upsert"; readonly table: string; readonly key: string; readonly json: string }
+  | { readonly _tag: "Delete"; readonly table: string; readonly key: string }
+  | { readonly _tag: "Statement"; readonly sql: string; readonly params: ReadonlyArray<unknown> }
+
+type State =
+  | { readonly _tag: "Open"; readonly writes: Chunk.Chunk<Prepared> }
+  | { readonly _tag: "Committing"; readonly writes: Chunk.Chunk<Prepared> }
+  | { readonly _tag: "Committed" }
+  | { readonly _tag: "RolledBack" }
+
+const describePrepared = (write: Prepared): string =>
+  write._tag === "Upsert"
+    ? StagedWrites.describe(StagedWrites.upsert(write.table, write.key, null))
+    : write._tag === "Delete"
+      ? StagedWrites.describe(StagedWrites.remove(write.table, write.key))
+      : StagedWrites.describe(StagedWrites.statement(write.sql, write.params))
+
+const causeMessage = (error: SqlError): string => {
+  const cause: unknown = error.cause
+  if (cause instanceof Error) return cause.message
+  return cause === undefined ? error.message : String(cause)
+}
+
+const prepare = (runId: string, write: StagedWrites.Write): Effect.Effect<Prepared, StagedWrites.StagedWriteError> => {
+  switch (write._tag) {
+    case "Upsert":
+      return Effect.try({
+        try: () => JSON.stringify(write.value) as string | undefined,
+        catch: (cause) => cause
+      }).pipe(
+        Effect.filterOrFail(
+          (json): json is string => json !== undefined,
+          () => "the value has no JSON form"
+        ),
+        Effect.mapBoth({
+          onFailure: (cause) =>
+            new StagedWrites.StagedWriteError({
+              operation: "stage",
+              message: `run ${runId}: ${StagedWrites.describe(write)}: ${cause instanceof Error ? cause.message : String(cause)}`
+            }),
+          onSuccess: (json): Prepared => ({ _tag: "Upsert", table: write.table, key: write.key, json })
+        })
+      )
+    case "Delete":
+      return Effect.succeed({ _tag: "Delete", table: write.table, key: write.key })
+    case "Statement":
+      return Effect.succeed({ _tag: "Statement", sql: write.sql, params: [...write.params] })
+  }
+}
+
+/**
+ * Runs a statement as written. On SQLite it is prepared afresh: the client
+ * caches a failed prepare for minutes (the same SQL would keep failing after
+ * its cause, say a missing table, was fixed), and its unprepared path throws a
+ * prepare error as a defect, which is turned back into a `SqlError` here.
+ */
+const runStatement = (
+  sql: SqlClient.SqlClient,
+  dialect: Dialect,
+  write: Extract<Prepared, { _tag: "Statement" }>
+): Effect.Effect<unknown, SqlError> =>
+  dialect === "sqlite"
+    ? sql
+        .unsafe(write.sql, write.params)
+        .unprepared.pipe(
+          Effect.catchAllDefect((defect) =>
+            Effect.fail(new SqlError({ cause: defect, message: "Failed to prepare statement" }))
+          )
+        )
+    : sql.unsafe(write.sql, write.params)
+
+const apply = (backend: Backend, write: Prepared): Effect.Effect<unknown, SqlError> => {
+  const { records, sql } = backend
+  switch (write._tag) {
+    case "Upsert":
+      return sql`INSERT INTO ${sql(records)} (table_name, key, value) VALUES (${write.table}, ${write.key}, ${write.json})
+        ON CONFLICT (table_name, key) DO UPDATE SET value = excluded.value`
+    case "Delete":
+      return sql`DELETE FROM ${sql(records)} WHERE table_name = ${write.table} AND key = ${write.key}`
+    case "Statement":
+      return runStatement(sql, backend.dialect, write)
+  }
+}
+
+/**
+ * Applies every write in one database transaction. The first failing write
+ * aborts it: the database rolls back, nothing of the run lands.
+ */
+const applyAll = (backend: Backend, runId: string, writes: Chunk.Chunk<Prepared>) =>
+  backend.sql
+    .withTransaction(
+      Effect.gen(function* () {
+        if (backend.dialect === "pg") {
+          yield* lockRecordsTable(backend.sql, backend.records).pipe(
+            Effect.mapError((error) => ({ write: "the commit lock", error }))
+          )
+        }
+        for (const [index, write] of Chunk.toReadonlyArray(writes).entries()) {
+          yield* apply(backend, write).pipe(
+            Effect.mapError((error) => ({
+              write: `write ${index + 1} of ${Chunk.size(writes)} (${describePrepared(write)})`,
+              error
+            }))
+          )
+        }
+      })
+    )
+    .pipe(
+      Effect.mapError((failure) =>
+        "write" in failure
+          ? new StagedWrites.StagedWriteError({
+              operation: "commit",
+              message: `run ${runId}: ${failure.write} failed, nothing was applied: ${causeMessage(failure.error)}`
+            })
+          : new StagedWrites.StagedWriteError({
+              operation: "commit",
+              message: `run ${runId}: the transaction failed, nothing was applied: ${causeMessage(failure)}`
+            })
+      )
+    )
+
+const alreadyCommitting = (runId: string, operation: "stage" | "commit" | "rollback") =>
+  new StagedWrites.StagedWriteError({ operation, message: `run ${runId}: a commit of this transaction is under way` })
+
+/** Staging into a transaction that ended fails: a write must never be dropped without a word. */
+const notOpen = (runId: string, state: Exclude<State, { _tag: "Open" }>, write: StagedWrites.Write) => {
+  if (state._tag === "Committing") return alreadyCommitting(runId, "stage")
+  const ended = state._tag === "Committed" ? "committed" : "rolled back"
+  return new StagedWrites.StagedWriteError({
+    operation: "stage",
+    message: `run ${runId}: the transaction is already ${ended}, ${StagedWrites.describe(write)} was not staged`
+  })
+}
+
+/**
+ * Opens the staging area of one run. Nothing touches the database until
+ * `commit`; closing the scope without a commit discards the writes.
+ *
+ * @internal
+ */
+export const begin = (backend: Backend, runId: string): Effect.Effect<StagedWrites.Transaction, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const state = yield* Ref.make<State>({ _tag: "Open", writes: Chunk.empty() })
+
+    const discard = Ref.modify(state, (current): [number | "committing", State] => {
+      switch (current._tag) {
+        case "Open":
+          return [Chunk.size(current.writes), { _tag: "RolledBack" }]
+        case "Committing":
+          return ["committing", current]
+        case "Committed":
+        case "RolledBack":
+          return [0, current]
+      }
+    })
+
+    yield* Effect.addFinalizer(() => discard)
+
+    const stage = (write: StagedWrites.Write) =>
+      Effect.flatMap(prepare(runId, write), (prepared) =>
+        Ref.modify(state, (current): [StagedWrites.StagedWriteError | undefined, State] =>
+          current._tag === "Open"
+            ? [undefined, { _tag: "Open", writes: Chunk.append(current.writes, prepared) }]
+            : [notOpen(runId, current, write), current]
+        ).pipe(Effect.flatMap((error) => (error === undefined ? Effect.void : Effect.fail(error))))
+      )
+
+    const commit = Effect.uninterruptible(
+      Effect.gen(function* () {
+        const taken = yield* Ref.modify(state, (current): [Chunk.Chunk<Prepared> | "committing", State] => {
+          switch (current._tag) {
+            case "Open":
+              return [current.writes, { _tag: "Committing", writes: current.writes }]
+            case "Committing":
+              return ["committing", current]
+            case "Committed":
+            case "RolledBack":
+              return [Chunk.empty(), current]
+          }
+        })
+        if (taken === "committing") return yield* Effect.fail(alreadyCommitting(runId, "commit"))
+        if (Chunk.isEmpty(taken)) {
+          yield* Ref.update(state, (current): State =>
+            current._tag === "Committing" ? { _tag: "Committed" } : current
+          )
+          return 0
+        }
+        // On failure the writes stay staged: the run may retry the commit or roll back.
+        yield* applyAll(backend, runId, taken).pipe(
+          Effect.onExit((exit) =>
+            Ref.set<State>(state, exit._tag === "Success" ? { _tag: "Committed" } : { _tag: "Open", writes: taken })
+          )
+        )
+        return Chunk.size(taken)
+      }).pipe(Effect.withSpan("SqlStagedWrites.commit", { attributes: { runId } }))
+    )
+
+    const rollback = Effect.flatMap(discard, (discarded) =>
+      discarded === "committing" ? Effect.fail(alreadyCommitting(runId, "rollback")) : Effect.succeed(discarded)
+    )
+
+    const transaction: StagedWrites.Transaction = { stage, commit, rollback }
+    return transaction
+  })

@@ -66,7 +66,9 @@ export const spawn = <A, E, R>(
       ),
       Effect.withSpan(`Subtask.${name}`, { attributes: { subtaskId: id } })
     )
-    const fiber = yield* Effect.forkIn(tracked, ctx.childScope)
+    // A subtask belongs to the run, not to the tool call that spawned it: it stages where the run stages.
+    const runCtx = { ...ctx, stageWrite: ctx.runStageWrite, toolUseId: undefined }
+    const fiber = yield* Effect.forkIn(Effect.provideService(tracked, CurrentRun, runCtx), ctx.childScope)
     const entry: SubtaskEntry = { name, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown>, observed: false }
     yield* Ref.update(ctx.subtasks, (entries) => [...entries, entry])
     return { id, name, fiber, entry }

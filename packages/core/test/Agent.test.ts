@@ -326,4 +326,35 @@ describe("Agent.run", () => {
       expect((yield* committed).size).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("stubborn", {})], ScriptedModel.text("ok")])))
   )
+
+  it.effect("writes of a tool call that failed or timed out never commit, while the run's other writes do", () =>
+    Effect.gen(function* () {
+      const writer = (name: string, behaviour: Effect.Effect<string, string>) =>
+        Tool.make(name, {
+          description: name,
+          input: Schema.Struct({}),
+          output: Schema.String,
+          timeout: "5 seconds",
+          handler: () => Effect.zipRight(AgentRun.stage(StagedWrites.upsert("t", name, true)), behaviour)
+        })
+      const tools = [
+        writer("ok", Effect.succeed("fine")),
+        writer("fails", Effect.fail("boom")),
+        writer("hangs", Effect.as(Effect.sleep("1 hour"), "late"))
+      ]
+      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools }), "go"))
+      yield* TestClock.adjust("10 seconds")
+      const result = yield* Fiber.join(fiber)
+      const results = result.transcript[2]!.content as ReadonlyArray<Message.ToolResultBlock>
+      expect(results.map((r) => r.isError)).toEqual([false, true, true])
+      expect([...((yield* committed).get("t")?.keys() ?? [])]).toEqual(["ok"])
+    }).pipe(
+      Effect.provide(
+        setup([
+          [ScriptedModel.toolUse("ok", {}), ScriptedModel.toolUse("fails", {}), ScriptedModel.toolUse("hangs", {})],
+          ScriptedModel.text("done")
+        ])
+      )
+    )
+  )
 })

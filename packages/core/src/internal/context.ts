@@ -2,7 +2,7 @@ import { Context } from "effect"
 import type { Effect, Fiber, Option, Ref, Scope } from "effect"
 import type { CancelReason } from "../CancelReason.js"
 import type { RunEvent } from "../RunEvent.js"
-import type { Transaction } from "../StagedWrites.js"
+import { StagedWriteError, type Transaction, type Write } from "../StagedWrites.js"
 import type { Ledger } from "../TokenBudget.js"
 
 /** Fields every event of a run carries. */
@@ -29,6 +29,17 @@ export interface RunContext {
   readonly emitAs: (path: string) => (make: (common: EventCommon) => RunEvent) => Effect.Effect<void>
   readonly ledger: Ledger
   readonly transaction: Option.Option<Transaction>
+  /**
+   * Where a write staged here goes: the run's transaction, or, inside a tool call, that call's buffer, which
+   * reaches the transaction only if the call succeeds (a failed or timed-out tool leaves no write behind).
+   */
+  readonly stageWrite: (write: Write) => Effect.Effect<void, StagedWriteError>
+  /** The run-level `stageWrite`: subtasks stage here, since they belong to the run, not to the call that spawned them. */
+  readonly runStageWrite: (write: Write) => Effect.Effect<void, StagedWriteError>
+  /** Set once the run's body has stopped: from then on every write is refused. */
+  readonly lifecycle: { isEnded: boolean }
+  /** The tool call this part of the tree runs in, if any. */
+  readonly toolUseId: string | undefined
   readonly stagedCount: Ref.Ref<number>
   readonly compensations: Ref.Ref<ReadonlyArray<Effect.Effect<void>>>
   /** Where subtasks fork: closed (interrupting and awaiting them) before the writes roll back. */
@@ -40,3 +51,7 @@ export interface RunContext {
 }
 
 export class CurrentRun extends Context.Tag("@tether/core/AgentRun/CurrentRun")<CurrentRun, RunContext>() {}
+
+/** The refusal of a write that arrives after the run stopped (from work that ignored the cancel). */
+export const runEnded = () =>
+  new StagedWriteError({ operation: "stage", message: "the run's transaction has already ended" })

@@ -25,7 +25,7 @@ import type { Message } from "../Message.js"
 import * as RunEvent from "../RunEvent.js"
 import * as StagedWrites from "../StagedWrites.js"
 import * as TokenBudget from "../TokenBudget.js"
-import { CurrentRun, type EventCommon, type RunContext, type SubtaskEntry } from "./context.js"
+import { CurrentRun, runEnded, type EventCommon, type RunContext, type SubtaskEntry } from "./context.js"
 import { runLoop, type LoopResult } from "./loop.js"
 import { describeError } from "./tools.js"
 import * as Transcript from "./transcript.js"
@@ -43,24 +43,28 @@ export const inputMessages = (input: RunInput): ReadonlyArray<Message> => {
 }
 
 export const stage = (ctx: RunContext, write: StagedWrites.Write) =>
-  Option.match(ctx.transaction, {
-    onNone: () =>
-      Effect.fail(
-        new StagedWrites.StagedWriteError({
-          operation: "stage",
-          message: "no StagedWrites service was provided to the run"
+  ctx
+    .stageWrite(write)
+    .pipe(
+      Effect.zipRight(Ref.update(ctx.stagedCount, (n) => n + 1)),
+      Effect.zipRight(ctx.emit((c) => new RunEvent.WriteStaged({ ...c, description: StagedWrites.describe(write) })))
+    )
+
+const stageInto =
+  (transaction: Option.Option<StagedWrites.Transaction>, lifecycle: { isEnded: boolean }) =>
+  (write: StagedWrites.Write): Effect.Effect<void, StagedWrites.StagedWriteError> =>
+    lifecycle.isEnded
+      ? Effect.fail(runEnded())
+      : Option.match(transaction, {
+          onNone: () =>
+            Effect.fail(
+              new StagedWrites.StagedWriteError({
+                operation: "stage",
+                message: "no StagedWrites service was provided to the run"
+              })
+            ),
+          onSome: (tx) => tx.stage(write)
         })
-      ),
-    onSome: (transaction) =>
-      transaction
-        .stage(write)
-        .pipe(
-          Effect.zipRight(Ref.update(ctx.stagedCount, (n) => n + 1)),
-          Effect.zipRight(
-            ctx.emit((c) => new RunEvent.WriteStaged({ ...c, description: StagedWrites.describe(write) }))
-          )
-        )
-  })
 
 /** Why a run whose body was interrupted stopped: the recorded reason, else what the interruptors tell. */
 const reasonOf = (recorded: Option.Option<CancelReason.CancelReason>, cause: Cause.Cause<unknown>) =>
@@ -167,6 +171,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           onNone: () => Effect.succeed(Option.none<StagedWrites.Transaction>()),
           onSome: (service) => Effect.map(Scope.extend(service.begin(runId), runScope), Option.some)
         }).pipe(Effect.either)
+        const openTransaction = transaction._tag === "Right" ? transaction.right : Option.none()
+        const lifecycle = { isEnded: false }
         const childScope = yield* Scope.fork(runScope, ExecutionStrategy.parallel)
         const ctx: RunContext = {
           runId,
@@ -175,7 +181,11 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           emit,
           emitAs,
           ledger,
-          transaction: transaction._tag === "Right" ? transaction.right : Option.none(),
+          transaction: openTransaction,
+          stageWrite: stageInto(openTransaction, lifecycle),
+          runStageWrite: stageInto(openTransaction, lifecycle),
+          lifecycle,
+          toolUseId: undefined,
           stagedCount: yield* Ref.make(0),
           compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
           childScope,
@@ -211,6 +221,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         // calls, then the subtasks (interrupted and awaited). A child that will not stop (an uninterruptible
         // region) is left behind after the deadline: the writes still roll back (its later writes are
         // refused), and the leak is reported below.
+        lifecycle.isEnded = Exit.isFailure(bodyExit)
         yield* Fiber.interruptFork(bodyFiber)
         const bodyDone = yield* Effect.interruptible(Fiber.await(bodyFiber)).pipe(Effect.timeoutOption(cancelDeadline))
         const childrenDone = yield* Scope.close(childScope, bodyExit).pipe(

@@ -1,5 +1,4 @@
 import { Cause, Duration, Effect, Exit, Option, Runtime } from "effect"
-import type { Tracer } from "effect"
 import * as AgentRun from "../AgentRun.js"
 import * as RunEvent from "../RunEvent.js"
 import { StagedWriteError, type Write } from "../StagedWrites.js"
@@ -7,22 +6,10 @@ import { ToolPromiseError, type PromiseContext } from "../Tool.js"
 import { CurrentRun, type RunContext } from "./context.js"
 import { describeError } from "./tools.js"
 
-/**
- * The id of the tool call the current fiber runs. The run opens a `Tool.<name>`
- * span with a `toolUseId` attribute around every handler; handlers get no other
- * way to know it.
- */
-export const currentToolUseId: Effect.Effect<string> = Effect.map(Effect.option(Effect.currentSpan), (span) => {
-  let current: Option.Option<Tracer.AnySpan> = span
-  while (Option.isSome(current)) {
-    if (current.value._tag === "Span") {
-      const id = current.value.attributes.get("toolUseId")
-      if (typeof id === "string") return id
-    }
-    current = current.value._tag === "Span" ? current.value.parent : Option.none()
-  }
-  return "unknown"
-})
+/** The id of the tool call the current fiber runs, from the run context the call provides. */
+export const currentToolUseId: Effect.Effect<string> = Effect.map(Effect.serviceOption(CurrentRun), (ctx) =>
+  Option.match(ctx, { onNone: () => "unknown", onSome: (run) => run.toolUseId ?? "unknown" })
+)
 
 /** How many Promises of a tool are still pending after the run let go of them. */
 export interface AbandonedCounter {

@@ -1,8 +1,10 @@
-import { Cause, Effect, Exit, ParseResult, Ref, Schema } from "effect"
+import { Cause, Duration, Effect, Exit, ParseResult, Ref, Schema } from "effect"
+import { StagedWriteError } from "../StagedWrites.js"
+import type * as StagedWrites from "../StagedWrites.js"
 import type { ToolResultBlock } from "../Message.js"
 import * as RunEvent from "../RunEvent.js"
 import * as Tool from "../Tool.js"
-import { CurrentRun, type RunContext } from "./context.js"
+import { CurrentRun, runEnded, type RunContext } from "./context.js"
 import type { ToolStatus, TranscriptState } from "./transcript.js"
 
 /** A readable message for any failure a tool handler may produce. */
@@ -42,8 +44,11 @@ const withTimeout = <A, E, R>(tool: Tool.Any, effect: Effect.Effect<A, E, R>) =>
     ? effect
     : Effect.timeoutFail(effect, {
         duration: tool.timeout,
-        onTimeout: () => new Tool.ToolTimeoutError({ tool: tool.name, millis: Number(tool.timeout!.value) })
+        onTimeout: () => new Tool.ToolTimeoutError({ tool: tool.name, millis: Duration.toMillis(tool.timeout!) })
       })
+
+const callEnded = (tool: string) =>
+  new StagedWriteError({ operation: "stage", message: `the call of tool "${tool}" has already ended` })
 
 /**
  * Runs one tool call of a turn and returns its result block. Bad input, unknown
@@ -75,14 +80,33 @@ export const runToolUse = <R>(
     yield* ctx.emit(
       (c) => new RunEvent.ToolStarted({ ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) })
     )
+    // The call's writes wait in a buffer and reach the run only if the call succeeds.
+    const buffer: Array<StagedWrites.Write> = []
+    let isOpen = true
+    const callCtx: RunContext = {
+      ...ctx,
+      toolUseId: use.id,
+      stageWrite: (write) =>
+        Effect.suspend(() => {
+          if (ctx.lifecycle.isEnded) return Effect.fail(runEnded())
+          if (!isOpen) return Effect.fail(callEnded(tool.name))
+          buffer.push(write)
+          return Effect.void
+        })
+    }
     const exit = yield* withTimeout(tool, tool.handler(decoded.right)).pipe(
-      Effect.provideService(CurrentRun, ctx),
+      Effect.provideService(CurrentRun, callCtx),
+      Effect.ensuring(Effect.sync(() => (isOpen = false))),
       Effect.withSpan(`Tool.${tool.name}`, { attributes: { toolUseId: use.id } }),
       Effect.onInterrupt(() =>
         ctx.emit((c) => new RunEvent.ToolInterrupted({ ...c, toolUseId: use.id, tool: tool.name }))
       ),
       Effect.exit
     )
+    const flushed = Exit.isSuccess(exit)
+      ? yield* Effect.exit(Effect.forEach(buffer, ctx.stageWrite, { discard: true }))
+      : Exit.void
+    if (Exit.isFailure(flushed)) return yield* failed(describeError(Cause.squash(flushed.cause)))
     if (Exit.isSuccess(exit)) {
       const { content, output } = yield* encodeOutput(tool, exit.value)
       yield* setStatus(state, use.id, { _tag: "Succeeded", content })

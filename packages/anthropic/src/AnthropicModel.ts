@@ -83,7 +83,7 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
     return LanguageModel.LanguageModel.of({
       streamTurn: (request) =>
         streamTurn(settings, toParams(model, request)).pipe(
-          Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model } })
+          Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })
         )
     })
   })

@@ -47,24 +47,27 @@ export const spawn = <A, E, R>(
   Effect.gen(function* () {
     const ctx = yield* CurrentRun
     const id = ctx.nextId("subtask")
-    yield* ctx.emit((c) => new RunEvent.SubtaskStarted({ ...c, subtaskId: id, name }))
+    yield* ctx.emit((c) => new RunEvent.SubtaskStarted({ ...c, subtaskId: id, name }, true))
     const tracked = effect.pipe(
       Effect.onExit((exit) =>
         ctx.emit(
           (c) =>
-            new RunEvent.SubtaskEnded({
-              ...c,
-              subtaskId: id,
-              name,
-              outcome: Exit.isSuccess(exit)
-                ? "succeeded"
-                : Cause.isInterruptedOnly(exit.cause)
-                  ? "interrupted"
-                  : "failed"
-            })
+            new RunEvent.SubtaskEnded(
+              {
+                ...c,
+                subtaskId: id,
+                name,
+                outcome: Exit.isSuccess(exit)
+                  ? "succeeded"
+                  : Cause.isInterruptedOnly(exit.cause)
+                    ? "interrupted"
+                    : "failed"
+              },
+              true
+            )
         )
       ),
-      Effect.withSpan(`Subtask.${name}`, { attributes: { subtaskId: id } })
+      Effect.withSpan(`Subtask.${name}`, { attributes: { subtaskId: id }, captureStackTrace: false })
     )
     // A subtask belongs to the run, not to the tool call that spawned it: it stages where the run stages.
     const runCtx = { ...ctx, stageWrite: ctx.runStageWrite, toolUseId: undefined }

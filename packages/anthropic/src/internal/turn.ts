@@ -31,7 +31,8 @@ const pump = async (
   client: Anthropic,
   params: Anthropic.MessageCreateParamsStreaming,
   signal: AbortSignal,
-  emit: Emit
+  emit: Emit,
+  finished: { isRead: boolean }
 ): Promise<void> => {
   let isAfterFirstEvent = false
   const fail = (error: ModelError.ModelError) => {
@@ -72,6 +73,7 @@ const pump = async (
     if (!state.isStopped) {
       return fail(new ModelError.MalformedResponseError({ message: "the stream ended before message_stop" }))
     }
+    finished.isRead = true
     emit.end()
   } catch (defect) {
     if (!signal.aborted) emit.die(defect)
@@ -88,18 +90,20 @@ const attempt = (
   client: Anthropic,
   params: Anthropic.MessageCreateParamsStreaming
 ): Stream.Stream<LanguageModel.ModelEvent, AttemptFailure> =>
-  Stream.asyncPush<LanguageModel.ModelEvent, AttemptFailure>((emit) =>
-    Effect.acquireRelease(
+  Stream.asyncPush<LanguageModel.ModelEvent, AttemptFailure>((emit) => {
+    const finished = { isRead: false }
+    return Effect.acquireRelease(
       Effect.sync(() => new AbortController()),
-      (controller) => Effect.sync(() => controller.abort())
+      // A response read to its end is left alone: aborting it would cost the keep-alive connection.
+      (controller) => (finished.isRead ? Effect.void : Effect.sync(() => controller.abort()))
     ).pipe(
       Effect.tap((controller) =>
         Effect.sync(() => {
-          void pump(client, params, controller.signal, emit)
+          void pump(client, params, controller.signal, emit, finished)
         })
       )
     )
-  )
+  })
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
   (error._tag === "RateLimitError" || error._tag === "OverloadedError") && error.retryAfterMillis !== undefined

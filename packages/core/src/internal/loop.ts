@@ -29,11 +29,14 @@ const emitTokens = (ctx: RunContext) =>
   Effect.flatMap(ctx.ledger.snapshot, (snapshot) =>
     ctx.emit(
       (c) =>
-        new RunEvent.TokensUsed({
-          ...c,
-          tokens: snapshot.used,
-          ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
-        })
+        new RunEvent.TokensUsed(
+          {
+            ...c,
+            tokens: snapshot.used,
+            ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
+          },
+          true
+        )
     )
   )
 
@@ -71,7 +74,7 @@ const streamTurn = (
               streaming: { text: (s.streaming?.text ?? "") + event.text, toolUses: s.streaming?.toolUses ?? [] }
             })),
             Effect.zipRight(
-              ctx.emit((c) => new RunEvent.TextDelta({ ...c, text: event.text })),
+              ctx.emit((c) => new RunEvent.TextDelta({ ...c, text: event.text }, true)),
               reservation.observe(usage())
             )
           )
@@ -108,7 +111,7 @@ const streamTurn = (
       Effect.zipRight(Stream.runForEach(model.streamTurn(request), onEvent)),
       Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
       Effect.onExit(() => Effect.zipRight(reservation.settle({ ...usage(), estimated: !finished }), emitTokens(ctx))),
-      Effect.withSpan("Agent.turn", { attributes: { agent: ctx.agentPath } })
+      Effect.withSpan("Agent.turn", { attributes: { agent: ctx.agentPath }, captureStackTrace: false })
     )
   })
 
@@ -142,7 +145,7 @@ export const runLoop = <R>(
     const model = yield* LanguageModel.LanguageModel
     const tools = agent.tools.map((tool) => tool.definition)
     for (let turn = 1; turn <= agent.maxTurns; turn++) {
-      yield* ctx.emit((c) => new RunEvent.TurnStarted({ ...c, turn }))
+      yield* ctx.emit((c) => new RunEvent.TurnStarted({ ...c, turn }, true))
       const { messages } = yield* Ref.get(state)
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)

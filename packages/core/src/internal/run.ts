@@ -47,7 +47,9 @@ export const stage = (ctx: RunContext, write: StagedWrites.Write) =>
     .stageWrite(write)
     .pipe(
       Effect.zipRight(Ref.update(ctx.stagedCount, (n) => n + 1)),
-      Effect.zipRight(ctx.emit((c) => new RunEvent.WriteStaged({ ...c, description: StagedWrites.describe(write) })))
+      Effect.zipRight(
+        ctx.emit((c) => new RunEvent.WriteStaged({ ...c, description: StagedWrites.describe(write) }, true))
+      )
     )
 
 const stageInto =
@@ -133,6 +135,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     const agentPath = agent.name
     const events = yield* PubSub.unbounded<RunEvent.RunEvent>({ replay: Number.MAX_SAFE_INTEGER })
     let seq = 0
+    // Events are built from typed values, so their constructors skip Schema validation (`new X(fields, true)`)
+    // on this hot path: one event per streamed chunk.
     const emitAs =
       (path: string) =>
       (make: (common: EventCommon) => RunEvent.RunEvent): Effect.Effect<void> =>
@@ -163,7 +167,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         const supervisor = yield* Supervisor.track
         const runScope = yield* Scope.make()
         yield* emit(
-          (c) => new RunEvent.RunStarted({ ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
+          (c) => new RunEvent.RunStarted({ ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) }, true)
         )
         yield* Effect.logDebug("run started").pipe(Effect.annotateLogs({ runId, agent: agent.name }))
         // Staging is acquired before anything forks, so its release runs after every child has ended.
@@ -214,7 +218,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
               )
         const bodyFiber = yield* Effect.fork(restore(body)).pipe(
           Effect.supervised(supervisor),
-          Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name } })
+          Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name }, captureStackTrace: false })
         )
         const bodyExit = yield* restore(Effect.raceFirst(Fiber.join(bodyFiber), cancelled)).pipe(Effect.exit)
         // The tree stops before anything is committed or rolled back: first the loop with its turns and tool
@@ -290,8 +294,10 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
             onSome: (transaction) => transaction.commit
           }).pipe(Effect.exit)
           if (Exit.isSuccess(committed)) {
-            if (committed.value > 0) yield* emit((c) => new RunEvent.Committed({ ...c, count: committed.value }))
-            yield* emit((c) => new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }))
+            if (committed.value > 0) yield* emit((c) => new RunEvent.Committed({ ...c, count: committed.value }, true))
+            yield* emit(
+              (c) => new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }, true)
+            )
             const completed: RunOutcome = {
               _tag: "Completed",
               runId,
@@ -310,18 +316,24 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           const undone = yield* undo(ctx)
           yield* emit(
             (c) =>
-              new RunEvent.RolledBack({ ...c, count: undone.writes, compensations: undone.compensations, reason: why })
+              new RunEvent.RolledBack(
+                { ...c, count: undone.writes, compensations: undone.compensations, reason: why },
+                true
+              )
           )
           const tokensNow = yield* ledger.snapshot
           yield* emit(
             (c) =>
-              new RunEvent.RunCancelled({
-                ...c,
-                reason,
-                tokensUsed: tokensNow.used,
-                tokensEstimated: tokensNow.estimated,
-                writesRolledBack: undone.writes
-              })
+              new RunEvent.RunCancelled(
+                {
+                  ...c,
+                  reason,
+                  tokensUsed: tokensNow.used,
+                  tokensEstimated: tokensNow.estimated,
+                  writesRolledBack: undone.writes
+                },
+                true
+              )
           )
           yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
             Effect.annotateLogs({
@@ -359,11 +371,14 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         const undone = yield* undo(ctx)
         yield* emit(
           (c) =>
-            new RunEvent.RolledBack({ ...c, count: undone.writes, compensations: undone.compensations, reason: error })
+            new RunEvent.RolledBack(
+              { ...c, count: undone.writes, compensations: undone.compensations, reason: error },
+              true
+            )
         )
         const tokens = yield* ledger.snapshot
         yield* emit(
-          (c) => new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes })
+          (c) => new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }, true)
         )
         yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId }))
         const outcome: RunOutcome = {

@@ -119,7 +119,7 @@ const reportAbandoned = (
       Effect.zipRight(
         Option.match(ctx, {
           onNone: () => Effect.void,
-          onSome: (run) => run.emit((c) => new RunEvent.ToolAbandoned({ ...c, toolUseId, tool, afterMillis }))
+          onSome: (run) => run.emit((c) => new RunEvent.ToolAbandoned({ ...c, toolUseId, tool, afterMillis }, true))
         })
       )
     )

@@ -64,7 +64,7 @@ export const runToolUse = <R>(
     Effect.as(
       Effect.zipRight(
         setStatus(state, use.id, { _tag: "Failed", content: error }),
-        ctx.emit((c) => new RunEvent.ToolFailed({ ...c, toolUseId: use.id, tool: use.name, error }))
+        ctx.emit((c) => new RunEvent.ToolFailed({ ...c, toolUseId: use.id, tool: use.name, error }, true))
       ),
       { type: "tool_result", toolUseId: use.id, content: error, isError: true } satisfies ToolResultBlock
     )
@@ -78,7 +78,8 @@ export const runToolUse = <R>(
     if (decoded._tag === "Left") return yield* failed(`Invalid input for tool "${tool.name}":\n${decoded.left.issue}`)
     yield* setStatus(state, use.id, { _tag: "Running" })
     yield* ctx.emit(
-      (c) => new RunEvent.ToolStarted({ ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) })
+      (c) =>
+        new RunEvent.ToolStarted({ ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) }, true)
     )
     // The call's writes wait in a buffer and reach the run only if the call succeeds.
     const buffer: Array<StagedWrites.Write> = []
@@ -97,9 +98,9 @@ export const runToolUse = <R>(
     const exit = yield* withTimeout(tool, tool.handler(decoded.right)).pipe(
       Effect.provideService(CurrentRun, callCtx),
       Effect.ensuring(Effect.sync(() => (isOpen = false))),
-      Effect.withSpan(`Tool.${tool.name}`, { attributes: { toolUseId: use.id } }),
+      Effect.withSpan(`Tool.${tool.name}`, { attributes: { toolUseId: use.id }, captureStackTrace: false }),
       Effect.onInterrupt(() =>
-        ctx.emit((c) => new RunEvent.ToolInterrupted({ ...c, toolUseId: use.id, tool: tool.name }))
+        ctx.emit((c) => new RunEvent.ToolInterrupted({ ...c, toolUseId: use.id, tool: tool.name }, true))
       ),
       Effect.exit
     )
@@ -110,7 +111,7 @@ export const runToolUse = <R>(
     if (Exit.isSuccess(exit)) {
       const { content, output } = yield* encodeOutput(tool, exit.value)
       yield* setStatus(state, use.id, { _tag: "Succeeded", content })
-      yield* ctx.emit((c) => new RunEvent.ToolSucceeded({ ...c, toolUseId: use.id, tool: tool.name, output }))
+      yield* ctx.emit((c) => new RunEvent.ToolSucceeded({ ...c, toolUseId: use.id, tool: tool.name, output }, true))
       return { type: "tool_result", toolUseId: use.id, content, isError: false } satisfies ToolResultBlock
     }
     const failure = Cause.failureOption(exit.cause)

@@ -38,10 +38,14 @@ export interface ScaleResult {
 
 const started = (fake: FakeAnthropic.Handle, from: number, sessions: number) =>
   fake.waitUntil((state) =>
-    state.requests.length >= from + sessions && state.requests.slice(from).every((r) => r.tokensWritten >= 1)
+    state.requests.length >= from + sessions &&
+    state.requests.slice(from, from + sessions).every((r) => r.tokensWritten >= 1)
       ? true
       : undefined
   )
+
+/** Sessions are opened in batches (a burst of thousands of connects overflows the listen backlog). */
+const batchSize = 250
 
 /** Every response ended and every request's connection closed. (After an abort Node's fetch may open one spare
  * idle keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not counted here.) */
@@ -56,9 +60,17 @@ const measureRaw = async (fake: FakeAnthropic.Handle, sessions: number): Promise
   const client = rawClient(fake)
   const before = await heapUsed()
   const from = fake.requestCount
-  const controllers = Array.from({ length: sessions }, () => new AbortController())
-  const done = controllers.map((controller) => rawStream(client, controller.signal))
-  await started(fake, from, sessions)
+  const controllers: Array<AbortController> = []
+  const done: Array<Promise<void>> = []
+  for (let opened = 0; opened < sessions; opened += batchSize) {
+    const n = Math.min(batchSize, sessions - opened)
+    for (let i = 0; i < n; i++) {
+      const controller = new AbortController()
+      controllers.push(controller)
+      done.push(rawStream(client, controller.signal))
+    }
+    await started(fake, from, opened + n)
+  }
   const after = await heapUsed()
   const t0 = performance.now()
   controllers.forEach((controller) => controller.abort())
@@ -84,18 +96,15 @@ const measureTether = async (fake: FakeAnthropic.Handle, sessions: number): Prom
     await runtime.runPromise(Effect.void)
     const before = await heapUsed()
     const from = fake.requestCount
-    await runtime.runPromise(
-      Effect.flatMap(RunRegistry.RunRegistry, (registry) =>
-        Effect.forEach(
-          Array.from({ length: sessions }, (_, i) => `s${i}`),
-          (id) => registry.start(id, agent, "hi"),
-          {
-            discard: true
-          }
+    for (let opened = 0; opened < sessions; opened += batchSize) {
+      const ids = Array.from({ length: Math.min(batchSize, sessions - opened) }, (_, k) => `s${opened + k}`)
+      await runtime.runPromise(
+        Effect.flatMap(RunRegistry.RunRegistry, (registry) =>
+          Effect.forEach(ids, (id) => registry.start(id, agent, "hi"), { discard: true })
         )
       )
-    )
-    await started(fake, from, sessions)
+      await started(fake, from, opened + ids.length)
+    }
     const after = await heapUsed()
     const t0 = performance.now()
     await runtime.runPromise(

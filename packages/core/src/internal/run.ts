@@ -226,13 +226,23 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         // region) is left behind after the deadline: the writes still roll back (its later writes are
         // refused), and the leak is reported below.
         lifecycle.isEnded = Exit.isFailure(bodyExit)
-        yield* Fiber.interruptFork(bodyFiber)
-        const bodyDone = yield* Effect.interruptible(Fiber.await(bodyFiber)).pipe(Effect.timeoutOption(cancelDeadline))
-        const childrenDone = yield* Scope.close(childScope, bodyExit).pipe(
-          Effect.interruptible,
-          Effect.disconnect,
-          Effect.timeoutOption(cancelDeadline)
-        )
+        // (The deadline races are skipped where nothing can be left: they fork fibers, and a cancel of
+        // thousands of runs at once pays for each.)
+        const bodyDone =
+          bodyFiber.unsafePoll() !== null
+            ? Option.some(undefined)
+            : yield* Fiber.interruptFork(bodyFiber).pipe(
+                Effect.zipRight(Effect.interruptible(Fiber.await(bodyFiber))),
+                Effect.timeoutOption(cancelDeadline)
+              )
+        const childrenDone =
+          (yield* Ref.get(ctx.subtasks)).length === 0
+            ? yield* Effect.asSome(Scope.close(childScope, bodyExit))
+            : yield* Scope.close(childScope, bodyExit).pipe(
+                Effect.interruptible,
+                Effect.disconnect,
+                Effect.timeoutOption(cancelDeadline)
+              )
         const result = yield* settle(ctx, bodyExit, recordedReason, state)
         yield* Scope.close(runScope, Exit.void)
         const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)

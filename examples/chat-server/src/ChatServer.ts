@@ -1,0 +1,144 @@
+/**
+ * The chat server: the page at `/`, the session routes of `@tether/http` under
+ * `/api`, and `GET /orders`. Each visitor gets a signed cookie naming a fresh
+ * caller on first load; the session routes check it on every request. On
+ * shutdown, running runs are cancelled with `Shutdown` and their event streams
+ * end with `RunCancelled` before the server closes; connections still open a
+ * few seconds later are closed, so the process always exits.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import * as ChatServer from "./ChatServer.js"
+ * import * as Model from "./Model.js"
+ * import * as Storage from "./Storage.js"
+ *
+ * const main = ChatServer.layer({ port: 3000, secret: Redacted.make("change me") }).pipe(
+ *   Layer.provide(Model.layerFromEnv),
+ *   Layer.provide(Storage.layerFromEnv)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { randomUUID } from "node:crypto"
+import { createServer } from "node:http"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Console, Duration, Effect, Layer, Option } from "effect"
+import type { Redacted } from "effect"
+import { RunRegistry } from "@tether/core"
+import { Auth, GracefulShutdown, RouteError, SessionRoutes, SessionStore } from "@tether/http"
+import * as Assistant from "./Assistant.js"
+import { ModelInfo } from "./Model.js"
+import * as Page from "./Page.js"
+import { Orders } from "./Storage.js"
+
+/** @since 0.1.0 */
+export interface Options {
+  readonly port: number
+  /** Default: every interface. */
+  readonly host?: string | undefined
+  /** Signs the visitors' cookies. */
+  readonly secret: Redacted.Redacted<string>
+  readonly assistant?: Assistant.Options | undefined
+  readonly limits?: Partial<SessionRoutes.Limits> | undefined
+  /** How long the shutdown waits for runs to stop. Default 10 seconds. */
+  readonly shutdownDeadline?: Duration.DurationInput | undefined
+  /** Connections still open this long after the drain are closed. Default 3 seconds. */
+  readonly forceCloseAfter?: Duration.DurationInput | undefined
+}
+
+/** The page; a visitor without a valid cookie gets a new caller id in a signed cookie. */
+const page = (secret: Redacted.Redacted<string>) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const known = yield* Effect.option(Auth.authenticate(request))
+    const model = yield* ModelInfo
+    const orders = yield* Orders
+    const html = HttpServerResponse.text(
+      Page.render({ model: model.label, isOffline: model.mode === "offline", storage: orders.label }),
+      { contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-store" } }
+    )
+    if (Option.isSome(known)) return html
+    const caller = Auth.CallerId.make(`guest-${randomUUID()}`)
+    return HttpServerResponse.unsafeSetCookie(html, Auth.defaultCookieName, Auth.signCookieValue(secret, caller), {
+      httpOnly: true,
+      sameSite: "strict",
+      path: "/"
+    })
+  })
+
+/** The committed orders, for callers with a valid cookie. */
+const orders = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  yield* Auth.authenticate(request)
+  const store = yield* Orders
+  return HttpServerResponse.unsafeJson({ orders: yield* store.list })
+}).pipe(Effect.catchTag("Unauthorized", (error) => Effect.succeed(RouteError.toResponse(error))))
+
+const info = Effect.map(Effect.all([ModelInfo, Orders]), ([model, store]) =>
+  HttpServerResponse.unsafeJson({ model, storage: store.label })
+)
+
+/** The app's routes. @since 0.1.0 */
+export const router = (options: Omit<Options, "port" | "host">) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.get("/", page(options.secret)),
+    HttpRouter.get("/orders", orders),
+    HttpRouter.get("/info", info),
+    HttpRouter.mount(
+      "/api",
+      SessionRoutes.router(Assistant.make(options.assistant), {
+        limits: { maxRunningPerCaller: 2, ...options.limits }
+      })
+    )
+  )
+
+/**
+ * The server on `options.port`; it needs the model (`LanguageModel`,
+ * `ModelInfo`) and the storage (`StagedWrites`, `Orders`), which outlive it.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options) => {
+  const server = createServer()
+  // Released after the drain, just before the server closes: a timer (not a fiber, which would be
+  // interrupted with this scope) closes what is still open after a grace period; unref'd, it never
+  // keeps the process alive.
+  const forceClose = Layer.scopedDiscard(
+    Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        setTimeout(
+          () => server.closeAllConnections(),
+          Duration.toMillis(Duration.decode(options.forceCloseAfter ?? "3 seconds"))
+        ).unref()
+      })
+    )
+  )
+  const announce = Layer.effectDiscard(
+    Effect.gen(function* () {
+      const address = (yield* HttpServer.HttpServer).address
+      const model = yield* ModelInfo
+      const port = address._tag === "TcpAddress" ? address.port : 0
+      yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
+    })
+  )
+  const services = Layer.mergeAll(
+    RunRegistry.layer,
+    SessionStore.layerMemory,
+    Auth.layerSignedCookie({ secret: options.secret })
+  )
+  const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
+    Layer.provide(services)
+  )
+  return Layer.mergeAll(serve, announce).pipe(
+    Layer.provide(forceClose),
+    Layer.provideMerge(
+      NodeHttpServer.layer(() => server, {
+        port: options.port,
+        ...(options.host === undefined ? {} : { host: options.host })
+      })
+    )
+  )
+}

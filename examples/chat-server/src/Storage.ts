@@ -1,0 +1,73 @@
+/**
+ * Where orders are written: SQLite in `.data/chat.db` by default, PostgreSQL
+ * when `DATABASE_URL` is set. Staged writes go through `SqlStagedWrites`; the
+ * `Orders` service reads back what was committed.
+ *
+ * @example
+ * ```ts
+ * import * as Storage from "./Storage.js"
+ *
+ * const storage = Storage.layerSqlite(".data/chat.db") // StagedWrites, Orders
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import type { ConfigError } from "effect"
+import type { StagedWrites } from "@tether/core"
+import { SqlStagedWrites } from "@tether/sql"
+import { Order, ordersTable } from "./Assistant.js"
+
+/** @since 0.1.0 */
+export interface Service {
+  /** Committed orders, newest first. Staged orders of runs still going are not listed. */
+  readonly list: Effect.Effect<ReadonlyArray<Order>>
+  /** What backs the store, for the page: "SQLite .data/chat.db", "PostgreSQL". */
+  readonly label: string
+}
+
+/** @since 0.1.0 */
+export class Orders extends Context.Tag("@tether/example-chat-server/Orders")<Orders, Service>() {}
+
+const decodeOrder = Schema.decodeUnknownOption(Order)
+
+const ordersLayer = (label: string) =>
+  Layer.effect(
+    Orders,
+    Effect.map(SqlStagedWrites.Records, (records) => ({
+      label,
+      list: records.list(ordersTable).pipe(
+        Effect.map((rows) =>
+          rows
+            .flatMap(([, value]) => Option.toArray(decodeOrder(value)))
+            .sort((a, b) => b.stagedAt.localeCompare(a.stagedAt))
+        ),
+        Effect.orDie
+      )
+    }))
+  )
+
+/** Why the store could not open: the database failed, or its configuration is bad. @since 0.1.0 */
+export type StorageError = Layer.Layer.Error<ReturnType<typeof SqlStagedWrites.layerSqlite>> | ConfigError.ConfigError
+
+/** The default database file, relative to the working directory. @since 0.1.0 */
+export const defaultSqliteFile = ".data/chat.db"
+
+/** SQLite in `filename` (its directory is created). @since 0.1.0 */
+export const layerSqlite = (filename: string): Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> =>
+  ordersLayer(`SQLite ${filename}`).pipe(Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename })))
+
+/** PostgreSQL at `url`. @since 0.1.0 */
+export const layerPg = (
+  url: Redacted.Redacted<string>
+): Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> =>
+  ordersLayer("PostgreSQL").pipe(Layer.provideMerge(SqlStagedWrites.layerPg({ url })))
+
+/** PostgreSQL when `DATABASE_URL` is set, else SQLite in `CHAT_DB_FILE` (default `.data/chat.db`). @since 0.1.0 */
+export const layerFromEnv: Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const url = yield* Config.redacted("DATABASE_URL").pipe(Config.withDefault(Redacted.make("")))
+    const file = yield* Config.string("CHAT_DB_FILE").pipe(Config.withDefault(defaultSqliteFile))
+    return Redacted.value(url).trim() !== "" ? layerPg(url) : layerSqlite(file)
+  })
+)

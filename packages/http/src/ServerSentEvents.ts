@@ -1,0 +1,94 @@
+/**
+ * A run's events as Server-Sent Events: one frame per event, `id:` its `seq`
+ * (so a client resumes with `Last-Event-ID`), `event:` its `_tag`, `data:` the
+ * event as JSON (Schema-encoded). Comment frames keep idle connections alive.
+ *
+ * @example
+ * ```ts
+ * import { ServerSentEvents } from "@tether/http"
+ * import { RunEvent } from "@tether/core"
+ *
+ * const frame = ServerSentEvents.encode(new RunEvent.TextDelta({ runId: "r", seq: 3, agent: "a", text: "Hi" }))
+ * // 'id: 3\nevent: TextDelta\ndata: {"runId":"r","seq":3,"agent":"a","text":"Hi","_tag":"TextDelta"}\n\n'
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { HttpServerRequest } from "@effect/platform"
+import { HttpServerResponse } from "@effect/platform"
+import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { RunEvent } from "@tether/core"
+import { BadRequest } from "./RouteError.js"
+
+const encodeEvent = Schema.encodeSync(RunEvent.RunEvent)
+
+/** The SSE frame of one event. @since 0.1.0 */
+export const encode = (event: RunEvent.RunEvent): string =>
+  `id: ${event.seq}\nevent: ${event._tag}\ndata: ${JSON.stringify(encodeEvent(event))}\n\n`
+
+/** A comment frame: ignored by clients, it keeps proxies from closing an idle stream. @since 0.1.0 */
+export const keepAlive = ": keep-alive\n\n"
+
+/** The response headers of an event stream. @since 0.1.0 */
+export const headers: Readonly<Record<string, string>> = {
+  "cache-control": "no-cache, no-transform",
+  "x-accel-buffering": "no",
+  // An event stream is the whole life of its connection: closing it after the last event
+  // lets a server that is shutting down finish at once instead of waiting for keep-alive.
+  connection: "close"
+}
+
+/** The keep-alive interval used when none is given. @since 0.1.0 */
+export const defaultKeepAliveInterval: Duration.Duration = Duration.seconds(15)
+
+/**
+ * Streams `events` as an SSE response, with a keep-alive comment every
+ * `keepAliveInterval` (default 15 seconds) until the events end.
+ *
+ * @since 0.1.0
+ */
+export const response = (
+  events: Stream.Stream<RunEvent.RunEvent>,
+  options?: {
+    readonly keepAliveInterval?: Duration.DurationInput | undefined
+    readonly headers?: Readonly<Record<string, string>> | undefined
+  }
+): HttpServerResponse.HttpServerResponse => {
+  const frames = Stream.map(events, encode).pipe(
+    Stream.merge(
+      Stream.as(
+        Stream.fromSchedule(Schedule.spaced(options?.keepAliveInterval ?? defaultKeepAliveInterval)),
+        keepAlive
+      ),
+      {
+        haltStrategy: "left"
+      }
+    ),
+    Stream.encodeText
+  )
+  return HttpServerResponse.stream(frames, {
+    contentType: "text/event-stream",
+    headers: { ...headers, ...options?.headers }
+  })
+}
+
+/**
+ * Where a client resumes: the `Last-Event-ID` header, else the `after` query
+ * parameter; `None` when neither is given. A value that is not a non-negative
+ * integer is a `BadRequest`.
+ *
+ * @since 0.1.0
+ */
+export const resumeAfter = (
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<Option.Option<number>, BadRequest> =>
+  Effect.suspend(() => {
+    const header = request.headers["last-event-id"]
+    const raw = (header ?? new URL(request.url, "http://localhost").searchParams.get("after") ?? "").trim()
+    if (raw === "") return Effect.succeedNone
+    return /^\d{1,15}$/.test(raw)
+      ? Effect.succeedSome(Number(raw))
+      : Effect.fail(
+          new BadRequest({ message: `Last-Event-ID (or ?after=) must be an event id, got "${raw.slice(0, 40)}"` })
+        )
+  })

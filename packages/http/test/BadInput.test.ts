@@ -1,0 +1,107 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import * as Client from "./support/client.js"
+import * as Harness from "./support/harness.js"
+
+describe("bad input", () => {
+  it.scopedLive(
+    "malformed JSON, oversize bodies, bad fields, bad ids and unknown sessions get clear JSON errors and change nothing",
+    () =>
+      Effect.gen(function* () {
+        const harness = yield* Harness.start({ script: Harness.orderThenSlowText(2, "5 millis") })
+        const post = (path: string, body: string) =>
+          Client.requestJson({ port: harness.port, method: "POST", path, headers: Harness.alice, body })
+        const get = (path: string) =>
+          Client.requestJson({ port: harness.port, method: "GET", path, headers: Harness.alice })
+
+        const malformed = yield* post("/api/sessions/s-1/messages", '{"message": "hi"')
+        expect(malformed.status).toBe(400)
+        expect(malformed.json.error).toMatchObject({ _tag: "BadRequest" })
+        expect(malformed.json.error.message).toMatch(/not valid JSON/)
+
+        const empty = yield* post("/api/sessions/s-1/messages", "")
+        expect(empty.status).toBe(400)
+
+        const oversize = yield* post("/api/sessions/s-1/messages", JSON.stringify({ message: "x".repeat(70 * 1024) }))
+        expect(oversize.status).toBe(413)
+        expect(oversize.json.error).toMatchObject({ _tag: "PayloadTooLarge", limitBytes: 64 * 1024 })
+
+        const tooLong = yield* post("/api/sessions/s-1/messages", JSON.stringify({ message: "x".repeat(8001) }))
+        expect(tooLong.status).toBe(422)
+        expect(tooLong.json.error).toMatchObject({
+          _tag: "InvalidBody",
+          message: "message: the message must be at most 8000 characters",
+          issues: [{ path: ["message"], message: "the message must be at most 8000 characters" }]
+        })
+
+        const missing = yield* post("/api/sessions/s-1/messages", JSON.stringify({ text: "hi" }))
+        expect(missing.status).toBe(422)
+        expect(missing.json.error.issues[0].path).toEqual(["message"])
+
+        const badPolicy = yield* post(
+          "/api/sessions/s-1/messages",
+          JSON.stringify({ message: "hi", disconnect: "maybe" })
+        )
+        expect(badPolicy.status).toBe(422)
+        expect(badPolicy.json.error.issues[0].path).toEqual(["disconnect"])
+
+        const notAnObject = yield* post("/api/sessions/s-1/messages", "[1, 2]")
+        expect(notAnObject.status).toBe(422)
+
+        const badId = yield* post("/api/sessions/not%20an%20id/messages", JSON.stringify({ message: "hi" }))
+        expect(badId.status).toBe(400)
+        expect(badId.json.error._tag).toBe("BadRequest")
+
+        for (const answer of [
+          yield* post("/api/sessions/nope/cancel", ""),
+          yield* get("/api/sessions/nope"),
+          yield* get("/api/sessions/nope/events")
+        ]) {
+          expect(answer.status).toBe(404)
+          expect(answer.json.error).toMatchObject({ _tag: "SessionNotFound", sessionId: "nope" })
+        }
+
+        expect(yield* harness.registry.running).toEqual([])
+        expect(Option.isNone(yield* harness.registry.get("s-1"))).toBe(true)
+        expect(Option.isNone(yield* harness.store.get("s-1"))).toBe(true)
+        expect(yield* harness.model.requests).toHaveLength(0)
+      })
+  )
+
+  it.scopedLive("too many runs per caller get 429, a message to a busy session 409; nothing changes", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({
+        script: Harness.orderThenSlowText(200, "50 millis"),
+        routes: { limits: { maxRunningPerCaller: 2 } }
+      })
+      const start = (headers: Record<string, string>, sessionId: string) =>
+        Client.openEventStream({
+          port: harness.port,
+          method: "POST",
+          path: `/api/sessions/${sessionId}/messages`,
+          headers,
+          body: JSON.stringify({ message: "buy" })
+        })
+      const one = yield* start(Harness.alice, "s-1")
+      const two = yield* start(Harness.alice, "s-2")
+      expect([one.status, two.status]).toEqual([200, 200])
+
+      const three = yield* start(Harness.alice, "s-3")
+      expect(three.status).toBe(429)
+      expect(JSON.parse(three.text()).error).toMatchObject({ _tag: "TooManyRuns", limit: 2 })
+      expect(Option.isNone(yield* harness.store.get("s-3"))).toBe(true)
+
+      const runBefore = (yield* harness.registry.get("s-1").pipe(Effect.flatten)).id
+      const busy = yield* start(Harness.alice, "s-1")
+      expect(busy.status).toBe(409)
+      expect(JSON.parse(busy.text()).error).toMatchObject({ _tag: "SessionBusy", sessionId: "s-1", runId: runBefore })
+      expect((yield* harness.registry.get("s-1").pipe(Effect.flatten)).id).toBe(runBefore)
+      expect([...(yield* harness.registry.running)].sort()).toEqual(["s-1", "s-2"])
+
+      // The limit is per caller: bob may start his own.
+      const bobs = yield* start(Harness.bob, "s-bob")
+      expect(bobs.status).toBe(200)
+      yield* Effect.forEach([one, two, bobs], (stream) => stream.destroy)
+    })
+  )
+})

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Client from "./support/client.js"
+import * as Harness from "./support/harness.js"
+
+const expectContiguous = (events: ReadonlyArray<Client.SseEvent>) => {
+  expect(events.map((e) => e.id)).toEqual(events.map((_, i) => i + 1))
+  expect(events.at(-1)?.event).toBe("RunCompleted")
+}
+
+describe("detach policy", () => {
+  it.scopedLive(
+    "a detached run goes on after a disconnect; Last-Event-ID re-attach gets exactly the missed events",
+    () =>
+      Effect.gen(function* () {
+        const harness = yield* Harness.start({ script: Harness.orderThenSlowText(40, "25 millis") })
+        const first = yield* Client.openEventStream({
+          port: harness.port,
+          method: "POST",
+          path: "/api/sessions/s-d/messages",
+          headers: Harness.alice,
+          body: JSON.stringify({ message: "buy", disconnect: "detach" })
+        })
+        yield* first
+          .waitFor((events) => events.filter((e) => e.event === "TextDelta").length >= 3)
+          .pipe(Effect.timeout("10 seconds"))
+        yield* first.destroy
+        // What the client had read when it dropped: no more bytes are parsed after `destroy`.
+        const seen = [...first.events]
+        expect(yield* harness.registry.running).toEqual(["s-d"])
+
+        const lastEventId = String(seen.at(-1)!.id)
+        const resumed = yield* Client.openEventStream({
+          port: harness.port,
+          method: "GET",
+          path: "/api/sessions/s-d/events",
+          headers: { ...Harness.alice, "last-event-id": lastEventId }
+        })
+        expect(resumed.status).toBe(200)
+        const rest = yield* resumed.ended.pipe(Effect.timeout("10 seconds"))
+        expect(rest.length).toBeGreaterThan(0)
+        expectContiguous([...seen, ...rest])
+        expect(yield* Harness.outcomeOf(harness, "s-d")).toMatchObject({ _tag: "Completed", writesCommitted: 1 })
+        expect((yield* harness.committed).get("orders")?.size).toBe(1)
+      })
+  )
+
+  it.scopedLive("?after= re-attaches too, and after the end it replays only what is missing", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ script: Harness.orderThenSlowText(3, "5 millis") })
+      const first = yield* Client.openEventStream({
+        port: harness.port,
+        method: "POST",
+        path: "/api/sessions/s-e/messages",
+        headers: Harness.alice,
+        body: JSON.stringify({ message: "buy", disconnect: "detach" })
+      })
+      const all = yield* first.ended.pipe(Effect.timeout("10 seconds"))
+      expectContiguous(all)
+      const tail = yield* Client.openEventStream({
+        port: harness.port,
+        method: "GET",
+        path: "/api/sessions/s-e/events?after=4",
+        headers: Harness.alice
+      })
+      const replayed = yield* tail.ended.pipe(Effect.timeout("10 seconds"))
+      expect(replayed.map((e) => e.id)).toEqual(all.slice(4).map((e) => e.id))
+      const none = yield* Client.openEventStream({
+        port: harness.port,
+        method: "GET",
+        path: `/api/sessions/s-e/events?after=${all.length}`,
+        headers: Harness.alice
+      })
+      expect(yield* none.ended.pipe(Effect.timeout("10 seconds"))).toEqual([])
+      const bad = yield* Client.requestJson({
+        port: harness.port,
+        method: "GET",
+        path: "/api/sessions/s-e/events",
+        headers: { ...Harness.alice, "last-event-id": "abc" }
+      })
+      expect(bad.status).toBe(400)
+      expect(bad.json.error._tag).toBe("BadRequest")
+    })
+  )
+})

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Client from "./support/client.js"
+import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
 const alice = Harness.cookieFor("alice")

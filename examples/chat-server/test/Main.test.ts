@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { FakeAnthropic } from "@tether/testing"
 import * as OfflineScript from "../src/OfflineScript.js"
-import * as Client from "./support/client.js"
+import { SessionClient as Client } from "@tether/testing"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 

@@ -144,5 +144,11 @@ export const currentRunId: Effect.Effect<Option.Option<string>> = Effect.map(
   Option.map((ctx) => ctx.runId)
 )
 
+/** The session of the run the caller is part of, if it was started with one. @since 0.1.0 */
+export const currentSessionId: Effect.Effect<Option.Option<string>> = Effect.map(
+  Effect.serviceOption(CurrentRun),
+  Option.flatMap((ctx) => Option.fromNullable(ctx.sessionId))
+)
+
 /** The tag tools use to reach their run; provided by the run to every tool and subtask. @since 0.1.0 */
 export { CurrentRun }

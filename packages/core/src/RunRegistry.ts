@@ -56,6 +56,11 @@ export interface Service {
   readonly get: (sessionId: string) => Effect.Effect<Option.Option<AgentRun>>
   /** The sessions whose run is still going. */
   readonly running: Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Drops an ended session's run and its event history (a running one is cancelled first, with `reason`).
+   * The registry keeps each session's latest run until then, for status and re-attaching.
+   */
+  readonly forget: (sessionId: string, reason?: CancelReason.CancelReason) => Effect.Effect<void>
   /** Cancels every running run with `reason` and waits for them. */
   readonly cancelAll: (reason: CancelReason.CancelReason) => Effect.Effect<void>
 }
@@ -105,6 +110,16 @@ export const make = Effect.gen(function* () {
         return run === undefined ? Effect.succeedNone : Effect.asSome(run.cancel(reason))
       }),
     get: (sessionId) => Effect.sync(() => Option.fromNullable(runs.get(sessionId))),
+    forget: (sessionId, reason) =>
+      lock.withPermits(1)(
+        Effect.suspend(() => {
+          const run = runs.get(sessionId)
+          if (run === undefined) return Effect.void
+          return run
+            .cancel(reason ?? new CancelReason.UserAbort())
+            .pipe(Effect.zipRight(Effect.sync(() => runs.get(sessionId) === run && runs.delete(sessionId))))
+        })
+      ),
     running: Effect.map(runningRuns, (active) =>
       active.flatMap((run) => (run.sessionId === undefined ? [] : [run.sessionId]))
     ),

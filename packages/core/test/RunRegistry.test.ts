@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, Scope, TestClock } from "effect"
-import { Agent, CancelReason, RunRegistry, StagedWrites } from "@tether/core"
+import { Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream, TestClock } from "effect"
+import { Agent, AgentRun, CancelReason, Message, RunEvent, RunRegistry, StagedWrites, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
 const slowText = ScriptedModel.text("a".repeat(100), { chunks: 50, delay: "1 second" })
@@ -62,5 +62,64 @@ describe("RunRegistry", () => {
       const recorder = yield* Effect.provide(ScriptedModel.ScriptedModel, context)
       expect(yield* recorder.openStreams).toBe(0)
     })
+  )
+
+  it.effect("forget drops a session's run (cancelling it first) and its history", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const run = yield* registry.start("f", agent, "hi")
+      yield* TestClock.adjust("1 second")
+      yield* registry.forget("f", new CancelReason.UserAbort())
+      expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
+      expect(yield* registry.get("f")).toEqual(Option.none())
+      expect(yield* registry.cancel("f", new CancelReason.UserAbort())).toEqual(Option.none())
+    }).pipe(Effect.provide(env))
+  )
+
+  it.effect("whoever sees the terminal event finds the run ended", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const run = yield* registry.start("t", agent, "hi")
+      const seen = yield* run.events.pipe(
+        Stream.filter(RunEvent.isTerminal),
+        Stream.mapEffect(() => run.poll),
+        Stream.runHead,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      yield* registry.cancel("t", new CancelReason.UserAbort())
+      const polled = Option.flatten(yield* Fiber.join(seen))
+      expect(Option.isSome(polled)).toBe(true)
+    }).pipe(Effect.provide(env))
+  )
+
+  it.effect("tools can read the session they run for", () =>
+    Effect.gen(function* () {
+      const whoami = Tool.make("whoami", {
+        description: "Session id",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.map(
+            AgentRun.currentSessionId,
+            Option.getOrElse(() => "none")
+          )
+      })
+      const registry = yield* RunRegistry.RunRegistry
+      const run = yield* registry.start("user-7", Agent.make({ name: "a", tools: [whoami] }), "who?")
+      yield* TestClock.adjust("1 minute")
+      const outcome = yield* run.outcome
+      expect(outcome._tag).toBe("Completed")
+      const result = outcome.transcript[2]!.content[0] as Message.ToolResultBlock
+      expect(result.content).toBe("user-7")
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          ScriptedModel.layer([[ScriptedModel.toolUse("whoami", {})], ScriptedModel.text("ok")]),
+          StagedWrites.layerMemory,
+          RunRegistry.layer
+        )
+      )
+    )
   )
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Agent, Message } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
-import * as Client from "./support/client.js"
+import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
 const userTexts = (messages: ReadonlyArray<Message.Message>) =>

@@ -7,3 +7,4 @@
 export * as FakeAnthropic from "./FakeAnthropic.js"
 export * as ScriptedModel from "./ScriptedModel.js"
 export * as Interruptions from "./Interruptions.js"
+export * as SessionClient from "./SessionClient.js"

@@ -14,7 +14,7 @@ import * as ChatServer from "../../src/ChatServer.js"
 import * as Model from "../../src/Model.js"
 import type * as OfflineScript from "../../src/OfflineScript.js"
 import * as Storage from "../../src/Storage.js"
-import * as Client from "./client.js"
+import { SessionClient as Client } from "@tether/testing"
 
 export const secret = "chat-server-test-secret"
 

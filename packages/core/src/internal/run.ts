@@ -246,7 +246,9 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         const result = yield* settle(ctx, bodyExit, recordedReason, state)
         yield* Scope.close(runScope, Exit.void)
         const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
+        // The outcome is decided before the terminal event goes out: whoever saw the event finds it ended.
         yield* Deferred.succeed(outcome, result.outcome)
+        yield* emit(result.terminal)
         if (alive.length > 0 || Option.isNone(bodyDone) || Option.isNone(childrenDone)) {
           const message = `run ${runId}: ${alive.length} fiber(s) still alive after the run ended`
           if (options.onLeak === "die") return yield* Effect.die(new Error(message))
@@ -305,9 +307,6 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           }).pipe(Effect.exit)
           if (Exit.isSuccess(committed)) {
             if (committed.value > 0) yield* emit((c) => new RunEvent.Committed({ ...c, count: committed.value }, true))
-            yield* emit(
-              (c) => new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }, true)
-            )
             const completed: RunOutcome = {
               _tag: "Completed",
               runId,
@@ -316,7 +315,12 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
               tokensUsed: tokens.used,
               writesCommitted: committed.value
             }
-            return { outcome: completed, exit: Effect.succeed(bodyExit.value) }
+            return {
+              outcome: completed,
+              terminal: (c: EventCommon) =>
+                new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }, true),
+              exit: Effect.succeed(bodyExit.value)
+            }
           }
           return yield* failed(ctx, committed.cause, transcriptState)
         }
@@ -332,19 +336,6 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
               )
           )
           const tokensNow = yield* ledger.snapshot
-          yield* emit(
-            (c) =>
-              new RunEvent.RunCancelled(
-                {
-                  ...c,
-                  reason,
-                  tokensUsed: tokensNow.used,
-                  tokensEstimated: tokensNow.estimated,
-                  writesRolledBack: undone.writes
-                },
-                true
-              )
-          )
           yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
             Effect.annotateLogs({
               runId,
@@ -363,7 +354,21 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
             writesRolledBack: undone.writes,
             compensationsRun: undone.compensations
           }
-          return { outcome: cancelled, exit: Effect.interrupt }
+          return {
+            outcome: cancelled,
+            terminal: (c: EventCommon) =>
+              new RunEvent.RunCancelled(
+                {
+                  ...c,
+                  reason,
+                  tokensUsed: tokensNow.used,
+                  tokensEstimated: tokensNow.estimated,
+                  writesRolledBack: undone.writes
+                },
+                true
+              ),
+            exit: Effect.interrupt
+          }
         }
         return yield* failed(ctx, bodyExit.cause, transcriptState)
       })
@@ -387,9 +392,6 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
             )
         )
         const tokens = yield* ledger.snapshot
-        yield* emit(
-          (c) => new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }, true)
-        )
         yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId }))
         const outcome: RunOutcome = {
           _tag: "Failed",
@@ -401,7 +403,12 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           writesRolledBack: undone.writes,
           compensationsRun: undone.compensations
         }
-        return { outcome, exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError> }
+        return {
+          outcome,
+          terminal: (c: EventCommon) =>
+            new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }, true),
+          exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError>
+        }
       })
 
     const awaitOutcome = Deferred.await(outcome)

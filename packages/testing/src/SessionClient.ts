@@ -1,17 +1,41 @@
 /**
- * A small HTTP client on raw `node:http` sockets, so tests control the
- * connection: each request has its own socket (no keep-alive), and
- * `destroy()` drops it the way a closed browser tab does.
+ * A small HTTP client for testing servers that mount Tether's routes, on raw
+ * `node:http` sockets so a test controls the connection: each request has its
+ * own socket (no keep-alive), and `destroy` drops it the way a closed browser
+ * tab does. `openEventStream` parses Server-Sent Events as they arrive.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SessionClient } from "@tether/testing"
+ *
+ * const dropMidStream = (port: number) =>
+ *   Effect.gen(function* () {
+ *     const stream = yield* SessionClient.openEventStream({
+ *       port,
+ *       method: "POST",
+ *       path: "/sessions/s1/messages",
+ *       headers: SessionClient.bearer("alice-token"),
+ *       body: JSON.stringify({ message: "hi" })
+ *     })
+ *     yield* stream.waitFor((events) => events.some((e) => e.event === "TextDelta"))
+ *     yield* stream.destroy // the server should now cancel the run with ClientDisconnected
+ *   })
+ * ```
+ *
+ * @since 0.1.0
  */
 import * as Http from "node:http"
 import { Effect } from "effect"
 
+/** One parsed event: `id`, `event` and the JSON of its `data`. @since 0.1.0 */
 export interface SseEvent {
   readonly id: number | undefined
   readonly event: string
   readonly data: any
 }
 
+/** @since 0.1.0 */
 export interface Request {
   readonly port: number
   readonly method: "GET" | "POST"
@@ -20,6 +44,7 @@ export interface Request {
   readonly body?: string | undefined
 }
 
+/** @since 0.1.0 */
 export interface JsonResponse {
   readonly status: number
   readonly headers: Http.IncomingHttpHeaders
@@ -41,7 +66,7 @@ const send = (request: Request) =>
     }
   })
 
-/** Sends a request and reads its whole answer as JSON. */
+/** Sends a request and reads its whole answer as JSON. @since 0.1.0 */
 export const requestJson = (request: Request): Effect.Effect<JsonResponse> =>
   Effect.async<JsonResponse>((resume) => {
     const req = send(request)
@@ -64,7 +89,7 @@ export const requestJson = (request: Request): Effect.Effect<JsonResponse> =>
     return Effect.sync(() => req.destroy())
   })
 
-/** An event stream being read: the events so far, and ways to wait, end or drop it. */
+/** An event stream being read: the events so far, and ways to wait, end or drop it. @since 0.1.0 */
 export interface EventStream {
   readonly status: number
   readonly headers: Http.IncomingHttpHeaders
@@ -97,7 +122,7 @@ const parseFrame = (frame: string): SseEvent | undefined => {
   return { id, event, data: JSON.parse(data.join("\n")) }
 }
 
-/** Opens an event stream (POST with a body, or GET); resolves once the response headers arrived. */
+/** Opens an event stream (POST with a body, or GET); resolves once the response headers arrived. @since 0.1.0 */
 export const openEventStream = (request: Request): Effect.Effect<EventStream> =>
   Effect.async<EventStream>((resume) => {
     const req = send(request)
@@ -170,4 +195,5 @@ export const openEventStream = (request: Request): Effect.Effect<EventStream> =>
     req.end(request.body)
   })
 
+/** An `authorization: Bearer` header. @since 0.1.0 */
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })

@@ -93,8 +93,13 @@ export interface AgentRun {
   readonly events: Stream.Stream<RunEvent>
   /** The events whose `seq` is greater than `seq` (to resume after `Last-Event-ID`). */
   readonly eventsAfter: (seq: number) => Stream.Stream<RunEvent>
-  /** Records `reason`, interrupts the tree, and waits for the outcome. A no-op on a run that already ended. */
+  /**
+   * Records `reason`, interrupts the tree, and waits for the outcome. On a run that already ended it only
+   * returns the outcome. The wait is bounded by the run's `cancelDeadline` (plus its rollback).
+   */
   readonly cancel: (reason: CancelReason) => Effect.Effect<RunOutcome>
+  /** Records `reason` and interrupts the tree without waiting (cancel many runs, then await their outcomes). */
+  readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
   /** Waits for the outcome. */
   readonly outcome: Effect.Effect<RunOutcome>
   /** The outcome, if the run ended. */

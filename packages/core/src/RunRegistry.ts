@@ -79,7 +79,11 @@ export const make = Effect.gen(function* () {
   const runningRuns = Effect.suspend(() => Effect.filter(Array.from(runs.values()), isRunning))
   const cancelAll = (reason: CancelReason.CancelReason) =>
     Effect.flatMap(runningRuns, (active) =>
-      Effect.forEach(active, (run) => run.cancel(reason), { concurrency: "unbounded", discard: true })
+      // Every run is told first, so they all stop at once; then their outcomes are awaited.
+      Effect.zipRight(
+        Effect.forEach(active, (run) => run.requestCancel(reason), { discard: true }),
+        Effect.forEach(active, (run) => run.outcome, { discard: true })
+      )
     )
   // Added after the FiberMap, so it runs first: every run learns why before its fiber is interrupted.
   yield* Effect.addFinalizer(() => cancelAll(new CancelReason.Shutdown()))

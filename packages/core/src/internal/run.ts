@@ -145,13 +145,22 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         })
     const emit = emitAs(agentPath)
     const recordedReason = yield* Ref.make(Option.none<CancelReason.CancelReason>())
-    const cancelSignal = yield* Deferred.make<void>()
     const outcome = yield* Deferred.make<RunOutcome>()
     const fiberRef = yield* Deferred.make<Fiber.RuntimeFiber<unknown, AgentError>>()
-    const requestCancel = (reason: CancelReason.CancelReason) =>
+    // The body's fiber, once forked; a cancel requested before that is remembered and applied at the fork.
+    let bodyFiber: Fiber.RuntimeFiber<LoopResult, AgentError> | undefined
+    let isCancelRequested = false
+    const stopped = yield* Deferred.make<void>()
+    const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
       Effect.zipRight(
         Ref.update(recordedReason, (current) => (Option.isSome(current) ? current : Option.some(reason))),
-        Deferred.succeed(cancelSignal, undefined)
+        Effect.fiberIdWith((requester) =>
+          Effect.sync(() => {
+            isCancelRequested = true
+            bodyFiber?.unsafeInterruptAsFork(requester)
+            Deferred.unsafeDone(stopped, Exit.void)
+          })
+        )
       )
     const ledger = yield* TokenBudget.make({
       ceiling: options.tokenBudget ?? agent.tokenBudget,
@@ -197,18 +206,6 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           requestCancel,
           nextId: (prefix) => `${prefix}_${runId}_${++seq}`
         }
-        const cancelled = Effect.raceFirst(
-          Deferred.await(cancelSignal),
-          options.timeout === undefined
-            ? Effect.never
-            : Effect.sleep(options.timeout).pipe(
-                Effect.zipRight(
-                  requestCancel(
-                    new CancelReason.Timeout({ millis: Duration.toMillis(Duration.decode(options.timeout)) })
-                  )
-                )
-              )
-        ).pipe(Effect.zipRight(Effect.interrupt))
         const body: Effect.Effect<LoopResult, AgentError, any> =
           transaction._tag === "Left"
             ? Effect.fail(transaction.left)
@@ -216,25 +213,51 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
                 Effect.zipLeft(awaitSubtasks(ctx)),
                 Effect.provideService(CurrentRun, ctx)
               )
-        const bodyFiber = yield* Effect.fork(restore(body)).pipe(
+        const forked = yield* Effect.fork(restore(body)).pipe(
           Effect.supervised(supervisor),
           Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name }, captureStackTrace: false })
         )
-        const bodyExit = yield* restore(Effect.raceFirst(Fiber.join(bodyFiber), cancelled)).pipe(Effect.exit)
+        bodyFiber = forked
+        forked.addObserver(() => Deferred.unsafeDone(stopped, Exit.void))
+        if (isCancelRequested) yield* Fiber.interruptFork(forked)
+        const timer =
+          options.timeout === undefined
+            ? undefined
+            : yield* Effect.fork(
+                restore(
+                  Effect.sleep(options.timeout).pipe(
+                    Effect.zipRight(
+                      requestCancel(
+                        new CancelReason.Timeout({ millis: Duration.toMillis(Duration.decode(options.timeout)) })
+                      )
+                    )
+                  )
+                )
+              )
+        // The wait ends when the body ends, when a cancel is requested (it also interrupts the body), or when
+        // this fiber is interrupted (a client that went away, a FiberMap.remove): then its cause says who.
+        const waited = yield* Effect.exit(restore(Deferred.await(stopped)))
+        if (timer !== undefined) yield* Fiber.interruptFork(timer)
+        // From here on every write is refused, unless the body completed.
+        lifecycle.isEnded = Exit.isFailure(waited) || isCancelRequested || forked.unsafePoll()?._tag === "Failure"
         // The tree stops before anything is committed or rolled back: first the loop with its turns and tool
         // calls, then the subtasks (interrupted and awaited). A child that will not stop (an uninterruptible
         // region) is left behind after the deadline: the writes still roll back (its later writes are
-        // refused), and the leak is reported below.
-        lifecycle.isEnded = Exit.isFailure(bodyExit)
-        // (The deadline races are skipped where nothing can be left: they fork fibers, and a cancel of
-        // thousands of runs at once pays for each.)
+        // refused), and the leak is reported below. (No deadline race where the body already ended: each
+        // forks fibers, and a cancel of thousands of runs at once pays for them.)
         const bodyDone =
-          bodyFiber.unsafePoll() !== null
+          forked.unsafePoll() !== null
             ? Option.some(undefined)
-            : yield* Fiber.interruptFork(bodyFiber).pipe(
-                Effect.zipRight(Effect.interruptible(Fiber.await(bodyFiber))),
+            : yield* (isCancelRequested ? Effect.void : Fiber.interruptFork(forked)).pipe(
+                Effect.zipRight(Effect.interruptible(Fiber.await(forked))),
                 Effect.timeoutOption(cancelDeadline)
               )
+        const finished = forked.unsafePoll()
+        const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited)
+          ? Exit.failCause(waited.cause)
+          : finished !== null
+            ? finished
+            : Exit.interrupt(forked.id())
         const childrenDone =
           (yield* Ref.get(ctx.subtasks)).length === 0
             ? yield* Effect.asSome(Scope.close(childScope, bodyExit))
@@ -422,19 +445,15 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           Stream.takeUntil(RunEvent.isTerminal),
           Stream.filter((event) => event.seq > after)
         ),
+      // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just
+      // waits for the outcome.
       cancel: (reason) =>
-        Effect.gen(function* () {
-          if (yield* Deferred.isDone(outcome)) return yield* awaitOutcome
-          yield* requestCancel(reason)
-          return yield* awaitOutcome.pipe(
-            Effect.timeout(cancelDeadline),
-            Effect.catchTag("TimeoutException", () =>
-              Effect.logWarning(
-                `run ${runId} did not stop within ${Duration.format(cancelDeadline)} of its cancel`
-              ).pipe(Effect.zipRight(awaitOutcome))
-            )
-          )
-        }),
+        Effect.zipRight(
+          Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason))),
+          awaitOutcome
+        ),
+      requestCancel: (reason) =>
+        Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason))),
       outcome: awaitOutcome,
       poll: Deferred.poll(outcome).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))

@@ -89,6 +89,8 @@ export const handler =
           // A canceler runs uninterruptibly: only an interruptible wait can lose the race against the grace period.
           return Effect.interruptible(Effect.promise(() => settled)).pipe(
             Effect.timeoutOption(abandonAfter),
+            // A second interruption cuts the grace period short: the Promise is abandoned all the same.
+            Effect.onInterrupt(() => reportAbandoned(tool, toolUseId, ctx, abandonAfter, settled, abandoned)),
             Effect.flatMap(
               Option.match({
                 onSome: () => Effect.void,

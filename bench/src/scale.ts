@@ -7,7 +7,7 @@ import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
 import { Agent, CancelReason, RunRegistry } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
-import { rawClient, rawStream } from "./setup.js"
+import { rawClient, rawStream, records } from "./setup.js"
 import { sleep } from "./stats.js"
 
 const gc = () => {
@@ -38,8 +38,8 @@ export interface ScaleResult {
 
 const started = (fake: FakeAnthropic.Handle, from: number, sessions: number) =>
   fake.waitUntil((state) =>
-    state.requests.length >= from + sessions &&
-    state.requests.slice(from, from + sessions).every((r) => r.tokensWritten >= 1)
+    state.requestCount >= from + sessions &&
+    records(state, Math.max(from, from + sessions - batchSize), from + sessions).every((r) => r.tokensWritten >= 1)
       ? true
       : undefined
   )
@@ -51,7 +51,8 @@ const batchSize = 250
  * idle keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not counted here.) */
 const closedAll = (fake: FakeAnthropic.Handle, from: number) =>
   fake.waitUntil((state) =>
-    state.inFlight === 0 && state.requests.slice(from).every((r) => r.closedAt !== undefined || r.isFinished)
+    state.inFlight === 0 &&
+    records(state, from, state.requestCount).every((r) => r.closedAt !== undefined || r.isFinished)
       ? true
       : undefined
   )

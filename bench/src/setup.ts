@@ -34,9 +34,13 @@ export const rawStream = async (client: Anthropic, signal: AbortSignal): Promise
 /** Resolves once request `index` of the fake has closed or finished, with its record. */
 export const ended = (fake: FakeAnthropic.Handle, index: number) =>
   fake.waitUntil((state) => {
-    const record = state.requests[index]
+    const record = state.request(index)
     return record !== undefined && (record.closedAt !== undefined || record.isFinished) ? record : undefined
   })
 
 export const tokensAtLeast = (fake: FakeAnthropic.Handle, index: number, count: number) =>
-  fake.waitUntil((state) => ((state.requests[index]?.tokensWritten ?? 0) >= count ? true : undefined))
+  fake.waitUntil((state) => ((state.request(index)?.tokensWritten ?? 0) >= count ? true : undefined))
+
+/** Records `from` to `to` (exclusive) of the fake, read one by one (cheap inside a wait predicate). */
+export const records = (state: FakeAnthropic.State, from: number, to: number): Array<FakeAnthropic.RecordedRequest> =>
+  Array.from({ length: Math.max(0, to - from) }, (_, i) => state.request(from + i)!).filter((r) => r !== undefined)

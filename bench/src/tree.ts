@@ -11,6 +11,7 @@ import { AnthropicModel } from "@tether/anthropic"
 import { Agent, AgentRun, CancelReason, StagedWrites, Subtask, Tool } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { FakeAnthropic } from "@tether/testing"
+import { records } from "./setup.js"
 import { sleep, summarize, type Summary } from "./stats.js"
 
 const subAgent = Agent.make({ name: "sub", system: "sub" })
@@ -70,8 +71,8 @@ const measure = async (subtasks: number, toolsPerSubtask: number, trials: number
       const run = await runtime.runPromise(Scope.extend(AgentRun.start(agent, "go"), scope))
       const opened = subtasks === 0 ? 1 : 1 + subtasks
       await fake.waitUntil((state) =>
-        state.requests.length >= first + opened &&
-        state.requests.slice(first + opened - streams).every((r) => r.tokensWritten >= 1)
+        state.requestCount >= first + opened &&
+        records(state, first + opened - streams, first + opened).every((r) => r.tokensWritten >= 1)
           ? true
           : undefined
       )
@@ -79,7 +80,9 @@ const measure = async (subtasks: number, toolsPerSubtask: number, trials: number
       const t0 = performance.now()
       const outcome = await runtime.runPromise(run.cancel(new CancelReason.UserAbort()))
       await fake.waitUntil((state) =>
-        state.requests.slice(first).every((r) => r.closedAt !== undefined || r.isFinished) ? true : undefined
+        records(state, first, state.requestCount).every((r) => r.closedAt !== undefined || r.isFinished)
+          ? true
+          : undefined
       )
       times.push(performance.now() - t0)
       if (outcome._tag === "Cancelled") writesRolledBack = outcome.writesRolledBack

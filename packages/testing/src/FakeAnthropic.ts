@@ -350,7 +350,11 @@ export interface RecordedRequest {
 
 /** A snapshot of the server, given to `waitUntil` predicates. @since 0.1.0 */
 export interface State {
+  /** A copy of every record, made when read: with thousands of requests, prefer `requestCount` and `request`. */
   readonly requests: ReadonlyArray<RecordedRequest>
+  readonly requestCount: number
+  /** A copy of one record. */
+  readonly request: (index: number) => RecordedRequest | undefined
   readonly openConnections: number
   /** Responses started and not yet ended. */
   readonly inFlight: number
@@ -387,14 +391,14 @@ export interface Service {
 export class FakeAnthropic extends Context.Tag("@tether/testing/FakeAnthropic")<FakeAnthropic, Service>() {}
 
 const ended = (index: number) => (state: State) => {
-  const record = state.requests[index]
+  const record = state.request(index)
   return record !== undefined && (record.isFinished || record.closedAt !== undefined) ? record : undefined
 }
 
 const selectors = {
-  requests: (count: number) => (state: State) => (state.requests.length >= count ? state.requests : undefined),
+  requests: (count: number) => (state: State) => (state.requestCount >= count ? state.requests : undefined),
   tokens: (index: number, count: number) => (state: State) => {
-    const record = state.requests[index]
+    const record = state.request(index)
     return record !== undefined && record.tokensWritten >= count ? record : undefined
   },
   ended,

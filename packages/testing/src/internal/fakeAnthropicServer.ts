@@ -50,6 +50,8 @@ const pickReply = (script: Script, request: ScriptRequest): Reply => {
 }
 
 /** The node:http server behind `FakeAnthropic`: serves the script and records every request. */
+const copyRecord = (record: RecordedRequest): RecordedRequest => ({ ...record, tokenTimes: [...record.tokenTimes] })
+
 export class FakeServer {
   readonly url: string
   private readonly records: Array<RequestRecord> = []
@@ -98,11 +100,21 @@ export class FakeServer {
   }
 
   get requests(): ReadonlyArray<RecordedRequest> {
-    return this.records.map((record) => ({ ...record, tokenTimes: [...record.tokenTimes] }))
+    return this.records.map(copyRecord)
   }
 
+  /** Cheap to make: waits re-evaluate it on every change, and copying every record each time is quadratic. */
   state(): State {
-    return { requests: this.requests, openConnections: this.openConnections, inFlight: this.inFlight }
+    const records = this.records
+    return {
+      get requests() {
+        return records.map(copyRecord)
+      },
+      requestCount: records.length,
+      request: (index) => (records[index] === undefined ? undefined : copyRecord(records[index])),
+      openConnections: this.openConnections,
+      inFlight: this.inFlight
+    }
   }
 
   /** Calls `listener` after every change of state; returns the unsubscribe function. */

@@ -1,0 +1,195 @@
+import { Cause, Effect, Exit, HashSet, Option, Ref } from "effect"
+import { HttpServerError } from "@effect/platform"
+import { SubtaskFailedError, type AgentError } from "../AgentError.js"
+import type { RunOutcome } from "../AgentRun.js"
+import * as CancelReason from "../CancelReason.js"
+import * as RunEvent from "../RunEvent.js"
+import type { EventCommon, RunContext } from "./context.js"
+import type { LoopResult } from "./loop.js"
+import { describeError } from "./tools.js"
+import * as Transcript from "./transcript.js"
+
+/**
+ * How a run ends once its tree has stopped: commit on success; otherwise roll back, run the compensations and
+ * say why. Each ending returns the outcome, the terminal event and the exit of the run's fiber.
+ */
+export interface Ending {
+  readonly outcome: RunOutcome
+  readonly terminal: (common: EventCommon) => RunEvent.RunEvent
+  readonly exit: Effect.Effect<LoopResult, AgentError>
+}
+
+/** Why a run whose body was interrupted stopped: the recorded reason, else what the interruptors tell. */
+export const reasonOf = (recorded: Option.Option<CancelReason.CancelReason>, cause: Cause.Cause<unknown>) =>
+  Option.getOrElse(recorded, () =>
+    HashSet.has(Cause.interruptors(cause), HttpServerError.clientAbortFiberId)
+      ? new CancelReason.ClientDisconnected()
+      : new CancelReason.Interrupted()
+  )
+
+/** Waits for every subtask, including those spawned while waiting; reports the first that failed. */
+export const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFailedError> =>
+  Effect.gen(function* () {
+    let seen = 0
+    while (true) {
+      const subtasks = yield* Ref.get(ctx.subtasks)
+      if (subtasks.length === seen) return
+      for (const subtask of subtasks.slice(seen)) {
+        const exit = yield* subtask.fiber.await
+        if (!subtask.observed && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+          return yield* new SubtaskFailedError({ subtask: subtask.name, message: Cause.pretty(exit.cause) })
+        }
+      }
+      seen = subtasks.length
+    }
+  })
+
+interface Undo {
+  readonly writes: number
+  readonly compensations: number
+}
+
+/** Rolls back staged writes and runs compensations in reverse order; failures are logged, never thrown. */
+const undo = (ctx: RunContext): Effect.Effect<Undo> =>
+  Effect.gen(function* () {
+    const staged = yield* Ref.get(ctx.stagedCount)
+    const writes = yield* Option.match(ctx.transaction, {
+      onNone: () => Effect.succeed(0),
+      onSome: (transaction) =>
+        transaction.rollback.pipe(
+          Effect.map(() => staged),
+          Effect.catchAllCause((cause) =>
+            Effect.as(Effect.logError("rollback failed", cause).pipe(Effect.annotateLogs("runId", ctx.runId)), staged)
+          )
+        )
+    })
+    const undos = yield* Ref.getAndSet(ctx.compensations, [])
+    for (const compensation of [...undos].reverse()) {
+      yield* compensation.pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError("compensation failed", cause).pipe(Effect.annotateLogs("runId", ctx.runId))
+        )
+      )
+    }
+    return { writes, compensations: undos.length }
+  })
+
+/** Commits a run whose body succeeded, or undoes one that did not, once every child of it has ended. */
+export const settle = (
+  ctx: RunContext,
+  bodyExit: Exit.Exit<LoopResult, AgentError>,
+  reasonRef: Ref.Ref<Option.Option<CancelReason.CancelReason>>,
+  transcriptState: Ref.Ref<Transcript.TranscriptState>
+): Effect.Effect<Ending> =>
+  Effect.gen(function* () {
+    const tokens = yield* ctx.ledger.snapshot
+    if (Exit.isSuccess(bodyExit)) {
+      const committed = yield* Option.match(ctx.transaction, {
+        onNone: () => Effect.succeed(0),
+        onSome: (transaction) => transaction.commit
+      }).pipe(Effect.exit)
+      if (Exit.isSuccess(committed)) {
+        if (committed.value > 0) yield* ctx.emit((c) => new RunEvent.Committed({ ...c, count: committed.value }, true))
+        const completed: RunOutcome = {
+          _tag: "Completed",
+          runId: ctx.runId,
+          text: bodyExit.value.text,
+          transcript: bodyExit.value.transcript,
+          tokensUsed: tokens.used,
+          writesCommitted: committed.value
+        }
+        return {
+          outcome: completed,
+          terminal: (c: EventCommon) =>
+            new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }, true),
+          exit: Effect.succeed(bodyExit.value)
+        }
+      }
+      return yield* failed(ctx, committed.cause, transcriptState)
+    }
+    if (Cause.isInterruptedOnly(bodyExit.cause)) {
+      const reason = reasonOf(yield* Ref.get(reasonRef), bodyExit.cause)
+      const why = CancelReason.describe(reason)
+      const undone = yield* undo(ctx)
+      yield* ctx.emit(
+        (c) =>
+          new RunEvent.RolledBack(
+            { ...c, count: undone.writes, compensations: undone.compensations, reason: why },
+            true
+          )
+      )
+      const tokensNow = yield* ctx.ledger.snapshot
+      yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
+        Effect.annotateLogs({
+          runId: ctx.runId,
+          reason: reason._tag,
+          tokensUsed: tokensNow.used,
+          writesRolledBack: undone.writes
+        })
+      )
+      const cancelled: RunOutcome = {
+        _tag: "Cancelled",
+        runId: ctx.runId,
+        reason,
+        transcript: Transcript.close(yield* Ref.get(transcriptState), why),
+        tokensUsed: tokensNow.used,
+        tokensEstimated: tokensNow.estimated,
+        writesRolledBack: undone.writes,
+        compensationsRun: undone.compensations
+      }
+      return {
+        outcome: cancelled,
+        terminal: (c: EventCommon) =>
+          new RunEvent.RunCancelled(
+            {
+              ...c,
+              reason,
+              tokensUsed: tokensNow.used,
+              tokensEstimated: tokensNow.estimated,
+              writesRolledBack: undone.writes
+            },
+            true
+          ),
+        exit: Effect.interrupt
+      }
+    }
+    return yield* failed(ctx, bodyExit.cause, transcriptState)
+  })
+
+const failed = (
+  ctx: RunContext,
+  cause: Cause.Cause<AgentError>,
+  transcriptState: Ref.Ref<Transcript.TranscriptState>
+): Effect.Effect<Ending> =>
+  Effect.gen(function* () {
+    const error = Option.match(Cause.failureOption(cause), {
+      onNone: () => Cause.pretty(cause),
+      onSome: describeError
+    })
+    const undone = yield* undo(ctx)
+    yield* ctx.emit(
+      (c) =>
+        new RunEvent.RolledBack(
+          { ...c, count: undone.writes, compensations: undone.compensations, reason: error },
+          true
+        )
+    )
+    const tokens = yield* ctx.ledger.snapshot
+    yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId: ctx.runId }))
+    const outcome: RunOutcome = {
+      _tag: "Failed",
+      runId: ctx.runId,
+      cause,
+      error,
+      transcript: Transcript.close(yield* Ref.get(transcriptState), "it failed"),
+      tokensUsed: tokens.used,
+      writesRolledBack: undone.writes,
+      compensationsRun: undone.compensations
+    }
+    return {
+      outcome,
+      terminal: (c: EventCommon) =>
+        new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }, true),
+      exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError>
+    }
+  })

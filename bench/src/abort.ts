@@ -1,10 +1,13 @@
 /**
- * Scenarios 1 and 2: how fast an interrupted turn closes the model's socket, and how many tokens the server
- * wrote after the abort, for Tether's AnthropicModel against a hand-written raw SDK loop with an AbortSignal.
+ * Scenarios 1 and 2: how fast a cancelled agent run closes the model's socket, and how many tokens the server
+ * wrote after the cancel, for a Tether run (AnthropicModel) against a hand-written raw SDK loop with an
+ * AbortSignal.
  */
-import { Effect, Fiber, FiberId, Stream } from "effect"
+import { Effect, Exit, Layer, Logger, LogLevel, ManagedRuntime, Scope } from "effect"
+import { AnthropicModel } from "@tether/anthropic"
+import { Agent, AgentRun, CancelReason } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
-import { ended, rawClient, rawStream, tetherModel, tokensAtLeast, turnRequest } from "./setup.js"
+import { ended, rawClient, rawStream, tokensAtLeast } from "./setup.js"
 import { sleep, summarize, type Summary } from "./stats.js"
 
 interface Trial {
@@ -39,12 +42,20 @@ const runBoth = async (options: {
   const words = Array.from({ length: options.tokens }, (_, i) => `token${i} `)
   const fake = await FakeAnthropic.start(() => FakeAnthropic.text(words, { interval: options.interval }))
   const client = rawClient(fake)
-  const model = tetherModel(fake)
+  const runtime = ManagedRuntime.make(
+    Layer.mergeAll(
+      AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
+      Logger.minimumLogLevel(LogLevel.Warning)
+    )
+  )
+  const agent = Agent.make({ name: "bench" })
+  // Tether's side is a whole agent run, cancelled the way a Stop button cancels it.
   const tether: Starter = () => {
-    const fiber = Effect.runFork(Stream.runDrain(model.streamTurn(turnRequest)))
+    const scope = runtime.runSync(Scope.make())
+    const run = runtime.runSync(Scope.extend(AgentRun.start(agent, "hi"), scope))
     return {
-      abort: () => fiber.unsafeInterruptAsFork(FiberId.none),
-      done: Effect.runPromise(Fiber.await(fiber))
+      abort: () => runtime.runFork(run.requestCancel(new CancelReason.UserAbort())),
+      done: runtime.runPromise(Effect.zipRight(run.outcome, Scope.close(scope, Exit.void)))
     }
   }
   const raw: Starter = () => {
@@ -59,6 +70,7 @@ const runBoth = async (options: {
       results.tether.push(await trial(fake, tether, options.tokensBefore, options.waitMillis))
     }
   } finally {
+    await runtime.dispose()
     await fake.close()
   }
   return results

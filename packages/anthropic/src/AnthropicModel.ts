@@ -82,7 +82,7 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
     }
     return LanguageModel.LanguageModel.of({
       streamTurn: (request) =>
-        streamTurn(settings, toParams(model, request)).pipe(
+        streamTurn(settings, toParams(model, request), request.signal).pipe(
           Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })
         )
     })

@@ -38,6 +38,11 @@ export interface TurnRequest {
   readonly tools: ReadonlyArray<ToolDefinition>
   /** The most output tokens the turn may produce; Tether clamps it to what the budget has left. */
   readonly maxTokens: number
+  /**
+   * Aborted, synchronously, when the run is cancelled: a provider that aborts its HTTP request on it closes
+   * the socket before any fiber unwinds. (Interrupting the stream's consumer must abort the request too.)
+   */
+  readonly signal?: AbortSignal | undefined
 }
 
 /** Why the model stopped. @since 0.1.0 */

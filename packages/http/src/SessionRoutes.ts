@@ -88,8 +88,11 @@ export const messageBody = (maxMessageLength: number) =>
     disconnect: Schema.optional(DisconnectPolicy)
   })
 
-/** Session ids: letters, digits, `_` and `-`, 1 to 128 characters. @since 0.1.0 */
-export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,128}$/))
+/**
+ * Session ids: letters, digits, `_` and `-`, 1 to 100 characters (the longest path parameter
+ * @effect/platform's router matches by default). @since 0.1.0
+ */
+export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,100}$/))
 
 /** What the routes need: the registry, the store, `Auth`, and the agent's model and services. @since 0.1.0 */
 export type Requirements<R> =
@@ -105,7 +108,7 @@ const identify = Effect.gen(function* () {
   const caller = yield* Auth.authenticate(request)
   const { id } = yield* HttpRouter.params
   if (id === undefined || !Schema.is(SessionId)(id)) {
-    return yield* new RouteError.BadRequest({ message: "the session id must be 1 to 128 letters, digits, _ or -" })
+    return yield* new RouteError.BadRequest({ message: "the session id must be 1 to 100 letters, digits, _ or -" })
   }
   return { caller, sessionId: id } satisfies Caller
 })

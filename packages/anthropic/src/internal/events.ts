@@ -106,7 +106,10 @@ export interface TurnState {
   inputTokens: number
   outputTokens: number
   stopReason: LanguageModel.StopReason | undefined
+  isStarted: boolean
   isStopped: boolean
+  /** Content blocks started and not yet stopped, by index. */
+  readonly openBlocks: Set<number>
   readonly toolCalls: Map<number, { readonly id: string; readonly name: string; json: string }>
 }
 
@@ -114,9 +117,37 @@ export const initialState = (): TurnState => ({
   inputTokens: 0,
   outputTokens: 0,
   stopReason: undefined,
+  isStarted: false,
   isStopped: false,
+  openBlocks: new Set(),
   toolCalls: new Map()
 })
+
+/**
+ * Why `event` cannot come next in a well-formed stream (`message_start` first, content blocks opened before
+ * their deltas and stop, nothing after `message_stop`), or `undefined` when it can. Unknown events (`ping`)
+ * may come anywhere before the stop.
+ */
+export const outOfOrder = (state: TurnState, event: StreamEvent): ModelError.MalformedResponseError | undefined => {
+  const problem = (() => {
+    if (state.isStopped) return `${event.type === "ignored" ? event.original : event.type} after message_stop`
+    if (event.type === "ignored") return undefined
+    if (event.type === "message_start") return state.isStarted ? "a second message_start" : undefined
+    if (!state.isStarted) return `${event.type} before message_start`
+    switch (event.type) {
+      case "content_block_start":
+        return state.openBlocks.has(event.index) ? `content block ${event.index} started twice` : undefined
+      case "content_block_delta":
+      case "content_block_stop":
+        return state.openBlocks.has(event.index)
+          ? undefined
+          : `${event.type} of content block ${event.index}, never started`
+      default:
+        return undefined
+    }
+  })()
+  return problem === undefined ? undefined : new ModelError.MalformedResponseError({ message: `unexpected ${problem}` })
+}
 
 const {
   Stop,
@@ -141,8 +172,10 @@ const readUsage = (state: TurnState, usage: typeof Usage.Type): LanguageModel.Mo
 export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArray<LanguageModel.ModelEvent> => {
   switch (event.type) {
     case "message_start":
+      state.isStarted = true
       return [readUsage(state, event.message.usage)]
     case "content_block_start": {
+      state.openBlocks.add(event.index)
       const block = event.content_block
       if (block.type === "ignored") return []
       state.toolCalls.set(event.index, { id: block.id, name: block.name, json: "" })
@@ -159,6 +192,7 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
       return [ToolInputDelta({ id: call.id, partialJson: delta.partial_json })]
     }
     case "content_block_stop": {
+      state.openBlocks.delete(event.index)
       const call = state.toolCalls.get(event.index)
       if (call === undefined) return []
       state.toolCalls.delete(event.index)

@@ -4,7 +4,7 @@ import { ModelError } from "@tether/core"
 import { Duration, Effect, Either, Schedule, Stream } from "effect"
 import type { RateLimiter, StreamEmit } from "effect"
 import { fromCause } from "./errors.js"
-import { decode, initialState, toModelEvents } from "./events.js"
+import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
 
 /** How one attempt failed, and whether it had already emitted events (then it must not be replayed). */
 export interface AttemptFailure {
@@ -57,7 +57,10 @@ const pump = async (
       // The SDK ends its iteration quietly on abort: that is not the end of the turn.
       if (signal.aborted) return
       if (next.done) break
-      const event = decode(next.value)
+      const event = Either.flatMap(decode(next.value), (decoded) => {
+        const problem = outOfOrder(state, decoded)
+        return problem === undefined ? Either.right(decoded) : Either.left(problem)
+      })
       if (Either.isLeft(event)) {
         fail(event.left)
         // Settle the SDK's generator (it aborts its request in `finally`); nothing awaits it.
@@ -88,16 +91,29 @@ const pump = async (
  */
 const attempt = (
   client: Anthropic,
-  params: Anthropic.MessageCreateParamsStreaming
+  params: Anthropic.MessageCreateParamsStreaming,
+  cancelled: AbortSignal | undefined
 ): Stream.Stream<LanguageModel.ModelEvent, AttemptFailure> =>
   Stream.asyncPush<LanguageModel.ModelEvent, AttemptFailure>((emit) => {
     const finished = { isRead: false }
     return Effect.acquireRelease(
-      Effect.sync(() => new AbortController()),
+      Effect.sync(() => {
+        const controller = new AbortController()
+        // The run's own signal aborts the request synchronously, in the call that cancels the run: the socket
+        // closes before any fiber has even begun to unwind.
+        const onCancel = () => controller.abort()
+        if (cancelled?.aborted) controller.abort()
+        else cancelled?.addEventListener("abort", onCancel, { once: true })
+        return { controller, onCancel }
+      }),
       // A response read to its end is left alone: aborting it would cost the keep-alive connection.
-      (controller) => (finished.isRead ? Effect.void : Effect.sync(() => controller.abort()))
+      ({ controller, onCancel }) =>
+        Effect.sync(() => {
+          cancelled?.removeEventListener("abort", onCancel)
+          if (!finished.isRead) controller.abort()
+        })
     ).pipe(
-      Effect.tap((controller) =>
+      Effect.tap(({ controller }) =>
         Effect.sync(() => {
           void pump(client, params, controller.signal, emit, finished)
         })
@@ -131,9 +147,10 @@ export const retryPolicy = (settings: Pick<TurnSettings, "maxRetries" | "retryBa
 /** One turn: request, map, retry before the first event; each attempt waits for a rate-limit permit. */
 export const streamTurn = (
   settings: TurnSettings,
-  params: Anthropic.MessageCreateParamsStreaming
+  params: Anthropic.MessageCreateParamsStreaming,
+  cancelled?: AbortSignal | undefined
 ): Stream.Stream<LanguageModel.ModelEvent, ModelError.ModelError> => {
-  const once = attempt(settings.client, params)
+  const once = attempt(settings.client, params, cancelled)
   const limited = settings.rateLimiter === undefined ? once : Stream.unwrap(settings.rateLimiter(Effect.succeed(once)))
   return limited.pipe(
     Stream.retry(retryPolicy(settings)),

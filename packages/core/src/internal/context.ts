@@ -45,6 +45,8 @@ export interface RunContext {
   /** Where subtasks fork: closed (interrupting and awaiting them) before the writes roll back. */
   readonly childScope: Scope.Scope
   readonly subtasks: Ref.Ref<ReadonlyArray<SubtaskEntry>>
+  /** Aborted when the run is cancelled, before its fibers are interrupted; given to every model request. */
+  readonly cancelled: AbortSignal
   /** Cancels the root run without waiting for it (safe to call from inside the tree). */
   readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
   readonly nextId: (prefix: string) => string

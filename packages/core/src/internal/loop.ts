@@ -159,7 +159,7 @@ export const runLoop = <R>(
             )
           )
         )
-      const request = { ...base, maxTokens: reservation.maxTokens }
+      const request = { ...base, maxTokens: reservation.maxTokens, signal: ctx.cancelled }
       const toolUses = yield* streamTurn(model, request, estimatedInput, reservation, ctx, state)
       yield* finishTurn(state)
       if (toolUses.length === 0) {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events"
 import {
   Cause,
   Deferred,
@@ -94,12 +95,17 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     let bodyFiber: Fiber.RuntimeFiber<LoopResult, AgentError> | undefined
     let isCancelRequested = false
     const stopped = yield* Deferred.make<void>()
+    const cancelSignal = new AbortController()
+    // Every in-flight model request of the tree listens to it (sub-agents and concurrent tools: many at once).
+    setMaxListeners(0, cancelSignal.signal)
     const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
       Effect.zipRight(
         Ref.update(recordedReason, (current) => (Option.isSome(current) ? current : Option.some(reason))),
         Effect.fiberIdWith((requester) =>
           Effect.sync(() => {
             isCancelRequested = true
+            // Signal first: model requests abort in this very call, then the fibers unwind.
+            cancelSignal.abort()
             bodyFiber?.unsafeInterruptAsFork(requester)
             Deferred.unsafeDone(stopped, Exit.void)
           })
@@ -146,6 +152,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
           childScope,
           subtasks: yield* Ref.make<ReadonlyArray<SubtaskEntry>>([]),
+          cancelled: cancelSignal.signal,
           requestCancel,
           nextId: (prefix) => `${prefix}_${runId}_${++seq}`
         }

@@ -27,14 +27,35 @@ export const readJson = (
     )
     if (Buffer.byteLength(text, "utf8") > limitBytes) return yield* tooLarge(limitBytes)
     if (text.trim() === "") return yield* new BadRequest({ message: "the body is empty; expected a JSON object" })
-    return yield* Effect.try({
+    const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
       catch: (error) =>
         new BadRequest({
           message: `the body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`
         })
     })
+    // Schema's error formatting walks the value recursively: a body nested thousands deep would overflow it.
+    if (depthOf(json) > maxDepth) {
+      return yield* new BadRequest({ message: `the body is nested deeper than ${maxDepth} levels` })
+    }
+    return json
   })
+
+const maxDepth = 64
+
+/** How deeply arrays and objects nest in a parsed JSON value (iterative: it must not overflow either). */
+const depthOf = (value: unknown): number => {
+  let deepest = 0
+  const pending: Array<readonly [unknown, number]> = [[value, 1]]
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!
+    if (typeof current !== "object" || current === null) continue
+    deepest = Math.max(deepest, depth)
+    if (deepest > maxDepth) return deepest
+    for (const child of Object.values(current)) pending.push([child, depth + 1])
+  }
+  return deepest
+}
 
 /** Decodes a body with `schema`; a mismatch is `InvalidBody` naming the path of each bad field. */
 export const decode = <A, I>(schema: Schema.Schema<A, I>, body: unknown): Effect.Effect<A, InvalidBody> =>

@@ -357,4 +357,18 @@ describe("Agent.run", () => {
       )
     )
   )
+
+  it.effect("a cancel aborts the model request's signal in the very call, before any fiber unwinds", () =>
+    Effect.gen(function* () {
+      const run = yield* AgentRun.start(Agent.make({ name: "a" }), "go")
+      yield* TestClock.adjust("150 millis")
+      const recorder = yield* ScriptedModel.ScriptedModel
+      const [request] = yield* recorder.requests
+      expect(request!.signal?.aborted).toBe(false)
+      // requestCancel runs synchronously up to the abort: no fiber of the run has run in between.
+      yield* run.requestCancel(new CancelReason.UserAbort())
+      expect(request!.signal?.aborted).toBe(true)
+      expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
+    }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
+  )
 })

@@ -6,8 +6,8 @@
 import { Effect, Exit, Layer, Logger, LogLevel, ManagedRuntime, Scope } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
 import { Agent, AgentRun, CancelReason } from "@tether/core"
-import { FakeAnthropic } from "@tether/testing"
-import { ended, rawClient, rawStream, tokensAtLeast } from "./setup.js"
+import * as RemoteFake from "./remoteFake.js"
+import { rawClient, rawStream } from "./setup.js"
 import { sleep, summarize, type Summary } from "./stats.js"
 
 interface Trial {
@@ -17,18 +17,18 @@ interface Trial {
 
 type Starter = () => { readonly abort: () => void; readonly done: Promise<unknown> }
 
-const trial = async (fake: FakeAnthropic.Handle, start: Starter, tokensBefore: number, waitMillis: number) => {
-  const index = fake.requestCount
+const trial = async (fake: RemoteFake.RemoteFake, start: Starter, tokensBefore: number, waitMillis: number) => {
+  const index = fake.requestCount()
   const { abort, done } = start()
-  await tokensAtLeast(fake, index, tokensBefore)
+  await fake.tokensAtLeast(index, tokensBefore)
   await sleep(waitMillis)
-  const t0 = performance.now()
+  const t0 = RemoteFake.now()
   abort()
-  const record = await ended(fake, index)
+  const { closedAt, tokenTimes } = await fake.closed(index)
   await done
   return {
-    closeMillis: (record.closedAt ?? record.finishedAt ?? Number.NaN) - t0,
-    tokensAfterAbort: FakeAnthropic.tokensWrittenAfter(record, t0)
+    closeMillis: closedAt - t0,
+    tokensAfterAbort: tokenTimes.filter((time) => time > t0).length
   } satisfies Trial
 }
 
@@ -39,8 +39,8 @@ const runBoth = async (options: {
   readonly waitMillis: number
   readonly trials: number
 }) => {
-  const words = Array.from({ length: options.tokens }, (_, i) => `token${i} `)
-  const fake = await FakeAnthropic.start(() => FakeAnthropic.text(words, { interval: options.interval }))
+  // The model server runs in a process of its own, as a real one does: what it sees is not delayed by our work.
+  const fake = await RemoteFake.start(options.interval, options.tokens)
   const client = rawClient(fake)
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(

@@ -23,8 +23,20 @@ export const describeError = (error: unknown): string => {
 const setStatus = (state: Ref.Ref<TranscriptState>, id: string, status: ToolStatus) =>
   Ref.update(state, (s) => ({ ...s, toolStatus: new Map(s.toolStatus).set(id, status) }))
 
+/** Each tool's JSON-input decoder, built once (a new `parseJson` schema per call would be compiled per call). */
+const decoders = new WeakMap<Tool.Any, (json: string) => Effect.Effect<unknown, ParseResult.ParseError>>()
+
+const decoderOf = (tool: Tool.Any) => {
+  let decoder = decoders.get(tool)
+  if (decoder === undefined) {
+    decoder = Schema.decodeUnknown(Schema.parseJson(tool.input))
+    decoders.set(tool, decoder)
+  }
+  return decoder
+}
+
 const decodeInput = (tool: Tool.Any, inputJson: string) =>
-  Schema.decodeUnknown(Schema.parseJson(tool.input))(inputJson).pipe(
+  decoderOf(tool)(inputJson).pipe(
     Effect.mapError(
       (error) => new Tool.ToolInputError({ tool: tool.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
     )

@@ -38,6 +38,20 @@ describe("AnthropicModel: retries", () => {
     })
   )
 
+  it.scopedLive("a 503's retry-after is honoured too", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropic.make([
+        FakeAnthropic.httpError(503, { retryAfterMs: 400 }),
+        FakeAnthropic.text("ok")
+      ])
+      const model = yield* modelFor(fake, { maxRetries: 1, retryBaseDelay: "10 millis" })
+      yield* collectTurn(model)
+      const gap = gapBetween(yield* fake.requests, 0, 1)
+      expect(gap).toBeGreaterThanOrEqual(390)
+      expect(gap).toBeLessThan(2000)
+    })
+  )
+
   it.scopedLive("retry-after is capped by maxRetryDelay: a server asking for an hour does not park the run", () =>
     Effect.gen(function* () {
       const fake = yield* FakeAnthropic.make([FakeAnthropic.overloaded({ retryAfter: 3600 }), FakeAnthropic.text("ok")])

@@ -34,8 +34,11 @@ export class OverloadedError extends Schema.TaggedError<OverloadedError>()("Over
   ...fields,
   retryAfterMillis: Schema.optional(Schema.Number)
 }) {}
-/** The provider failed (5xx). @since 0.1.0 */
-export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", fields) {}
+/** The provider failed (5xx); a 503 may say when to come back (`retry-after`). @since 0.1.0 */
+export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", {
+  ...fields,
+  retryAfterMillis: Schema.optional(Schema.Number)
+}) {}
 /** The connection failed, timed out or was reset. @since 0.1.0 */
 export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", fields) {}
 /** The provider answered something that is not the protocol (bad JSON, bad SSE). @since 0.1.0 */

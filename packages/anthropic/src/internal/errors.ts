@@ -32,7 +32,7 @@ const fromStatus = (status: number, message: string, headers: Headers | undefine
     case 529:
       return new ModelError.OverloadedError({ message, status, retryAfterMillis: retryAfterMillis(headers) })
   }
-  if (status >= 500) return new ModelError.ServerError({ message, status })
+  if (status >= 500) return new ModelError.ServerError({ message, status, retryAfterMillis: retryAfterMillis(headers) })
   if (status === 409) return new ModelError.ServerError({ message, status })
   return new ModelError.InvalidRequestError({ message, status })
 }

@@ -122,7 +122,8 @@ const attempt = (
   })
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
-  (error._tag === "RateLimitError" || error._tag === "OverloadedError") && error.retryAfterMillis !== undefined
+  (error._tag === "RateLimitError" || error._tag === "OverloadedError" || error._tag === "ServerError") &&
+  error.retryAfterMillis !== undefined
     ? Duration.millis(error.retryAfterMillis)
     : Duration.zero
 

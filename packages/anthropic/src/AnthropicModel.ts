@@ -27,7 +27,7 @@ import { LanguageModel } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
-import { streamTurn } from "./internal/turn.js"
+import { runTurn, streamTurn } from "./internal/turn.js"
 
 /** The model used when none is configured. @since 0.1.0 */
 export const defaultModel = "claude-sonnet-4-6"
@@ -81,6 +81,10 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
       rateLimiter: options.rateLimiter
     }
     return LanguageModel.LanguageModel.of({
+      runTurn: (request, onEvents) =>
+        runTurn(settings, toParams(model, request), request.signal, onEvents).pipe(
+          Effect.withSpan("AnthropicModel.runTurn", { attributes: { model }, captureStackTrace: false })
+        ),
       streamTurn: (request) =>
         streamTurn(settings, toParams(model, request), request.signal).pipe(
           Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })

@@ -51,6 +51,41 @@ describe("AnthropicModel: signal-first abort", () => {
     })
   )
 
+  it.scopedLive("the push-based runTurn: interrupting it mid-gap closes the connection at once too", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropic.make([stalled()])
+      const model = yield* modelFor(fake)
+      const received: Array<string> = []
+      const fiber = yield* model.runTurn!(userTurn(), (events) => events.forEach((e) => received.push(e._tag))).pipe(
+        Effect.fork
+      )
+      yield* fake.awaitTokens(0, 2)
+      yield* Effect.sleep("20 millis")
+      const interruptedAt = performance.now()
+      yield* Fiber.interrupt(fiber)
+      const record = yield* fake.awaitEnded(0).pipe(Effect.timeout("2 seconds"))
+      expect(received.filter((tag) => tag === "TextDelta")).toHaveLength(2)
+      expect(record.isFinished).toBe(false)
+      expect((record.closedAt ?? Infinity) - interruptedAt).toBeLessThan(250)
+      yield* Effect.sleep("1100 millis")
+      const [after] = yield* fake.requests
+      expect(FakeAnthropic.tokensWrittenAfter(after!, interruptedAt)).toBe(0)
+    })
+  )
+
+  it.scopedLive("the push-based runTurn gives the same events as the stream", () =>
+    Effect.gen(function* () {
+      const reply = FakeAnthropic.toolUse("search", { query: "effect" }, { preamble: "Let me look. " })
+      const fake = yield* FakeAnthropic.make([reply, reply])
+      const model = yield* modelFor(fake)
+      const streamed = Array.from(yield* Stream.runCollect(model.streamTurn(userTurn())))
+      const pushed: Array<unknown> = []
+      yield* model.runTurn!(userTurn(), (events) => pushed.push(...events))
+      expect(pushed).toEqual(streamed)
+      expect(streamed.at(-1)).toMatchObject({ _tag: "Stop", reason: "tool_use" })
+    })
+  )
+
   it.scopedLive(
     "the trap, for contrast: Stream.fromAsyncIterable over the SDK stream closes only at the next token",
     () =>

@@ -19,7 +19,7 @@
  * @since 0.1.0
  */
 import { Context, Data } from "effect"
-import type { Stream } from "effect"
+import type { Effect, Stream } from "effect"
 import type { Message } from "./Message.js"
 import type { ModelError } from "./ModelError.js"
 
@@ -76,6 +76,14 @@ export interface Service {
    * on anything.
    */
   readonly streamTurn: (request: TurnRequest) => Stream.Stream<ModelEvent, ModelError>
+  /**
+   * The same turn, push-based, which the agent loop prefers when a provider offers it: `onEvents` is called
+   * synchronously with the events as they arrive and does not throw; the effect ends when the turn does, and
+   * interrupting it aborts the request at once. It spares a turn the cost of a `Stream` pipeline.
+   */
+  readonly runTurn?:
+    | ((request: TurnRequest, onEvents: (events: ReadonlyArray<ModelEvent>) => void) => Effect.Effect<void, ModelError>)
+    | undefined
 }
 
 /** The model used by agent runs. @since 0.1.0 */

@@ -2,7 +2,7 @@ import type Anthropic from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
 import { Duration, Effect, Either, Schedule, Stream } from "effect"
-import type { RateLimiter, StreamEmit } from "effect"
+import type { RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
 import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
 
@@ -21,7 +21,13 @@ export interface TurnSettings {
   readonly rateLimiter: RateLimiter.RateLimiter | undefined
 }
 
-type Emit = StreamEmit.EmitOpsPush<AttemptFailure, LanguageModel.ModelEvent>
+/** Where a response's events go: a stream's emitter, or a callback of the push-based turn. */
+interface Sink {
+  readonly array: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
+  readonly fail: (failure: AttemptFailure) => void
+  readonly end: () => void
+  readonly die: (defect: unknown) => void
+}
 
 /**
  * Reads one streamed response into `emit`. It never rejects and never emits
@@ -31,7 +37,7 @@ const pump = async (
   client: Anthropic,
   params: Anthropic.MessageCreateParamsStreaming,
   signal: AbortSignal,
-  emit: Emit,
+  emit: Sink,
   finished: { isRead: boolean }
 ): Promise<void> => {
   let isAfterFirstEvent = false
@@ -84,9 +90,25 @@ const pump = async (
 }
 
 /**
- * One request. The AbortController is released by the stream's scope, so when
- * the consumer is interrupted the first thing that happens is `abort()`: the
- * socket closes now, and nothing waits on the SDK's iterator (the pending read
+ * The AbortController of one request, aborted by the run's own signal as well: that one is aborted synchronously
+ * in the call that cancels the run, so the socket closes before any fiber has even begun to unwind. `release`
+ * leaves a response read to its end alone (aborting it would cost the keep-alive connection).
+ */
+const requestController = (cancelled: AbortSignal | undefined, finished: { readonly isRead: boolean }) => {
+  const controller = new AbortController()
+  const onCancel = () => controller.abort()
+  if (cancelled?.aborted) controller.abort()
+  else cancelled?.addEventListener("abort", onCancel, { once: true })
+  const release = () => {
+    cancelled?.removeEventListener("abort", onCancel)
+    if (!finished.isRead) controller.abort()
+  }
+  return { signal: controller.signal, release }
+}
+
+/**
+ * One request as a stream. The controller is released by the stream's scope, so when the consumer is
+ * interrupted the first thing that happens is `abort()`: nothing waits on the SDK's iterator (the pending read
  * settles by itself, into a mailbox that is already shut).
  */
 const attempt = (
@@ -97,28 +119,55 @@ const attempt = (
   Stream.asyncPush<LanguageModel.ModelEvent, AttemptFailure>((emit) => {
     const finished = { isRead: false }
     return Effect.acquireRelease(
-      Effect.sync(() => {
-        const controller = new AbortController()
-        // The run's own signal aborts the request synchronously, in the call that cancels the run: the socket
-        // closes before any fiber has even begun to unwind.
-        const onCancel = () => controller.abort()
-        if (cancelled?.aborted) controller.abort()
-        else cancelled?.addEventListener("abort", onCancel, { once: true })
-        return { controller, onCancel }
-      }),
-      // A response read to its end is left alone: aborting it would cost the keep-alive connection.
-      ({ controller, onCancel }) =>
-        Effect.sync(() => {
-          cancelled?.removeEventListener("abort", onCancel)
-          if (!finished.isRead) controller.abort()
-        })
+      Effect.sync(() => requestController(cancelled, finished)),
+      ({ release }) => Effect.sync(release)
     ).pipe(
-      Effect.tap(({ controller }) =>
+      Effect.tap(({ signal }) =>
         Effect.sync(() => {
-          void pump(client, params, controller.signal, emit, finished)
+          void pump(client, params, signal, emit, finished)
         })
       )
     )
+  })
+
+/**
+ * One request, push-based: `onEvents` gets the events as they arrive, and the effect ends with the response.
+ * Interrupting it aborts the request at once (the canceller); no stream machinery sits in between.
+ */
+const attemptPush = (
+  client: Anthropic,
+  params: Anthropic.MessageCreateParamsStreaming,
+  cancelled: AbortSignal | undefined,
+  onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
+): Effect.Effect<void, AttemptFailure> =>
+  Effect.async<void, AttemptFailure>((resume) => {
+    const finished = { isRead: false }
+    const { signal, release } = requestController(cancelled, finished)
+    let isDone = false
+    const done = (effect: Effect.Effect<void, AttemptFailure>) => {
+      if (isDone) return
+      isDone = true
+      release()
+      resume(effect)
+    }
+    void pump(
+      client,
+      params,
+      signal,
+      {
+        array: (events) => {
+          if (!isDone) onEvents(events)
+        },
+        fail: (failure) => done(Effect.fail(failure)),
+        end: () => done(Effect.void),
+        die: (defect) => done(Effect.die(defect))
+      },
+      finished
+    )
+    return Effect.sync(() => {
+      isDone = true
+      release()
+    })
   })
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
@@ -156,5 +205,20 @@ export const streamTurn = (
   return limited.pipe(
     Stream.retry(retryPolicy(settings)),
     Stream.mapError((failure) => failure.error)
+  )
+}
+
+/** One turn, push-based (see `attemptPush`), with the same retries and rate limiting as `streamTurn`. */
+export const runTurn = (
+  settings: TurnSettings,
+  params: Anthropic.MessageCreateParamsStreaming,
+  cancelled: AbortSignal | undefined,
+  onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
+): Effect.Effect<void, ModelError.ModelError> => {
+  const once = attemptPush(settings.client, params, cancelled, onEvents)
+  const limited = settings.rateLimiter === undefined ? once : settings.rateLimiter(once)
+  return limited.pipe(
+    Effect.retry(retryPolicy(settings)),
+    Effect.mapError((failure) => failure.error)
   )
 }

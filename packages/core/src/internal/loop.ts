@@ -1,4 +1,4 @@
-import { Effect, Ref, Stream } from "effect"
+import { Effect, Ref, Runtime, Stream } from "effect"
 import type { Agent } from "../Agent.js"
 import { MaxTurnsError } from "../AgentError.js"
 import * as CancelReason from "../CancelReason.js"
@@ -108,12 +108,31 @@ const streamTurn = (
       }
     }
     return Ref.update(state, (s) => ({ ...s, streaming: { text: "", toolUses: [] } })).pipe(
-      Effect.zipRight(Stream.runForEach(model.streamTurn(request), onEvent)),
+      Effect.zipRight(consume(model, request, onEvent)),
       Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
       Effect.onExit(() => Effect.zipRight(reservation.settle({ ...usage(), estimated: !finished }), emitTokens(ctx))),
       Effect.withSpan("Agent.turn", { attributes: { agent: ctx.agentPath }, captureStackTrace: false })
     )
   })
+
+/**
+ * Feeds a turn's events to `onEvent`: through the provider's push-based `runTurn` when it has one (every effect
+ * `onEvent` returns is synchronous: state, events, the ledger), else through its `Stream`.
+ */
+const consume = (
+  model: LanguageModel.Service,
+  request: LanguageModel.TurnRequest,
+  onEvent: (event: LanguageModel.ModelEvent) => Effect.Effect<void>
+): Effect.Effect<void, ModelError> => {
+  const runTurn = model.runTurn
+  if (runTurn === undefined) return Stream.runForEach(model.streamTurn(request), onEvent)
+  return Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+    const runSync = Runtime.runSync(runtime)
+    return runTurn(request, (events) => {
+      for (const event of events) runSync(onEvent(event))
+    })
+  })
+}
 
 /** Moves the streamed assistant message into the transcript. */
 const finishTurn = (state: Ref.Ref<TranscriptState>) =>

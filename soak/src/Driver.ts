@@ -74,6 +74,15 @@ export const drive = (server: Server.Server, plan: Plan.Plan): Effect.Effect<Run
   Effect.gen(function* () {
     const violations: Array<string> = []
     const violation = (what: string) => violations.push(`${plan.sessionId} (${plan.action}): ${what}`)
+    /** The result of a run whose outcome never came. */
+    const lost = () => ({
+      sessionId: plan.sessionId,
+      action: plan.action,
+      outcome: "Lost",
+      detail: "-",
+      writesCommitted: 0,
+      violations
+    })
     const headers = Client.bearer(tokenOf(plan.caller))
     const mount = plan.action === "budget" ? "tight" : "api"
     const stream = yield* Client.openEventStream({
@@ -129,27 +138,13 @@ export const drive = (server: Server.Server, plan: Plan.Plan): Effect.Effect<Run
     const run = yield* server.registry.get(plan.sessionId)
     if (Option.isNone(run)) {
       violation("the registry does not know the run")
-      return {
-        sessionId: plan.sessionId,
-        action: plan.action,
-        outcome: "Lost",
-        detail: "-",
-        writesCommitted: 0,
-        violations
-      }
+      return lost()
     }
     const outcome = yield* run.value.outcome.pipe(Effect.timeout("15 seconds"), Effect.option)
     yield* server.registry.forget(plan.sessionId)
     if (Option.isNone(outcome)) {
       violation("no outcome within 15 s of the client's action")
-      return {
-        sessionId: plan.sessionId,
-        action: plan.action,
-        outcome: "Lost",
-        detail: "-",
-        writesCommitted: 0,
-        violations
-      }
+      return lost()
     }
     const ended = outcome.value
     const detail = detailOf(ended)

@@ -24,33 +24,21 @@ describe("AnthropicModel: retries", () => {
     })
   )
 
-  it.scopedLive("retry-after is honoured: the next attempt waits at least what the server asked", () =>
-    Effect.gen(function* () {
-      const fake = yield* FakeAnthropic.make([
-        FakeAnthropic.rateLimited(undefined, { retryAfterMs: 400 }),
-        FakeAnthropic.text("ok")
-      ])
-      const model = yield* modelFor(fake, { maxRetries: 1, retryBaseDelay: "10 millis" })
-      yield* collectTurn(model)
-      const gap = gapBetween(yield* fake.requests, 0, 1)
-      expect(gap).toBeGreaterThanOrEqual(390)
-      expect(gap).toBeLessThan(2000)
-    })
-  )
-
-  it.scopedLive("a 503's retry-after is honoured too", () =>
-    Effect.gen(function* () {
-      const fake = yield* FakeAnthropic.make([
-        FakeAnthropic.httpError(503, { retryAfterMs: 400 }),
-        FakeAnthropic.text("ok")
-      ])
-      const model = yield* modelFor(fake, { maxRetries: 1, retryBaseDelay: "10 millis" })
-      yield* collectTurn(model)
-      const gap = gapBetween(yield* fake.requests, 0, 1)
-      expect(gap).toBeGreaterThanOrEqual(390)
-      expect(gap).toBeLessThan(2000)
-    })
-  )
+  for (const [name, refusal] of [
+    ["a 429", FakeAnthropic.rateLimited(undefined, { retryAfterMs: 400 })],
+    ["a 503", FakeAnthropic.httpError(503, { retryAfterMs: 400 })]
+  ] as const) {
+    it.scopedLive(`${name}'s retry-after is honoured: the next attempt waits at least what the server asked`, () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeAnthropic.make([refusal, FakeAnthropic.text("ok")])
+        const model = yield* modelFor(fake, { maxRetries: 1, retryBaseDelay: "10 millis" })
+        yield* collectTurn(model)
+        const gap = gapBetween(yield* fake.requests, 0, 1)
+        expect(gap).toBeGreaterThanOrEqual(390)
+        expect(gap).toBeLessThan(2000)
+      })
+    )
+  }
 
   it.scopedLive("retry-after is capped by maxRetryDelay: a server asking for an hour does not park the run", () =>
     Effect.gen(function* () {

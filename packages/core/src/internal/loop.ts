@@ -128,9 +128,8 @@ const consume = (
   if (runTurn === undefined) return Stream.runForEach(model.streamTurn(request), onEvent)
   return Effect.flatMap(Effect.runtime<never>(), (runtime) => {
     const runSync = Runtime.runSync(runtime)
-    return runTurn(request, (events) => {
-      for (const event of events) runSync(onEvent(event))
-    })
+    // One synchronous run per batch the provider pushes, not per event.
+    return runTurn(request, (events) => runSync(Effect.forEach(events, onEvent, { discard: true })))
   })
 }
 

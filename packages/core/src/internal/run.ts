@@ -266,6 +266,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     )
 
     const awaitOutcome = Deferred.await(outcome)
+    const cancelUnlessEnded = (reason: CancelReason.CancelReason) =>
+      Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason)))
     const run: AgentRun = {
       id: runId,
       sessionId: options.sessionId,
@@ -278,13 +280,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         ),
       // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just
       // waits for the outcome.
-      cancel: (reason) =>
-        Effect.zipRight(
-          Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason))),
-          awaitOutcome
-        ),
-      requestCancel: (reason) =>
-        Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason))),
+      cancel: (reason) => Effect.zipRight(cancelUnlessEnded(reason), awaitOutcome),
+      requestCancel: cancelUnlessEnded,
       outcome: awaitOutcome,
       poll: Deferred.poll(outcome).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))

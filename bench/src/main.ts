@@ -12,6 +12,11 @@ import { scale } from "./scale.js"
 import { round } from "./stats.js"
 import { treeCancel } from "./tree.js"
 
+// tsx turns on source-mapped stack traces; every aborted fetch reads an error's stack (Node's stream destroy),
+// which then costs a source-map lookup. A deployed build (plain `node`, no --enable-source-maps) pays
+// nothing of the kind, for Tether and the raw SDK alike, so the benchmarks run without it.
+process.setSourceMapsEnabled(false)
+
 const quick = process.argv.includes("--quick")
 const sizes = quick
   ? { stalledTrials: 3, gaps: [200], fullSpeedTrials: 3, treeTrials: 3, turns: 100, sessions: 200 }

@@ -22,7 +22,7 @@ const echo = Tool.make("echo", {
   handler: ({ text }) => Effect.succeed(text)
 })
 
-const rawRun = async (client: Anthropic) => {
+export const rawRun = async (client: Anthropic, signal?: AbortSignal) => {
   const tools = [
     {
       name: "echo",
@@ -32,7 +32,10 @@ const rawRun = async (client: Anthropic) => {
   ]
   const messages: Array<Anthropic.MessageParam> = [{ role: "user", content: "hi" }]
   for (let turn = 0; turn < 10; turn++) {
-    const stream = await client.messages.create({ ...rawParams, messages, tools, stream: true })
+    const stream = await client.messages.create(
+      { ...rawParams, messages, tools, stream: true },
+      signal ? { signal } : {}
+    )
     const blocks: Array<Anthropic.ContentBlockParam> = []
     let json = ""
     let current: { id: string; name: string } | undefined

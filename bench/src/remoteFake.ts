@@ -11,6 +11,18 @@ interface Line {
   readonly tokenTimes?: ReadonlyArray<number>
 }
 
+/** What the server reports in `summary` mode. */
+export interface Summary {
+  readonly requests: number
+  /** Requests that have written at least one token. */
+  readonly started: number
+  /** Requests whose response finished or whose connection closed. */
+  readonly ended: number
+  readonly inFlight: number
+  /** Absolute time (ms) the last request ended. */
+  readonly lastEndedAt: number
+}
+
 export interface RemoteFake {
   readonly url: string
   /** Requests the server has seen so far. */
@@ -21,16 +33,26 @@ export interface RemoteFake {
   readonly close: () => Promise<void>
 }
 
+export interface RemoteSummaryFake {
+  readonly url: string
+  /** Waits until the newest summary satisfies `done`, and returns it. */
+  readonly waitUntil: (done: (summary: Summary) => boolean) => Promise<Summary>
+  readonly close: () => Promise<void>
+}
+
 /** The current absolute time in ms, comparable with the server's. */
 export const now = () => performance.timeOrigin + performance.now()
 
-export const start = (interval: number, tokens: number): Promise<RemoteFake> =>
-  new Promise((resolve, reject) => {
+const spawnFake = (args: ReadonlyArray<string>) =>
+  new Promise<{
+    readonly url: string
+    readonly lines: Array<Line & Partial<Summary>>
+    readonly waitFor: <A>(select: () => A | undefined) => Promise<A>
+    readonly close: () => Promise<void>
+  }>((resolve, reject) => {
     const main = fileURLToPath(new URL("./remoteFakeMain.ts", import.meta.url))
-    const child = spawn(process.execPath, ["--import", "tsx", main, String(interval), String(tokens)], {
-      stdio: ["pipe", "pipe", "inherit"]
-    })
-    const lines: Array<Line> = []
+    const child = spawn(process.execPath, ["--import", "tsx", main, ...args], { stdio: ["pipe", "pipe", "inherit"] })
+    const lines: Array<Line & Partial<Summary>> = []
     const waiters = new Set<() => void>()
     const waitFor = <A>(select: () => A | undefined) =>
       new Promise<A>((done) => {
@@ -43,30 +65,57 @@ export const start = (interval: number, tokens: number): Promise<RemoteFake> =>
         waiters.add(check)
         check()
       })
+    const close = () =>
+      new Promise<void>((done) => {
+        child.once("exit", () => done())
+        child.stdin!.end()
+      })
     createInterface({ input: child.stdout! }).on("line", (text) => {
-      const line = JSON.parse(text) as Line
+      const line = JSON.parse(text) as Line & Partial<Summary>
       lines.push(line)
-      if (line.url !== undefined) {
-        resolve({
-          url: line.url,
-          requestCount: () => new Set(lines.flatMap((l) => (l.index === undefined ? [] : [l.index]))).size,
-          tokensAtLeast: (index, count) =>
-            waitFor(() => (lines.some((l) => l.index === index && (l.tokens ?? 0) >= count) ? true : undefined)).then(
-              () => undefined
-            ),
-          closed: (index) =>
-            waitFor(() => {
-              const line = lines.find((l) => l.index === index && l.closedAt !== undefined)
-              return line === undefined ? undefined : { closedAt: line.closedAt!, tokenTimes: line.tokenTimes ?? [] }
-            }),
-          close: () =>
-            new Promise<void>((done) => {
-              child.once("exit", () => done())
-              child.stdin!.end()
-            })
-        })
-      }
+      if (line.url !== undefined) resolve({ url: line.url, lines, waitFor, close })
       waiters.forEach((check) => check())
     })
     child.once("error", reject)
   })
+
+/** A server whose streams write `tokens` tokens, one every `interval` ms, reporting each request. */
+export const start = async (interval: number, tokens: number): Promise<RemoteFake> => {
+  const { url, lines, waitFor, close } = await spawnFake([String(interval), String(tokens)])
+  return {
+    url,
+    requestCount: () => new Set(lines.flatMap((l) => (l.index === undefined ? [] : [l.index]))).size,
+    tokensAtLeast: (index, count) =>
+      waitFor(() => (lines.some((l) => l.index === index && (l.tokens ?? 0) >= count) ? true : undefined)).then(
+        () => undefined
+      ),
+    closed: (index) =>
+      waitFor(() => {
+        const line = lines.find((l) => l.index === index && l.closedAt !== undefined)
+        return line === undefined ? undefined : { closedAt: line.closedAt!, tokenTimes: line.tokenTimes ?? [] }
+      }),
+    close
+  }
+}
+
+/**
+ * The same server for many requests: it reports counts (`Summary`), not each request. With `rootTool`, a
+ * request whose system prompt is not "sub" gets a call of that tool.
+ */
+export const startSummary = async (interval: number, tokens: number, rootTool?: string): Promise<RemoteSummaryFake> => {
+  const args = [String(interval), String(tokens), "summary", ...(rootTool === undefined ? [] : [rootTool])]
+  const { url, lines, waitFor, close } = await spawnFake(args)
+  const latest = (): Summary | undefined => {
+    const line = lines[lines.length - 1]
+    return line?.requests === undefined ? undefined : (line as Summary)
+  }
+  return {
+    url,
+    waitUntil: (done) =>
+      waitFor(() => {
+        const summary = latest()
+        return summary !== undefined && done(summary) ? summary : undefined
+      }),
+    close
+  }
+}

@@ -1,13 +1,14 @@
 /**
  * Scenario 5: many concurrent streaming sessions in one process, then cancel them all: heap per session and
- * time until every socket is closed, for Tether's RunRegistry against raw SDK streams with AbortControllers.
- * The fake server runs in the same process, so both figures include its share; the ratio cancels it out.
+ * time until the server has seen every request end, for Tether's RunRegistry against raw SDK streams with
+ * AbortControllers. The fake server runs in a process of its own (as the real API does), so the heap figure
+ * is the client's alone and the server's work does not compete with the cancel for this process's CPU.
  */
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
 import { Agent, CancelReason, RunRegistry } from "@tether/core"
-import { FakeAnthropic } from "@tether/testing"
-import { rawClient, rawStream, records } from "./setup.js"
+import * as RemoteFake from "./remoteFake.js"
+import { rawClient, rawStream } from "./setup.js"
 import { sleep } from "./stats.js"
 
 const gc = () => {
@@ -24,8 +25,9 @@ const heapUsed = async () => {
 
 export interface ScaleSide {
   readonly heapPerSessionKiB: number
+  /** From the cancel until the server saw the last request end. */
   readonly quiesceMillis: number
-  /** Responses still in flight once quiescent. */
+  /** Responses the server still had in flight once every request had ended. */
   readonly socketsLeft: number
 }
 
@@ -36,31 +38,21 @@ export interface ScaleResult {
   readonly raw: ScaleSide
 }
 
-const started = (fake: FakeAnthropic.Handle, from: number, sessions: number) =>
-  fake.waitUntil((state) =>
-    state.requestCount >= from + sessions &&
-    records(state, Math.max(from, from + sessions - batchSize), from + sessions).every((r) => r.tokensWritten >= 1)
-      ? true
-      : undefined
-  )
-
 /** Sessions are opened in batches (a burst of thousands of connects overflows the listen backlog). */
 const batchSize = 250
 
-/** Every response ended and every request's connection closed. (After an abort Node's fetch may open one spare
- * idle keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not counted here.) */
-const closedAll = (fake: FakeAnthropic.Handle, from: number) =>
-  fake.waitUntil((state) =>
-    state.inFlight === 0 &&
-    records(state, from, state.requestCount).every((r) => r.closedAt !== undefined || r.isFinished)
-      ? true
-      : undefined
-  )
+/** Every request up to `total` has written a token (it is streaming). */
+const started = (fake: RemoteFake.RemoteSummaryFake, total: number) =>
+  fake.waitUntil((summary) => summary.started >= total)
 
-const measureRaw = async (fake: FakeAnthropic.Handle, sessions: number): Promise<ScaleSide> => {
+/** Every request ended and no response is in flight. (After an abort Node's fetch may open one spare idle
+ * keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not counted here.) */
+const quiesced = (fake: RemoteFake.RemoteSummaryFake, total: number) =>
+  fake.waitUntil((summary) => summary.ended >= total && summary.inFlight === 0)
+
+const measureRaw = async (fake: RemoteFake.RemoteSummaryFake, sessions: number): Promise<ScaleSide> => {
   const client = rawClient(fake)
   const before = await heapUsed()
-  const from = fake.requestCount
   const controllers: Array<AbortController> = []
   const done: Array<Promise<void>> = []
   for (let opened = 0; opened < sessions; opened += batchSize) {
@@ -70,21 +62,21 @@ const measureRaw = async (fake: FakeAnthropic.Handle, sessions: number): Promise
       controllers.push(controller)
       done.push(rawStream(client, controller.signal))
     }
-    await started(fake, from, opened + n)
+    await started(fake, opened + n)
   }
   const after = await heapUsed()
-  const t0 = performance.now()
+  const t0 = RemoteFake.now()
   controllers.forEach((controller) => controller.abort())
   await Promise.all(done)
-  await closedAll(fake, from)
+  const end = await quiesced(fake, sessions)
   return {
     heapPerSessionKiB: (after - before) / sessions / 1024,
-    quiesceMillis: performance.now() - t0,
-    socketsLeft: fake.inFlight
+    quiesceMillis: end.lastEndedAt - t0,
+    socketsLeft: end.inFlight
   }
 }
 
-const measureTether = async (fake: FakeAnthropic.Handle, sessions: number): Promise<ScaleSide> => {
+const measureTether = async (fake: RemoteFake.RemoteSummaryFake, sessions: number): Promise<ScaleSide> => {
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
       AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
@@ -96,7 +88,6 @@ const measureTether = async (fake: FakeAnthropic.Handle, sessions: number): Prom
     const agent = Agent.make({ name: "chat" })
     await runtime.runPromise(Effect.void)
     const before = await heapUsed()
-    const from = fake.requestCount
     for (let opened = 0; opened < sessions; opened += batchSize) {
       const ids = Array.from({ length: Math.min(batchSize, sessions - opened) }, (_, k) => `s${opened + k}`)
       await runtime.runPromise(
@@ -104,32 +95,35 @@ const measureTether = async (fake: FakeAnthropic.Handle, sessions: number): Prom
           Effect.forEach(ids, (id) => registry.start(id, agent, "hi"), { discard: true })
         )
       )
-      await started(fake, from, opened + ids.length)
+      await started(fake, opened + ids.length)
     }
     const after = await heapUsed()
-    const t0 = performance.now()
+    const t0 = RemoteFake.now()
     await runtime.runPromise(
       Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.cancelAll(new CancelReason.Shutdown()))
     )
-    await closedAll(fake, from)
+    const end = await quiesced(fake, sessions)
     return {
       heapPerSessionKiB: (after - before) / sessions / 1024,
-      quiesceMillis: performance.now() - t0,
-      socketsLeft: fake.inFlight
+      quiesceMillis: end.lastEndedAt - t0,
+      socketsLeft: end.inFlight
     }
   } finally {
     await runtime.dispose()
   }
 }
 
+/** Each side gets a fresh server, so request counts start at zero. */
 export const scale = async (sessions: number): Promise<ScaleResult> => {
-  const words = Array.from({ length: 50 }, (_, i) => `w${i} `)
-  const fake = await FakeAnthropic.start(() => FakeAnthropic.text(words, { interval: 60_000 }))
-  try {
-    const raw = await measureRaw(fake, sessions)
-    const tether = await measureTether(fake, sessions)
-    return { sessions, gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function", tether, raw }
-  } finally {
-    await fake.close()
+  const side = async (measure: typeof measureRaw) => {
+    const fake = await RemoteFake.startSummary(60_000, 50)
+    try {
+      return await measure(fake, sessions)
+    } finally {
+      await fake.close()
+    }
   }
+  const raw = await side(measureRaw)
+  const tether = await side(measureTether)
+  return { sessions, gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function", tether, raw }
 }

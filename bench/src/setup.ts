@@ -1,6 +1,5 @@
 import Anthropic from "@anthropic-ai/sdk"
 import { AnthropicModel } from "@tether/anthropic"
-import type { FakeAnthropic } from "@tether/testing"
 
 export const rawClient = (fake: { readonly url: string }) =>
   new Anthropic({ apiKey: "bench", baseURL: fake.url, maxRetries: 0, logLevel: "off" })
@@ -22,9 +21,3 @@ export const rawStream = async (client: Anthropic, signal: AbortSignal): Promise
     // aborted
   }
 }
-
-/** Records `from` to `to` (exclusive) of the fake, read one by one (cheap inside a wait predicate). */
-export const records = (state: FakeAnthropic.State, from: number, to: number): Array<FakeAnthropic.RecordedRequest> =>
-  Array.from({ length: Math.max(0, to - from) }, (_, i) => state.request(from + i)).filter(
-    (record): record is FakeAnthropic.RecordedRequest => record !== undefined
-  )

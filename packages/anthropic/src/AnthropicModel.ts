@@ -27,7 +27,7 @@ import { LanguageModel } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
-import { runTurn, streamTurn } from "./internal/turn.js"
+import { retryPolicy, runTurn, streamTurn } from "./internal/turn.js"
 
 /** The model used when none is configured. @since 0.1.0 */
 export const defaultModel = "claude-sonnet-4-6"
@@ -75,10 +75,12 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
     const settings = {
       client,
       model,
-      maxRetries: options.maxRetries ?? 3,
-      retryBaseDelay: Duration.decode(options.retryBaseDelay ?? Duration.millis(500)),
-      maxRetryDelay: Duration.decode(options.maxRetryDelay ?? Duration.seconds(30)),
-      rateLimiter: options.rateLimiter
+      rateLimiter: options.rateLimiter,
+      retry: retryPolicy({
+        maxRetries: options.maxRetries ?? 3,
+        retryBaseDelay: Duration.decode(options.retryBaseDelay ?? Duration.millis(500)),
+        maxRetryDelay: Duration.decode(options.maxRetryDelay ?? Duration.seconds(30))
+      })
     }
     return LanguageModel.LanguageModel.of({
       runTurn: (request, onEvents) =>

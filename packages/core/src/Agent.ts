@@ -27,7 +27,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Ref, Runtime } from "effect"
+import { Effect, Option, Runtime } from "effect"
 import type { AgentError } from "./AgentError.js"
 import type { RunOptions, RunOutcome } from "./AgentRun.js"
 import * as CancelReason from "./CancelReason.js"
@@ -35,7 +35,7 @@ import type { LanguageModel } from "./LanguageModel.js"
 import type { Message } from "./Message.js"
 import type * as Tool from "./Tool.js"
 import * as AbortSignals from "./internal/abortSignal.js"
-import { CurrentRun, type RunContext } from "./internal/context.js"
+import { CurrentRun, emitter, type RunContext } from "./internal/context.js"
 import { runLoop } from "./internal/loop.js"
 import * as internal from "./internal/run.js"
 import * as Transcript from "./internal/transcript.js"
@@ -87,9 +87,11 @@ export const make = <const Tools extends ReadonlyArray<Tool.Any> = readonly []>(
 const runNested = <R>(parent: RunContext, agent: Agent<R>, input: RunInput) =>
   Effect.gen(function* () {
     const agentPath = `${parent.agentPath}/${agent.name}`
-    const ctx: RunContext = { ...parent, agentPath, emit: parent.emitAs(agentPath) }
-    const state = yield* Ref.make(Transcript.initial(internal.inputMessages(input)))
-    return yield* runLoop(agent, ctx, state).pipe(Effect.provideService(CurrentRun, ctx))
+    const publish = parent.publishAs(agentPath)
+    const ctx: RunContext = { ...parent, agentPath, publish, emit: emitter(publish) }
+    return yield* runLoop(agent, ctx, Transcript.initial(internal.inputMessages(input))).pipe(
+      Effect.provideService(CurrentRun, ctx)
+    )
   })
 
 /**

@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Exit, Fiber, Ref, Cause } from "effect"
+import { Cause, Effect, Exit, Fiber } from "effect"
 import * as RunEvent from "./RunEvent.js"
 import { CurrentRun, type SubtaskEntry } from "./internal/context.js"
 
@@ -73,7 +73,7 @@ export const spawn = <A, E, R>(
     const runCtx = { ...ctx, stageWrite: ctx.runStageWrite, toolUseId: undefined }
     const fiber = yield* Effect.forkIn(Effect.provideService(tracked, CurrentRun, runCtx), ctx.childScope)
     const entry: SubtaskEntry = { name, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown>, observed: false }
-    yield* Ref.update(ctx.subtasks, (entries) => [...entries, entry])
+    ctx.subtasks.push(entry)
     return { id, name, fiber, entry }
   })
 

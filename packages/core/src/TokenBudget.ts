@@ -21,7 +21,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Ref, Schema } from "effect"
+import { Effect, Schema } from "effect"
 
 /** The ledger has too little left to start a model call. @since 0.1.0 */
 export class BudgetExhaustedError extends Schema.TaggedError<BudgetExhaustedError>()("BudgetExhaustedError", {
@@ -65,6 +65,11 @@ export interface Reservation {
   readonly amount: number
   /** Records usage so far; trips the ledger when the tree crosses the ceiling. */
   readonly observe: (usage: Usage) => Effect.Effect<void>
+  /**
+   * `observe` for synchronous callers (a provider's event callback): records usage and returns the snapshot
+   * when this very call tripped the ledger, leaving the caller to act on it; `onExceeded` is not run.
+   */
+  readonly unsafeObserve: (usage: Usage) => Snapshot | undefined
   /** Ends the reservation with its final (or estimated) usage. Idempotent. */
   readonly settle: (usage: Usage & { readonly estimated: boolean }) => Effect.Effect<void>
 }
@@ -77,33 +82,19 @@ export interface Ledger {
     readonly maxTokens: number
   }) => Effect.Effect<Reservation, BudgetExhaustedError>
   readonly snapshot: Effect.Effect<Snapshot>
+  /** `snapshot`, read synchronously. */
+  readonly unsafeSnapshot: () => Snapshot
 }
 
-interface State {
-  readonly reserved: number
-  readonly settled: number
-  readonly released: number
-  /** Unsettled reservations: what each claimed and what it has used so far. */
-  readonly inFlight: ReadonlyMap<number, { readonly claim: number; readonly usage: number }>
-  readonly estimated: boolean
-  readonly exceeded: boolean
+/** One unsettled reservation: what it claimed and what it has used so far. */
+interface Claim {
+  readonly claim: number
+  usage: number
 }
-
-const sum = (values: Iterable<number>): number => {
-  let total = 0
-  for (const value of values) total += value
-  return total
-}
-
-const usedOf = (state: State): number => state.settled + sum(Array.from(state.inFlight.values(), (c) => c.usage))
-
-/** What the ledger cannot hand out: settled tokens plus, per call in flight, the larger of claim and usage. */
-const committedOf = (state: State): number =>
-  state.settled + sum(Array.from(state.inFlight.values(), (c) => Math.max(c.claim, c.usage)))
 
 /**
  * Makes a ledger. `onExceeded` runs once, the first time usage crosses the
- * ceiling; the run uses it to cancel itself with `BudgetExceeded`.
+ * ceiling through `observe`; the run uses it to cancel itself with `BudgetExceeded`.
  *
  * @since 0.1.0
  */
@@ -111,79 +102,82 @@ export const make = (options: {
   readonly ceiling?: number | undefined
   readonly onExceeded?: ((snapshot: Snapshot) => Effect.Effect<void>) | undefined
 }): Effect.Effect<Ledger> =>
-  Effect.gen(function* () {
+  Effect.sync(() => {
     const ceiling = options.ceiling ?? Number.POSITIVE_INFINITY
-    const state = yield* Ref.make<State>({
-      reserved: 0,
-      settled: 0,
-      released: 0,
-      inFlight: new Map(),
-      estimated: false,
-      exceeded: false
-    })
+    // Plain mutable state: every operation below runs synchronously to its end, so none can interleave.
+    let reserved = 0
+    let settled = 0
+    let released = 0
+    let estimated = false
+    let exceeded = false
+    const inFlight = new Map<number, Claim>()
     let nextId = 0
-    const toSnapshot = (s: State): Snapshot => ({
+    const usedNow = () => {
+      let used = settled
+      for (const claim of inFlight.values()) used += claim.usage
+      return used
+    }
+    /** What the ledger cannot hand out: settled tokens plus, per call in flight, the larger of claim and usage. */
+    const committedNow = () => {
+      let committed = settled
+      for (const claim of inFlight.values()) committed += Math.max(claim.claim, claim.usage)
+      return committed
+    }
+    const unsafeSnapshot = (): Snapshot => ({
       ceiling,
-      reserved: s.reserved,
-      settled: s.settled,
-      released: s.released,
-      inFlight: s.inFlight.size,
-      used: usedOf(s),
-      estimated: s.estimated,
-      exceeded: s.exceeded
+      reserved,
+      settled,
+      released,
+      inFlight: inFlight.size,
+      used: usedNow(),
+      estimated,
+      exceeded
     })
-    const snapshot = Effect.map(Ref.get(state), toSnapshot)
+
+    const grant = (id: number, estimatedInput: number, maxTokens: number): Reservation | undefined => {
+      const clamped = Math.min(maxTokens, ceiling - committedNow() - estimatedInput)
+      if (clamped < 1) return undefined
+      const amount = estimatedInput + clamped
+      const claim: Claim = { claim: amount, usage: 0 }
+      inFlight.set(id, claim)
+      reserved += amount
+      let isSettled = false
+      const unsafeObserve = (usage: Usage): Snapshot | undefined => {
+        if (isSettled) return undefined
+        claim.usage = usage.inputTokens + usage.outputTokens
+        if (exceeded || usedNow() <= ceiling) return undefined
+        exceeded = true
+        return unsafeSnapshot()
+      }
+      return {
+        maxTokens: clamped,
+        amount,
+        unsafeObserve,
+        observe: (usage) =>
+          Effect.suspend(() => {
+            const tripped = unsafeObserve(usage)
+            return tripped !== undefined && options.onExceeded ? options.onExceeded(tripped) : Effect.void
+          }),
+        settle: (usage) =>
+          Effect.sync(() => {
+            if (isSettled) return
+            isSettled = true
+            const actual = usage.inputTokens + usage.outputTokens
+            inFlight.delete(id)
+            settled += actual
+            released += amount - actual
+            estimated = estimated || usage.estimated
+          })
+      }
+    }
 
     const reserve: Ledger["reserve"] = ({ estimatedInput, maxTokens }) =>
-      Effect.gen(function* () {
-        const id = nextId++
-        const granted = yield* Ref.modify(state, (s): [number | undefined, State] => {
-          const clamped = Math.min(maxTokens, ceiling - committedOf(s) - estimatedInput)
-          if (clamped < 1) return [undefined, s]
-          const inFlight = new Map(s.inFlight)
-          inFlight.set(id, { claim: estimatedInput + clamped, usage: 0 })
-          return [clamped, { ...s, reserved: s.reserved + estimatedInput + clamped, inFlight }]
-        })
-        if (granted === undefined) {
-          const used = yield* Effect.map(Ref.get(state), usedOf)
-          return yield* new BudgetExhaustedError({ ceiling, used, needed: estimatedInput + 1 })
-        }
-        const amount = estimatedInput + granted
-        let settled = false
-        const observe = (usage: Usage) =>
-          Ref.modify(state, (s): [Snapshot | undefined, State] => {
-            if (!s.inFlight.has(id)) return [undefined, s]
-            const inFlight = new Map(s.inFlight)
-            inFlight.set(id, { claim: amount, usage: usage.inputTokens + usage.outputTokens })
-            const next = { ...s, inFlight }
-            if (s.exceeded || usedOf(next) <= ceiling) return [undefined, next]
-            const tripped = { ...next, exceeded: true }
-            return [toSnapshot(tripped), tripped]
-          }).pipe(
-            Effect.flatMap((tripped) =>
-              tripped !== undefined && options.onExceeded ? options.onExceeded(tripped) : Effect.void
-            )
-          )
-        const settle = (usage: Usage & { readonly estimated: boolean }) =>
-          Effect.suspend(() => {
-            if (settled) return Effect.void
-            settled = true
-            const actual = usage.inputTokens + usage.outputTokens
-            return Ref.update(state, (s) => {
-              const inFlight = new Map(s.inFlight)
-              inFlight.delete(id)
-              return {
-                ...s,
-                inFlight,
-                settled: s.settled + actual,
-                released: s.released + amount - actual,
-                estimated: s.estimated || usage.estimated
-              }
-            })
-          })
-        const reservation: Reservation = { maxTokens: granted, amount, observe, settle }
-        return reservation
+      Effect.suspend(() => {
+        const reservation = grant(nextId++, estimatedInput, maxTokens)
+        return reservation !== undefined
+          ? Effect.succeed(reservation)
+          : Effect.fail(new BudgetExhaustedError({ ceiling, used: usedNow(), needed: estimatedInput + 1 }))
       })
 
-    return { ceiling, reserve, snapshot } satisfies Ledger
+    return { ceiling, reserve, snapshot: Effect.sync(unsafeSnapshot), unsafeSnapshot } satisfies Ledger
   })

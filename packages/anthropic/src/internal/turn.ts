@@ -15,10 +15,9 @@ export interface AttemptFailure {
 export interface TurnSettings {
   readonly client: Anthropic
   readonly model: string
-  readonly maxRetries: number
-  readonly retryBaseDelay: Duration.Duration
-  readonly maxRetryDelay: Duration.Duration
   readonly rateLimiter: RateLimiter.RateLimiter | undefined
+  /** `retryPolicy` of the model's options, built once. */
+  readonly retry: Schedule.Schedule<unknown, AttemptFailure>
 }
 
 /** Where a response's events go: a stream's emitter, or a callback of the push-based turn. */
@@ -181,7 +180,11 @@ const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
  * retryable errors of attempts that emitted nothing. The server's
  * `retry-after` lengthens the wait, up to `maxRetryDelay`.
  */
-export const retryPolicy = (settings: Pick<TurnSettings, "maxRetries" | "retryBaseDelay" | "maxRetryDelay">) =>
+export const retryPolicy = (settings: {
+  readonly maxRetries: number
+  readonly retryBaseDelay: Duration.Duration
+  readonly maxRetryDelay: Duration.Duration
+}): Schedule.Schedule<unknown, AttemptFailure> =>
   Schedule.exponential(settings.retryBaseDelay, 2).pipe(
     Schedule.jittered,
     Schedule.intersect(Schedule.recurs(settings.maxRetries)),
@@ -203,10 +206,29 @@ export const streamTurn = (
   const once = attempt(settings.client, params, cancelled)
   const limited = settings.rateLimiter === undefined ? once : Stream.unwrap(settings.rateLimiter(Effect.succeed(once)))
   return limited.pipe(
-    Stream.retry(retryPolicy(settings)),
+    Stream.retry(settings.retry),
     Stream.mapError((failure) => failure.error)
   )
 }
+
+/**
+ * `Effect.retry`, except that the schedule's driver is only made once an attempt has failed: a turn that
+ * succeeds at once (nearly all of them) pays nothing for its retry policy. The first failure is the
+ * schedule's first input, as with `Effect.retry`.
+ */
+const retryAfterFailure =
+  (policy: Schedule.Schedule<unknown, AttemptFailure>) =>
+  <A, R>(attempt: Effect.Effect<A, AttemptFailure, R>): Effect.Effect<A, AttemptFailure, R> =>
+    Effect.catchAll(attempt, (first) =>
+      Effect.flatMap(Schedule.driver(policy), (driver) => {
+        const retry = (failure: AttemptFailure): Effect.Effect<A, AttemptFailure, R> =>
+          Effect.matchEffect(driver.next(failure), {
+            onFailure: () => Effect.fail(failure),
+            onSuccess: () => Effect.catchAll(attempt, retry)
+          })
+        return retry(first)
+      })
+    )
 
 /** One turn, push-based (see `attemptPush`), with the same retries and rate limiting as `streamTurn`. */
 export const runTurn = (
@@ -218,7 +240,7 @@ export const runTurn = (
   const once = attemptPush(settings.client, params, cancelled, onEvents)
   const limited = settings.rateLimiter === undefined ? once : settings.rateLimiter(once)
   return limited.pipe(
-    Effect.retry(retryPolicy(settings)),
+    retryAfterFailure(settings.retry),
     Effect.mapError((failure) => failure.error)
   )
 }

@@ -1,5 +1,5 @@
-import { Context } from "effect"
-import type { Effect, Fiber, Option, Ref, Scope } from "effect"
+import { Context, Effect } from "effect"
+import type { Fiber, Option, Ref, Scope } from "effect"
 import type { CancelReason } from "../CancelReason.js"
 import type { RunEvent } from "../RunEvent.js"
 import { StagedWriteError, type Transaction, type Write } from "../StagedWrites.js"
@@ -25,8 +25,10 @@ export interface RunContext {
   readonly sessionId: string | undefined
   readonly agentPath: string
   readonly emit: (make: (common: EventCommon) => RunEvent) => Effect.Effect<void>
-  /** An emitter for a sub-agent at `path`. */
-  readonly emitAs: (path: string) => (make: (common: EventCommon) => RunEvent) => Effect.Effect<void>
+  /** `emit`, synchronously (for a provider's event callback). */
+  readonly publish: (make: (common: EventCommon) => RunEvent) => void
+  /** A (synchronous) publisher for a sub-agent at `path`. */
+  readonly publishAs: (path: string) => (make: (common: EventCommon) => RunEvent) => void
   readonly ledger: Ledger
   readonly transaction: Option.Option<Transaction>
   /**
@@ -44,13 +46,22 @@ export interface RunContext {
   readonly compensations: Ref.Ref<ReadonlyArray<Effect.Effect<void>>>
   /** Where subtasks fork: closed (interrupting and awaiting them) before the writes roll back. */
   readonly childScope: Scope.Scope
-  readonly subtasks: Ref.Ref<ReadonlyArray<SubtaskEntry>>
+  /** Every subtask spawned in the run, in order (append-only): a cancel interrupts them all at once. */
+  readonly subtasks: Array<SubtaskEntry>
   /** Aborted when the run is cancelled, before its fibers are interrupted; given to every model request. */
   readonly cancelled: AbortSignal
   /** Cancels the root run without waiting for it (safe to call from inside the tree). */
   readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
+  /** `requestCancel`, synchronously (for a provider's event callback). */
+  readonly cancelNow: (reason: CancelReason) => void
   readonly nextId: (prefix: string) => string
 }
+
+/** `emit` made of a `publish`. */
+export const emitter =
+  (publish: (make: (common: EventCommon) => RunEvent) => void) =>
+  (make: (common: EventCommon) => RunEvent): Effect.Effect<void> =>
+    Effect.sync(() => publish(make))
 
 export class CurrentRun extends Context.Tag("@tether/core/AgentRun/CurrentRun")<CurrentRun, RunContext>() {}
 

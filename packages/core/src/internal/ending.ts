@@ -32,7 +32,7 @@ export const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFaile
   Effect.gen(function* () {
     let seen = 0
     while (true) {
-      const subtasks = yield* Ref.get(ctx.subtasks)
+      const subtasks = ctx.subtasks
       if (subtasks.length === seen) return
       for (const subtask of subtasks.slice(seen)) {
         const exit = yield* subtask.fiber.await
@@ -78,8 +78,8 @@ const undo = (ctx: RunContext): Effect.Effect<Undo> =>
 export const settle = (
   ctx: RunContext,
   bodyExit: Exit.Exit<LoopResult, AgentError>,
-  reasonRef: Ref.Ref<Option.Option<CancelReason.CancelReason>>,
-  transcriptState: Ref.Ref<Transcript.TranscriptState>
+  recordedReason: Option.Option<CancelReason.CancelReason>,
+  transcript: Transcript.Cell
 ): Effect.Effect<Ending> =>
   Effect.gen(function* () {
     const tokens = yield* ctx.ledger.snapshot
@@ -105,10 +105,10 @@ export const settle = (
           exit: Effect.succeed(bodyExit.value)
         }
       }
-      return yield* failed(ctx, committed.cause, transcriptState)
+      return yield* failed(ctx, committed.cause, transcript)
     }
     if (Cause.isInterruptedOnly(bodyExit.cause)) {
-      const reason = reasonOf(yield* Ref.get(reasonRef), bodyExit.cause)
+      const reason = reasonOf(recordedReason, bodyExit.cause)
       const why = CancelReason.describe(reason)
       const undone = yield* undo(ctx)
       yield* ctx.emit(
@@ -125,13 +125,14 @@ export const settle = (
           reason: reason._tag,
           tokensUsed: tokensNow.used,
           writesRolledBack: undone.writes
-        })
+        }),
+        Effect.whenLogLevel("Info")
       )
       const cancelled: RunOutcome = {
         _tag: "Cancelled",
         runId: ctx.runId,
         reason,
-        transcript: Transcript.close(yield* Ref.get(transcriptState), why),
+        transcript: Transcript.close(transcript.current, why),
         tokensUsed: tokensNow.used,
         tokensEstimated: tokensNow.estimated,
         writesRolledBack: undone.writes,
@@ -153,14 +154,10 @@ export const settle = (
         exit: Effect.interrupt
       }
     }
-    return yield* failed(ctx, bodyExit.cause, transcriptState)
+    return yield* failed(ctx, bodyExit.cause, transcript)
   })
 
-const failed = (
-  ctx: RunContext,
-  cause: Cause.Cause<AgentError>,
-  transcriptState: Ref.Ref<Transcript.TranscriptState>
-): Effect.Effect<Ending> =>
+const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Transcript.Cell): Effect.Effect<Ending> =>
   Effect.gen(function* () {
     const error = Option.match(Cause.failureOption(cause), {
       onNone: () => Cause.pretty(cause),
@@ -181,7 +178,7 @@ const failed = (
       runId: ctx.runId,
       cause,
       error,
-      transcript: Transcript.close(yield* Ref.get(transcriptState), "it failed"),
+      transcript: Transcript.close(transcript.current, "it failed"),
       tokensUsed: tokens.used,
       writesRolledBack: undone.writes,
       compensationsRun: undone.compensations

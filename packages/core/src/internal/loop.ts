@@ -1,15 +1,16 @@
-import { Effect, Ref, Runtime, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import type { Agent } from "../Agent.js"
 import { MaxTurnsError } from "../AgentError.js"
 import * as CancelReason from "../CancelReason.js"
 import * as LanguageModel from "../LanguageModel.js"
 import * as Message from "../Message.js"
+import type { ToolUseBlock } from "../Message.js"
 import type { ModelError } from "../ModelError.js"
 import * as RunEvent from "../RunEvent.js"
 import type { Reservation } from "../TokenBudget.js"
 import type { CurrentRun, RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
-import type { TranscriptState } from "./transcript.js"
+import type { Cell } from "./transcript.js"
 
 interface CompletedToolUse {
   readonly id: string
@@ -25,23 +26,23 @@ const parseInput = (inputJson: string): unknown => {
   }
 }
 
-const emitTokens = (ctx: RunContext) =>
-  Effect.flatMap(ctx.ledger.snapshot, (snapshot) =>
-    ctx.emit(
-      (c) =>
-        new RunEvent.TokensUsed(
-          {
-            ...c,
-            tokens: snapshot.used,
-            ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
-          },
-          true
-        )
-    )
+const tokensEvent = (ctx: RunContext) => {
+  const snapshot = ctx.ledger.unsafeSnapshot()
+  ctx.publish(
+    (c) =>
+      new RunEvent.TokensUsed(
+        {
+          ...c,
+          tokens: snapshot.used,
+          ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
+        },
+        true
+      )
   )
+}
 
 /**
- * Streams one turn into the transcript state, keeping the budget informed chunk
+ * Streams one turn into the transcript cell, keeping the budget informed chunk
  * by chunk. Settles the reservation on any exit: on real usage when the stream
  * ended, on the input reported by the provider plus output estimated from the
  * streamed deltas when it was cut short.
@@ -52,96 +53,103 @@ const streamTurn = (
   estimatedInput: number,
   reservation: Reservation,
   ctx: RunContext,
-  state: Ref.Ref<TranscriptState>
+  cell: Cell
 ): Effect.Effect<ReadonlyArray<CompletedToolUse>, ModelError> =>
   Effect.suspend(() => {
     let inputTokens: number | undefined
     let reportedOutput = 0
     let streamedChars = 0
     let finished = false
+    let text = ""
     const toolUses: Array<CompletedToolUse> = []
+    let blocks: ReadonlyArray<ToolUseBlock> = []
     const usage = () => ({
       inputTokens: inputTokens ?? estimatedInput,
       outputTokens: Math.max(reportedOutput, Math.ceil(streamedChars / 4))
     })
-    const onEvent = (event: LanguageModel.ModelEvent): Effect.Effect<void> => {
+    const observe = () => {
+      const tripped = reservation.unsafeObserve(usage())
+      if (tripped !== undefined) {
+        ctx.cancelNow(new CancelReason.BudgetExceeded({ ceiling: tripped.ceiling, used: tripped.used }))
+      }
+    }
+    // Synchronous, one event at a time: the transcript cell always holds what has streamed so far.
+    const onEvent = (event: LanguageModel.ModelEvent): void => {
       switch (event._tag) {
         case "TextDelta":
           streamedChars += event.text.length
-          return Effect.zipRight(
-            Ref.update(state, (s) => ({
-              ...s,
-              streaming: { text: (s.streaming?.text ?? "") + event.text, toolUses: s.streaming?.toolUses ?? [] }
-            })),
-            Effect.zipRight(
-              ctx.emit((c) => new RunEvent.TextDelta({ ...c, text: event.text }, true)),
-              reservation.observe(usage())
-            )
-          )
+          text += event.text
+          cell.current = { ...cell.current, streaming: { text, toolUses: blocks } }
+          ctx.publish((c) => new RunEvent.TextDelta({ ...c, text: event.text }, true))
+          return observe()
         case "ThinkingDelta":
         case "ToolInputDelta":
           streamedChars += event._tag === "ThinkingDelta" ? event.text.length : event.partialJson.length
-          return reservation.observe(usage())
+          return observe()
         case "ToolUseStart":
-          return Effect.void
+          return
         case "ToolUseEnd": {
           toolUses.push(event)
-          const block = {
-            type: "tool_use" as const,
-            id: event.id,
-            name: event.name,
-            input: parseInput(event.inputJson)
-          }
-          return Ref.update(state, (s) => ({
+          blocks = [...blocks, { type: "tool_use", id: event.id, name: event.name, input: parseInput(event.inputJson) }]
+          const s = cell.current
+          cell.current = {
             ...s,
-            streaming: { text: s.streaming?.text ?? "", toolUses: [...(s.streaming?.toolUses ?? []), block] },
+            streaming: { text, toolUses: blocks },
             toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
-          }))
+          }
+          return
         }
         case "Usage":
           inputTokens = event.inputTokens
           reportedOutput = Math.max(reportedOutput, event.outputTokens)
-          return Effect.zipRight(reservation.observe(usage()), emitTokens(ctx))
+          observe()
+          return tokensEvent(ctx)
         case "Stop":
           finished = true
-          return Effect.void
+          return
       }
     }
-    return Ref.update(state, (s) => ({ ...s, streaming: { text: "", toolUses: [] } })).pipe(
-      Effect.zipRight(consume(model, request, onEvent)),
+    cell.current = { ...cell.current, streaming: { text: "", toolUses: [] } }
+    return consume(model, request, onEvent).pipe(
       Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
-      Effect.onExit(() => Effect.zipRight(reservation.settle({ ...usage(), estimated: !finished }), emitTokens(ctx))),
+      Effect.onExit(() =>
+        Effect.zipRight(
+          reservation.settle({ ...usage(), estimated: !finished }),
+          Effect.sync(() => tokensEvent(ctx))
+        )
+      ),
       Effect.withSpan("Agent.turn", { attributes: { agent: ctx.agentPath }, captureStackTrace: false })
     )
   })
 
 /**
- * Feeds a turn's events to `onEvent`: through the provider's push-based `runTurn` when it has one (every effect
- * `onEvent` returns is synchronous: state, events, the ledger), else through its `Stream`.
+ * Feeds a turn's events to `onEvent`: through the provider's push-based `runTurn` when it has one, else
+ * through its `Stream`.
  */
 const consume = (
   model: LanguageModel.Service,
   request: LanguageModel.TurnRequest,
-  onEvent: (event: LanguageModel.ModelEvent) => Effect.Effect<void>
-): Effect.Effect<void, ModelError> => {
-  const runTurn = model.runTurn
-  if (runTurn === undefined) return Stream.runForEach(model.streamTurn(request), onEvent)
-  return Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-    const runSync = Runtime.runSync(runtime)
-    // One synchronous run per batch the provider pushes, not per event.
-    return runTurn(request, (events) => runSync(Effect.forEach(events, onEvent, { discard: true })))
-  })
-}
+  onEvent: (event: LanguageModel.ModelEvent) => void
+): Effect.Effect<void, ModelError> =>
+  model.runTurn !== undefined
+    ? model.runTurn(request, (events) => {
+        for (const event of events) onEvent(event)
+      })
+    : Stream.runForEachChunk(model.streamTurn(request), (chunk) =>
+        Effect.sync(() => {
+          for (const event of chunk) onEvent(event)
+        })
+      )
 
 /** Moves the streamed assistant message into the transcript. */
-const finishTurn = (state: Ref.Ref<TranscriptState>) =>
-  Ref.update(state, (s) => {
-    const text = s.streaming?.text ?? ""
-    const content = [...(text.length > 0 ? [{ type: "text" as const, text }] : []), ...(s.streaming?.toolUses ?? [])]
-    const messages: ReadonlyArray<Message.Message> =
-      content.length > 0 ? [...s.messages, { role: "assistant", content }] : s.messages
-    return { ...s, messages, streaming: undefined }
-  })
+const finishTurn = (cell: Cell) => {
+  const s = cell.current
+  const text = s.streaming?.text ?? ""
+  const content = [...(text.length > 0 ? [{ type: "text" as const, text }] : []), ...(s.streaming?.toolUses ?? [])]
+  const messages: ReadonlyArray<Message.Message> =
+    content.length > 0 ? [...s.messages, { role: "assistant", content }] : s.messages
+  cell.current = { ...s, messages, streaming: undefined }
+}
 
 /** The result of an agent's loop: its last text and its whole transcript. */
 export interface LoopResult {
@@ -157,14 +165,14 @@ export interface LoopResult {
 export const runLoop = <R>(
   agent: Agent<R>,
   ctx: RunContext,
-  state: Ref.Ref<TranscriptState>
+  cell: Cell
 ): Effect.Effect<LoopResult, ModelError | MaxTurnsError, LanguageModel.LanguageModel | Exclude<R, CurrentRun>> =>
   Effect.gen(function* () {
     const model = yield* LanguageModel.LanguageModel
     const tools = agent.tools.map((tool) => tool.definition)
     for (let turn = 1; turn <= agent.maxTurns; turn++) {
       yield* ctx.emit((c) => new RunEvent.TurnStarted({ ...c, turn }, true))
-      const { messages } = yield* Ref.get(state)
+      const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)
       const reservation = yield* ctx.ledger
@@ -178,21 +186,25 @@ export const runLoop = <R>(
           )
         )
       const request = { ...base, maxTokens: reservation.maxTokens, signal: ctx.cancelled }
-      const toolUses = yield* streamTurn(model, request, estimatedInput, reservation, ctx, state)
-      yield* finishTurn(state)
+      const toolUses = yield* streamTurn(model, request, estimatedInput, reservation, ctx, cell)
+      finishTurn(cell)
       if (toolUses.length === 0) {
-        const { messages: transcript } = yield* Ref.get(state)
+        const transcript = cell.current.messages
         const last = transcript[transcript.length - 1]
         return { text: last?.role === "assistant" ? Message.text(last) : "", transcript }
       }
-      const results = yield* Effect.forEach(toolUses, (use) => runToolUse(agent.tools, use, ctx, state), {
-        concurrency: agent.toolConcurrency
-      })
-      yield* Ref.update(state, (s) => ({
-        ...s,
-        messages: [...s.messages, { role: "user" as const, content: results }],
+      // One call (the common case) runs on this fiber; several run concurrently, bounded.
+      const results =
+        toolUses.length === 1
+          ? [yield* runToolUse(agent.tools, toolUses[0]!, ctx, cell)]
+          : yield* Effect.forEach(toolUses, (use) => runToolUse(agent.tools, use, ctx, cell), {
+              concurrency: agent.toolConcurrency
+            })
+      cell.current = {
+        ...cell.current,
+        messages: [...cell.current.messages, { role: "user" as const, content: results }],
         toolStatus: new Map()
-      }))
+      }
     }
     return yield* new MaxTurnsError({ agent: agent.name, maxTurns: agent.maxTurns })
   })

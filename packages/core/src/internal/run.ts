@@ -24,7 +24,7 @@ import type { Message } from "../Message.js"
 import * as RunEvent from "../RunEvent.js"
 import * as StagedWrites from "../StagedWrites.js"
 import * as TokenBudget from "../TokenBudget.js"
-import { CurrentRun, runEnded, type EventCommon, type RunContext, type SubtaskEntry } from "./context.js"
+import { CurrentRun, emitter, runEnded, type EventCommon, type RunContext, type SubtaskEntry } from "./context.js"
 import { runLoop, type LoopResult } from "./loop.js"
 import { awaitSubtasks, reasonOf, settle } from "./ending.js"
 import * as Transcript from "./transcript.js"
@@ -81,43 +81,44 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     let seq = 0
     // Events are built from typed values, so their constructors skip Schema validation (`new X(fields, true)`)
     // on this hot path: one event per streamed chunk.
-    const emitAs =
+    const publishAs =
       (path: string) =>
-      (make: (common: EventCommon) => RunEvent.RunEvent): Effect.Effect<void> =>
-        Effect.sync(() => {
-          events.unsafeOffer(make({ runId, seq: ++seq, agent: path }))
-        })
-    const emit = emitAs(agentPath)
-    const recordedReason = yield* Ref.make(Option.none<CancelReason.CancelReason>())
+      (make: (common: EventCommon) => RunEvent.RunEvent): void => {
+        events.unsafeOffer(make({ runId, seq: ++seq, agent: path }))
+      }
+    const publish = publishAs(agentPath)
+    const emit = emitter(publish)
+    // The first reason recorded wins.
+    let recordedReason: CancelReason.CancelReason | undefined
     const outcome = yield* Deferred.make<RunOutcome>()
     const fiberRef = yield* Deferred.make<Fiber.RuntimeFiber<unknown, AgentError>>()
     // The body's fiber, once forked; a cancel requested before that is remembered and applied at the fork.
     let bodyFiber: Fiber.RuntimeFiber<LoopResult, AgentError> | undefined
     let isCancelRequested = false
     const stopped = yield* Deferred.make<void>()
+    const subtasks: Array<SubtaskEntry> = []
     const cancelSignal = new AbortController()
     // Every in-flight model request of the tree listens to it (sub-agents and concurrent tools: many at once).
     setMaxListeners(0, cancelSignal.signal)
+    const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none): void => {
+      recordedReason ??= reason
+      isCancelRequested = true
+      // Signal first: model requests abort in this very call, then the fibers unwind.
+      cancelSignal.abort()
+      bodyFiber?.unsafeInterruptAsFork(requester)
+      // The whole tree at once: subtasks stop alongside the body, not after it.
+      for (const subtask of subtasks) subtask.fiber.unsafeInterruptAsFork(requester)
+      Deferred.unsafeDone(stopped, Exit.void)
+    }
     const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
-      Effect.zipRight(
-        Ref.update(recordedReason, (current) => (Option.isSome(current) ? current : Option.some(reason))),
-        Effect.fiberIdWith((requester) =>
-          Effect.sync(() => {
-            isCancelRequested = true
-            // Signal first: model requests abort in this very call, then the fibers unwind.
-            cancelSignal.abort()
-            bodyFiber?.unsafeInterruptAsFork(requester)
-            Deferred.unsafeDone(stopped, Exit.void)
-          })
-        )
-      )
+      Effect.fiberIdWith((requester) => Effect.sync(() => cancelNow(reason, requester)))
     const ledger = yield* TokenBudget.make({
       ceiling: options.tokenBudget ?? agent.tokenBudget,
       onExceeded: (snapshot) =>
         requestCancel(new CancelReason.BudgetExceeded({ ceiling: snapshot.ceiling, used: snapshot.used }))
     })
     const cancelDeadline = Duration.decode(options.cancelDeadline ?? "5 seconds")
-    const state = yield* Ref.make(Transcript.initial(inputMessages(input)))
+    const transcript = Transcript.initial(inputMessages(input))
 
     const program = Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
@@ -127,7 +128,11 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         yield* emit(
           (c) => new RunEvent.RunStarted({ ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) }, true)
         )
-        yield* Effect.logDebug("run started").pipe(Effect.annotateLogs({ runId, agent: agent.name }))
+        // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
+        yield* Effect.logDebug("run started").pipe(
+          Effect.annotateLogs({ runId, agent: agent.name }),
+          Effect.whenLogLevel("Debug")
+        )
         // Staging is acquired before anything forks, so its release runs after every child has ended.
         const transaction = yield* Option.match(staging, {
           onNone: () => Effect.succeed(Option.none<StagedWrites.Transaction>()),
@@ -135,13 +140,15 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         }).pipe(Effect.either)
         const openTransaction = transaction._tag === "Right" ? transaction.right : Option.none()
         const lifecycle = { isEnded: false }
-        const childScope = yield* Scope.fork(runScope, ExecutionStrategy.parallel)
+        // Sequential: by the time it closes every subtask has been interrupted (all at once, see below).
+        const childScope = yield* Scope.fork(runScope, ExecutionStrategy.sequential)
         const ctx: RunContext = {
           runId,
           sessionId: options.sessionId,
           agentPath,
           emit,
-          emitAs,
+          publish,
+          publishAs,
           ledger,
           transaction: openTransaction,
           stageWrite: stageInto(openTransaction, lifecycle),
@@ -151,15 +158,16 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           stagedCount: yield* Ref.make(0),
           compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
           childScope,
-          subtasks: yield* Ref.make<ReadonlyArray<SubtaskEntry>>([]),
+          subtasks,
           cancelled: cancelSignal.signal,
           requestCancel,
+          cancelNow,
           nextId: (prefix) => `${prefix}_${runId}_${++seq}`
         }
         const body: Effect.Effect<LoopResult, AgentError, any> =
           transaction._tag === "Left"
             ? Effect.fail(transaction.left)
-            : runLoop(agent, ctx, state).pipe(
+            : runLoop(agent, ctx, transcript).pipe(
                 Effect.zipLeft(awaitSubtasks(ctx)),
                 Effect.provideService(CurrentRun, ctx)
               )
@@ -209,14 +217,15 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
             ? finished
             : Exit.interrupt(forked.id())
         const childrenDone =
-          (yield* Ref.get(ctx.subtasks)).length === 0
+          subtasks.length === 0
             ? yield* Effect.asSome(Scope.close(childScope, bodyExit))
-            : yield* Scope.close(childScope, bodyExit).pipe(
+            : yield* Fiber.interruptAll(subtasks.map((subtask) => subtask.fiber)).pipe(
+                Effect.zipRight(Scope.close(childScope, bodyExit)),
                 Effect.interruptible,
                 Effect.disconnect,
                 Effect.timeoutOption(cancelDeadline)
               )
-        const result = yield* settle(ctx, bodyExit, recordedReason, state)
+        const result = yield* settle(ctx, bodyExit, Option.fromNullable(recordedReason), transcript)
         yield* Scope.close(runScope, Exit.void)
         const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
         // The outcome is decided before the terminal event goes out: whoever saw the event finds it ended.
@@ -236,14 +245,14 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       Effect.onExit((exit) =>
         Exit.isSuccess(exit)
           ? Effect.void
-          : Effect.flatMap(Ref.get(recordedReason), (reason) =>
+          : Effect.suspend(() =>
               Deferred.succeed(
                 outcome,
                 Cause.isInterruptedOnly(exit.cause)
                   ? {
                       _tag: "Cancelled",
                       runId,
-                      reason: reasonOf(reason, exit.cause),
+                      reason: reasonOf(Option.fromNullable(recordedReason), exit.cause),
                       transcript: inputMessages(input),
                       tokensUsed: 0,
                       tokensEstimated: false,
@@ -272,7 +281,10 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       id: runId,
       sessionId: options.sessionId,
       agent: agent.name,
-      events: Stream.fromPubSub(events).pipe(Stream.takeUntil(RunEvent.isTerminal)),
+      // Built when read (most runs are never watched; a stream pipeline is dozens of objects per run).
+      get events() {
+        return Stream.fromPubSub(events).pipe(Stream.takeUntil(RunEvent.isTerminal))
+      },
       eventsAfter: (after) =>
         Stream.fromPubSub(events).pipe(
           Stream.takeUntil(RunEvent.isTerminal),

@@ -1,11 +1,11 @@
-import { Cause, Duration, Effect, Exit, ParseResult, Ref, Schema } from "effect"
+import { Cause, Duration, Effect, Exit, ParseResult, Schema } from "effect"
 import { StagedWriteError } from "../StagedWrites.js"
 import type * as StagedWrites from "../StagedWrites.js"
 import type { ToolResultBlock } from "../Message.js"
 import * as RunEvent from "../RunEvent.js"
 import * as Tool from "../Tool.js"
 import { CurrentRun, runEnded, type RunContext } from "./context.js"
-import type { ToolStatus, TranscriptState } from "./transcript.js"
+import type { Cell, ToolStatus } from "./transcript.js"
 
 /** A readable message for any failure a tool handler may produce. */
 export const describeError = (error: unknown): string => {
@@ -20,8 +20,10 @@ export const describeError = (error: unknown): string => {
   return String(error)
 }
 
-const setStatus = (state: Ref.Ref<TranscriptState>, id: string, status: ToolStatus) =>
-  Ref.update(state, (s) => ({ ...s, toolStatus: new Map(s.toolStatus).set(id, status) }))
+const setStatus = (cell: Cell, id: string, status: ToolStatus) =>
+  Effect.sync(() => {
+    cell.current = { ...cell.current, toolStatus: new Map(cell.current.toolStatus).set(id, status) }
+  })
 
 /** Each tool's JSON-input decoder, built once (a new `parseJson` schema per call would be compiled per call). */
 const decoders = new WeakMap<Tool.Any, (json: string) => Effect.Effect<unknown, ParseResult.ParseError>>()
@@ -70,12 +72,12 @@ export const runToolUse = <R>(
   tools: ReadonlyArray<Tool.Any<R>>,
   use: { readonly id: string; readonly name: string; readonly inputJson: string },
   ctx: RunContext,
-  state: Ref.Ref<TranscriptState>
+  cell: Cell
 ): Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>> => {
   const failed = (error: string) =>
     Effect.as(
       Effect.zipRight(
-        setStatus(state, use.id, { _tag: "Failed", content: error }),
+        setStatus(cell, use.id, { _tag: "Failed", content: error }),
         ctx.emit((c) => new RunEvent.ToolFailed({ ...c, toolUseId: use.id, tool: use.name, error }, true))
       ),
       { type: "tool_result", toolUseId: use.id, content: error, isError: true } satisfies ToolResultBlock
@@ -88,7 +90,7 @@ export const runToolUse = <R>(
   return Effect.gen(function* () {
     const decoded = yield* Effect.either(decodeInput(tool, use.inputJson))
     if (decoded._tag === "Left") return yield* failed(`Invalid input for tool "${tool.name}":\n${decoded.left.issue}`)
-    yield* setStatus(state, use.id, { _tag: "Running" })
+    yield* setStatus(cell, use.id, { _tag: "Running" })
     yield* ctx.emit(
       (c) =>
         new RunEvent.ToolStarted({ ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) }, true)
@@ -122,7 +124,7 @@ export const runToolUse = <R>(
     if (Exit.isFailure(flushed)) return yield* failed(describeError(Cause.squash(flushed.cause)))
     if (Exit.isSuccess(exit)) {
       const { content, output } = yield* encodeOutput(tool, exit.value)
-      yield* setStatus(state, use.id, { _tag: "Succeeded", content })
+      yield* setStatus(cell, use.id, { _tag: "Succeeded", content })
       yield* ctx.emit((c) => new RunEvent.ToolSucceeded({ ...c, toolUseId: use.id, tool: tool.name, output }, true))
       return { type: "tool_result", toolUseId: use.id, content, isError: false } satisfies ToolResultBlock
     }

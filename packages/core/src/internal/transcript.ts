@@ -15,10 +15,16 @@ export interface TranscriptState {
   readonly toolStatus: ReadonlyMap<string, ToolStatus>
 }
 
-export const initial = (messages: ReadonlyArray<Message>): TranscriptState => ({
-  messages,
-  streaming: undefined,
-  toolStatus: new Map()
+/**
+ * One agent's transcript state, replaced (never mutated in place) as the run goes. A plain cell, not a `Ref`:
+ * it is read and written synchronously, also from a provider's event callback, one event at a time.
+ */
+export interface Cell {
+  current: TranscriptState
+}
+
+export const initial = (messages: ReadonlyArray<Message>): Cell => ({
+  current: { messages, streaming: undefined, toolStatus: new Map() }
 })
 
 const honestResult = (toolUseId: string, status: ToolStatus | undefined, why: string): ToolResultBlock => {

@@ -22,7 +22,7 @@ const echo = Tool.make("echo", {
   handler: ({ text }) => Effect.succeed(text)
 })
 
-export const rawRun = async (client: Anthropic, signal?: AbortSignal) => {
+const rawRun = async (client: Anthropic) => {
   const tools = [
     {
       name: "echo",
@@ -32,10 +32,7 @@ export const rawRun = async (client: Anthropic, signal?: AbortSignal) => {
   ]
   const messages: Array<Anthropic.MessageParam> = [{ role: "user", content: "hi" }]
   for (let turn = 0; turn < 10; turn++) {
-    const stream = await client.messages.create(
-      { ...rawParams, messages, tools, stream: true },
-      signal ? { signal } : {}
-    )
+    const stream = await client.messages.create({ ...rawParams, messages, tools, stream: true })
     const blocks: Array<Anthropic.ContentBlockParam> = []
     let json = ""
     let current: { id: string; name: string } | undefined

@@ -84,9 +84,9 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
     }
     return LanguageModel.LanguageModel.of({
       runTurn: (request, onEvents) =>
-        runTurn(settings, toParams(model, request), request.signal, onEvents).pipe(
-          Effect.withSpan("AnthropicModel.runTurn", { attributes: { model }, captureStackTrace: false })
-        ),
+        // No span of its own: the agent loop's `Agent.turn` span covers the call (a span per turn costs a few
+        // KiB per live run and tens of microseconds).
+        runTurn(settings, toParams(model, request), request.signal, onEvents),
       streamTurn: (request) =>
         streamTurn(settings, toParams(model, request), request.signal).pipe(
           Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })

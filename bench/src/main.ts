@@ -63,6 +63,12 @@ const main = async () => {
     `${round(tree.tree.p50 / tree.single.p50)}x; p99 target < 10 ms; ${tree.writesRolledBack} rolled back, ${tree.rowsLeft} rows left`
   ])
   rows.push([
+    "3b. the same tree without model streams: ms p50 / p99",
+    `${round(tree.treeWithoutStreams.p50)} / ${round(tree.treeWithoutStreams.p99)}`,
+    `bare Effect ${round(tree.bareEffect.p50)} / ${round(tree.bareEffect.p99)}`,
+    "where the time goes (no target)"
+  ])
+  rows.push([
     `4. overhead, ${cost.turns} turns: ms total`,
     `${round(cost.tetherMillis, 0)}`,
     `raw SDK ${round(cost.rawMillis, 0)}`,

@@ -3,12 +3,14 @@
  * streams) and 10 tool fibers holding staged writes (SQLite): time from cancel to every fiber done, every
  * write rolled back (the run's outcome), and the server seeing every socket closed, whichever comes last.
  * The server runs in a process of its own, so it sees a close when it happens, not when this process's
- * event loop gets to it. Baseline: the same for a run with one stream.
+ * event loop gets to it. Baseline: the same for a run with one stream. Two more figures say where the time goes:
+ * the same tree with no model streams (the sub-agents replaced by fibers that wait forever), and the same shape
+ * of fibers in bare Effect, without Tether or a model.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Exit, Layer, Logger, LogLevel, ManagedRuntime, Schema, Scope } from "effect"
+import { Effect, ExecutionStrategy, Exit, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Schema, Scope } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
 import { Agent, AgentRun, CancelReason, StagedWrites, Subtask, Tool } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
@@ -17,7 +19,7 @@ import { sleep, summarize, type Summary } from "./stats.js"
 
 const subAgent = Agent.make({ name: "sub", system: "sub" })
 
-const fanOut = (subtasks: number, toolsPerSubtask: number) =>
+const fanOut = (subtasks: number, toolsPerSubtask: number, streams: boolean) =>
   Tool.make("fan_out", {
     description: "Starts the tree",
     input: Schema.Struct({}),
@@ -30,7 +32,7 @@ const fanOut = (subtasks: number, toolsPerSubtask: number) =>
           )
           yield* Subtask.spawn(
             `branch-${s}`,
-            Effect.all([Agent.run(subAgent, "go"), ...holders], { concurrency: "unbounded" })
+            Effect.all([streams ? Agent.run(subAgent, "go") : Effect.never, ...holders], { concurrency: "unbounded" })
           )
         }
         return yield* Effect.never
@@ -42,11 +44,15 @@ export interface TreeResult {
   readonly streams: number
   readonly tree: Summary
   readonly single: Summary
+  /** The same tree with no model streams. */
+  readonly treeWithoutStreams: Summary
+  /** The same shape of fibers in bare Effect: no Tether, no model, no writes. */
+  readonly bareEffect: Summary
   readonly writesRolledBack: number
   readonly rowsLeft: number
 }
 
-const measure = async (subtasks: number, toolsPerSubtask: number, trials: number) => {
+const measure = async (subtasks: number, toolsPerSubtask: number, streams: boolean, trials: number) => {
   const fake = await RemoteFake.startSummary(60_000, 50, subtasks === 0 ? undefined : "fan_out")
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-bench-"))
   const runtime = ManagedRuntime.make(
@@ -56,12 +62,12 @@ const measure = async (subtasks: number, toolsPerSubtask: number, trials: number
       Logger.minimumLogLevel(LogLevel.Warning)
     )
   )
-  const agent = Agent.make({ name: "root", tools: [fanOut(subtasks, toolsPerSubtask)] })
+  const agent = Agent.make({ name: "root", tools: [fanOut(subtasks, toolsPerSubtask, streams)] })
   const times: Array<number> = []
   let writesRolledBack = 0
   try {
     // Requests per trial: the root's (a tool call, then it ends) and one per streaming sub-agent.
-    const opened = subtasks === 0 ? 1 : 1 + subtasks
+    const opened = 1 + (streams ? subtasks : 0)
     for (let i = 0; i < trials; i++) {
       const first = i * opened
       const scope = await runtime.runPromise(Scope.make())
@@ -85,14 +91,40 @@ const measure = async (subtasks: number, toolsPerSubtask: number, trials: number
   }
 }
 
+/** 10 fibers in a scope, each waiting on 11 more, interrupted all at once and the scope closed: Effect's own cost. */
+const measureBareEffect = (subtasks: number, fibersPerSubtask: number, trials: number) =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      const times: Array<number> = []
+      const branch = Effect.all(
+        Array.from({ length: fibersPerSubtask }, () => Effect.never),
+        { concurrency: "unbounded" }
+      )
+      for (let i = 0; i < trials; i++) {
+        const scope = yield* Scope.make(ExecutionStrategy.sequential)
+        const fibers = yield* Effect.forEach(Array.from({ length: subtasks }), () => Effect.forkIn(branch, scope))
+        yield* Effect.sleep(20)
+        const t0 = performance.now()
+        yield* Fiber.interruptAll(fibers)
+        yield* Scope.close(scope, Exit.void)
+        times.push(performance.now() - t0)
+      }
+      return times
+    })
+  )
+
 export const treeCancel = async (trials: number): Promise<TreeResult> => {
-  const tree = await measure(10, 10, trials)
-  const single = await measure(0, 0, trials)
+  const tree = await measure(10, 10, true, trials)
+  const single = await measure(0, 0, true, trials)
+  const withoutStreams = await measure(10, 10, false, trials)
+  const bare = await measureBareEffect(10, 11, trials)
   return {
     fibers: 10 * 10 + 10,
     streams: 10,
     tree: summarize(tree.times),
     single: summarize(single.times),
+    treeWithoutStreams: summarize(withoutStreams.times),
+    bareEffect: summarize(bare),
     writesRolledBack: tree.writesRolledBack,
     rowsLeft: tree.rowsLeft
   }

@@ -198,11 +198,12 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         if (timer !== undefined) yield* Fiber.interruptFork(timer)
         // From here on every write is refused, unless the body completed.
         lifecycle.isEnded = Exit.isFailure(waited) || isCancelRequested || forked.unsafePoll()?._tag === "Failure"
-        // The tree stops before anything is committed or rolled back: first the loop with its turns and tool
-        // calls, then the subtasks (interrupted and awaited). A child that will not stop (an uninterruptible
-        // region) is left behind after the deadline: the writes still roll back (its later writes are
-        // refused), and the leak is reported below. (No deadline race where the body already ended: each
-        // forks fibers, and a cancel of thousands of runs at once pays for them.)
+        // The tree stops before anything is committed or rolled back: the loop with its turns and tool calls,
+        // then the subtasks (interrupted and awaited; a cancel has already interrupted them with the loop, all
+        // at once). A child that will not stop (an uninterruptible region) is left behind after the deadline:
+        // the writes still roll back (its later writes are refused), and the leak is reported below. (No
+        // deadline race where the body already ended: each forks fibers, and a cancel of thousands of runs at
+        // once pays for them.)
         const bodyDone =
           forked.unsafePoll() !== null
             ? Option.some(undefined)

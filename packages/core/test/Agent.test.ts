@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, Stream, TestClock, Tracer } from "effect"
 import { Agent, AgentRun, CancelReason, Message, ModelError, StagedWrites, Subtask, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
@@ -370,5 +370,63 @@ describe("Agent.run", () => {
       expect(request!.signal?.aborted).toBe(true)
       expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
     }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
+  )
+
+  it.effect("the Agent.run span covers the run: its turns and tool calls are its children and end inside it", () =>
+    Effect.gen(function* () {
+      // Spans in the order they started and ended (the TestClock gives them all the same times).
+      const spans: Array<{ name: string; parent: string | undefined; started: number; ended?: number }> = []
+      let tick = 0
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          const entry: (typeof spans)[number] = {
+            name,
+            parent: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined,
+            started: ++tick
+          }
+          spans.push(entry)
+          const attributes = new Map<string, unknown>()
+          const span: Tracer.Span = {
+            _tag: "Span",
+            name,
+            spanId: `span-${spans.length}`,
+            traceId: "trace",
+            parent,
+            context,
+            status: { _tag: "Started", startTime },
+            attributes,
+            links,
+            sampled: true,
+            kind,
+            end: () => {
+              entry.ended = ++tick
+            },
+            attribute: (key, value) => void attributes.set(key, value),
+            event: () => {},
+            addLinks: () => {}
+          }
+          return span
+        },
+        context: (execute) => execute()
+      })
+      const probe = yield* makeProbe
+      const fiber = yield* Effect.fork(
+        Agent.run(Agent.make({ name: "shop", tools: [orderTool(probe)] }), "buy").pipe(Effect.withTracer(tracer))
+      )
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      const run = spans.find((span) => span.name === "Agent.run")!
+      const children = spans.filter((span) => span.name === "Agent.turn" || span.name === "Tool.record_order")
+      expect(children.map((span) => span.name)).toEqual(["Agent.turn", "Tool.record_order", "Agent.turn"])
+      for (const child of children) {
+        expect(child.parent).toBe("Agent.run")
+        expect(child.ended).toBeDefined()
+        expect(run.ended).toBeGreaterThan(child.ended!)
+      }
+    }).pipe(
+      Effect.provide(
+        setup([[ScriptedModel.toolUse("record_order", { id: "o-1", total: 3 })], ScriptedModel.text("Done.")])
+      )
+    )
   )
 })

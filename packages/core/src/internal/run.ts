@@ -171,10 +171,13 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
                 Effect.zipLeft(awaitSubtasks(ctx)),
                 Effect.provideService(CurrentRun, ctx)
               )
-        const forked = yield* Effect.fork(restore(body)).pipe(
-          Effect.supervised(supervisor),
-          Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name }, captureStackTrace: false })
-        )
+        // The span wraps the body inside its fiber, so it lasts as long as the run's tree works (around the fork it
+        // would end as soon as the fiber started).
+        const forked = yield* Effect.fork(
+          restore(body).pipe(
+            Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name }, captureStackTrace: false })
+          )
+        ).pipe(Effect.supervised(supervisor))
         bodyFiber = forked
         forked.addObserver(() => Deferred.unsafeDone(stopped, Exit.void))
         if (isCancelRequested) yield* Fiber.interruptFork(forked)
@@ -204,13 +207,15 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         // the writes still roll back (its later writes are refused), and the leak is reported below. (No
         // deadline race where the body already ended: each forks fibers, and a cancel of thousands of runs at
         // once pays for them.)
+        if (forked.unsafePoll() === null) {
+          // A body told to stop usually unwinds within one turn of the scheduler: only one that has not pays for
+          // the deadline's race.
+          yield* isCancelRequested ? Effect.yieldNow() : Fiber.interruptFork(forked)
+        }
         const bodyDone =
           forked.unsafePoll() !== null
             ? Option.some(undefined)
-            : yield* (isCancelRequested ? Effect.void : Fiber.interruptFork(forked)).pipe(
-                Effect.zipRight(Effect.interruptible(Fiber.await(forked))),
-                Effect.timeoutOption(cancelDeadline)
-              )
+            : yield* Effect.interruptible(Fiber.await(forked)).pipe(Effect.timeoutOption(cancelDeadline))
         const finished = forked.unsafePoll()
         const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited)
           ? Exit.failCause(waited.cause)

@@ -34,6 +34,24 @@ describe("TokenBudget", () => {
       expect((yield* ledger.snapshot).exceeded).toBe(true)
     })
   )
+
+  it.effect(
+    "unsafeObserve returns the snapshot once, on the call that crosses the ceiling, and leaves onExceeded alone",
+    () =>
+      Effect.gen(function* () {
+        const trips = yield* Ref.make(0)
+        const ledger = yield* TokenBudget.make({ ceiling: 100, onExceeded: () => Ref.update(trips, (n) => n + 1) })
+        const reservation = yield* ledger.reserve({ estimatedInput: 10, maxTokens: 90 })
+        expect(reservation.unsafeObserve({ inputTokens: 10, outputTokens: 90 })).toBeUndefined()
+        expect(reservation.unsafeObserve({ inputTokens: 10, outputTokens: 91 })).toMatchObject({
+          used: 101,
+          exceeded: true
+        })
+        expect(reservation.unsafeObserve({ inputTokens: 10, outputTokens: 95 })).toBeUndefined()
+        expect(yield* Ref.get(trips)).toBe(0)
+        expect(ledger.unsafeSnapshot()).toEqual(yield* ledger.snapshot)
+      })
+  )
 })
 
 const models = (script: ScriptedModel.Script, options?: ScriptedModel.Options) =>

@@ -40,7 +40,8 @@ export interface TurnRequest {
   readonly maxTokens: number
   /**
    * Aborted, synchronously, when the run is cancelled: a provider that aborts its HTTP request on it closes
-   * the socket before any fiber unwinds. (Interrupting the stream's consumer must abort the request too.)
+   * the socket before any fiber unwinds. (Interrupting the stream's consumer must abort the request too.) Its
+   * `reason` is the run's `CancelReason`.
    */
   readonly signal?: AbortSignal | undefined
 }

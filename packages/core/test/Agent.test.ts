@@ -368,6 +368,7 @@ describe("Agent.run", () => {
       // requestCancel runs synchronously up to the abort: no fiber of the run has run in between.
       yield* run.requestCancel(new CancelReason.UserAbort())
       expect(request!.signal?.aborted).toBe(true)
+      expect(request!.signal?.reason).toMatchObject({ _tag: "UserAbort" })
       expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
     }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
   )

@@ -95,8 +95,9 @@ const pump = async (
  */
 const requestController = (cancelled: AbortSignal | undefined, finished: { readonly isRead: boolean }) => {
   const controller = new AbortController()
-  const onCancel = () => controller.abort()
-  if (cancelled?.aborted) controller.abort()
+  // The run's reason goes along (no new DOMException per request).
+  const onCancel = () => controller.abort(cancelled?.reason)
+  if (cancelled?.aborted) controller.abort(cancelled.reason)
   else cancelled?.addEventListener("abort", onCancel, { once: true })
   const release = () => {
     cancelled?.removeEventListener("abort", onCancel)

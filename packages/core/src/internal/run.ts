@@ -103,8 +103,9 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none): void => {
       recordedReason ??= reason
       isCancelRequested = true
-      // Signal first: model requests abort in this very call, then the fibers unwind.
-      cancelSignal.abort()
+      // Signal first: model requests abort in this very call, then the fibers unwind. The reason is the signal's
+      // (a plain value: no DOMException with its stack trace for every run cancelled).
+      cancelSignal.abort(recordedReason)
       bodyFiber?.unsafeInterruptAsFork(requester)
       // The whole tree at once: subtasks stop alongside the body, not after it.
       for (const subtask of subtasks) subtask.fiber.unsafeInterruptAsFork(requester)

@@ -35,8 +35,12 @@ export interface RemoteFake {
 
 export interface RemoteSummaryFake {
   readonly url: string
-  /** Waits until the newest summary satisfies `done`, and returns it. */
-  readonly waitUntil: (done: (summary: Summary) => boolean) => Promise<Summary>
+  /** Waits until `total` requests have written a token (they are streaming). */
+  readonly started: (total: number) => Promise<Summary>
+  /** Waits until `total` requests have ended and no response is in flight. (After an abort Node's fetch may open
+   * one spare idle keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not
+   * counted.) */
+  readonly quiesced: (total: number) => Promise<Summary>
   readonly close: () => Promise<void>
 }
 
@@ -109,13 +113,16 @@ export const startSummary = async (interval: number, tokens: number, rootTool?: 
     const line = lines[lines.length - 1]
     return line?.requests === undefined ? undefined : (line as Summary)
   }
+  /** Waits until the newest summary satisfies `done`, and returns it. */
+  const waitUntil = (done: (summary: Summary) => boolean) =>
+    waitFor(() => {
+      const summary = latest()
+      return summary !== undefined && done(summary) ? summary : undefined
+    })
   return {
     url,
-    waitUntil: (done) =>
-      waitFor(() => {
-        const summary = latest()
-        return summary !== undefined && done(summary) ? summary : undefined
-      }),
+    started: (total) => waitUntil((summary) => summary.started >= total),
+    quiesced: (total) => waitUntil((summary) => summary.ended >= total && summary.inFlight === 0),
     close
   }
 }

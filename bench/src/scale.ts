@@ -41,15 +41,6 @@ export interface ScaleResult {
 /** Sessions are opened in batches (a burst of thousands of connects overflows the listen backlog). */
 const batchSize = 250
 
-/** Every request up to `total` has written a token (it is streaming). */
-const started = (fake: RemoteFake.RemoteSummaryFake, total: number) =>
-  fake.waitUntil((summary) => summary.started >= total)
-
-/** Every request ended and no response is in flight. (After an abort Node's fetch may open one spare idle
- * keep-alive socket that carries no request and closes itself after ~4 s: undici#5845; not counted here.) */
-const quiesced = (fake: RemoteFake.RemoteSummaryFake, total: number) =>
-  fake.waitUntil((summary) => summary.ended >= total && summary.inFlight === 0)
-
 const measureRaw = async (fake: RemoteFake.RemoteSummaryFake, sessions: number): Promise<ScaleSide> => {
   const client = rawClient(fake)
   const before = await heapUsed()
@@ -62,13 +53,13 @@ const measureRaw = async (fake: RemoteFake.RemoteSummaryFake, sessions: number):
       controllers.push(controller)
       done.push(rawStream(client, controller.signal))
     }
-    await started(fake, opened + n)
+    await fake.started(opened + n)
   }
   const after = await heapUsed()
   const t0 = RemoteFake.now()
   controllers.forEach((controller) => controller.abort())
   await Promise.all(done)
-  const end = await quiesced(fake, sessions)
+  const end = await fake.quiesced(sessions)
   return {
     heapPerSessionKiB: (after - before) / sessions / 1024,
     quiesceMillis: end.lastEndedAt - t0,
@@ -95,14 +86,14 @@ const measureTether = async (fake: RemoteFake.RemoteSummaryFake, sessions: numbe
           Effect.forEach(ids, (id) => registry.start(id, agent, "hi"), { discard: true })
         )
       )
-      await started(fake, opened + ids.length)
+      await fake.started(opened + ids.length)
     }
     const after = await heapUsed()
     const t0 = RemoteFake.now()
     await runtime.runPromise(
       Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.cancelAll(new CancelReason.Shutdown()))
     )
-    const end = await quiesced(fake, sessions)
+    const end = await fake.quiesced(sessions)
     return {
       heapPerSessionKiB: (after - before) / sessions / 1024,
       quiesceMillis: end.lastEndedAt - t0,

@@ -72,12 +72,12 @@ const measure = async (subtasks: number, toolsPerSubtask: number, streams: boole
       const first = i * opened
       const scope = await runtime.runPromise(Scope.make())
       const run = await runtime.runPromise(Scope.extend(AgentRun.start(agent, "go"), scope))
-      await fake.waitUntil((summary) => summary.started >= first + opened)
+      await fake.started(first + opened)
       await sleep(20)
       const t0 = RemoteFake.now()
       const outcome = await runtime.runPromise(run.cancel(new CancelReason.UserAbort()))
       const decided = RemoteFake.now()
-      const closed = await fake.waitUntil((summary) => summary.ended >= first + opened && summary.inFlight === 0)
+      const closed = await fake.quiesced(first + opened)
       times.push(Math.max(decided, closed.lastEndedAt) - t0)
       if (outcome._tag === "Cancelled") writesRolledBack = outcome.writesRolledBack
       await runtime.runPromise(Scope.close(scope, Exit.void))

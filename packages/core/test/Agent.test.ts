@@ -149,6 +149,41 @@ describe("Agent.run", () => {
     }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("background", {})], ScriptedModel.text("ok")])))
   )
 
+  it.effect("a cancel interrupts the subtasks at once, without waiting for the loop to stop", () =>
+    Effect.gen(function* () {
+      const log: Array<string> = []
+      const spawner = Tool.make("spawn", {
+        description: "Spawns a subtask, then waits; its cleanup takes a second",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.gen(function* () {
+            yield* Subtask.spawn(
+              "child",
+              Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => log.push("subtask"))))
+            )
+            return yield* Effect.never.pipe(
+              Effect.ensuring(
+                Effect.zipRight(
+                  Effect.sleep("1 second"),
+                  Effect.sync(() => log.push("tool"))
+                )
+              )
+            )
+          })
+      })
+      const run = yield* AgentRun.start(Agent.make({ name: "a", tools: [spawner] }), "go")
+      yield* TestClock.adjust("10 millis")
+      yield* run.requestCancel(new CancelReason.UserAbort())
+      // The tool is still cleaning up (its second has not passed), and the subtask has already stopped.
+      yield* TestClock.adjust("500 millis")
+      expect(log).toEqual(["subtask"])
+      yield* TestClock.adjust("1 second")
+      expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
+      expect(log).toEqual(["subtask", "tool"])
+    }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("spawn", {})], ScriptedModel.text("x")])))
+  )
+
   it.effect("a successful run waits for its subtasks and commits their writes", () =>
     Effect.gen(function* () {
       const spawner = Tool.make("spawn", {

@@ -170,14 +170,11 @@ export const runLoop = <R>(
   Effect.gen(function* () {
     const model = yield* LanguageModel.LanguageModel
     const tools = agent.tools.map((tool) => tool.definition)
-    // `LanguageModel.estimateInputTokens`, with the parts that do not change between turns counted once.
-    const fixedTokens =
-      LanguageModel.estimateTokens(agent.system ?? "") + LanguageModel.estimateTokens(JSON.stringify(tools)) + 8
     for (let turn = 1; turn <= agent.maxTurns; turn++) {
       yield* ctx.emit((c) => new RunEvent.TurnStarted({ ...c, turn }, true))
       const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
-      const estimatedInput = fixedTokens + LanguageModel.estimateTokens(JSON.stringify(messages))
+      const estimatedInput = LanguageModel.estimateInputTokens(base)
       const reservation = yield* ctx.ledger
         .reserve({ estimatedInput, maxTokens: agent.maxTokens })
         .pipe(

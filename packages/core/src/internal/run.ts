@@ -281,6 +281,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       )
     )
 
+    const eventStream = () => Stream.fromPubSub(events).pipe(Stream.takeUntil(RunEvent.isTerminal))
     const awaitOutcome = Deferred.await(outcome)
     const cancelUnlessEnded = (reason: CancelReason.CancelReason) =>
       Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason)))
@@ -290,13 +291,9 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       agent: agent.name,
       // Built when read (most runs are never watched; a stream pipeline is dozens of objects per run).
       get events() {
-        return Stream.fromPubSub(events).pipe(Stream.takeUntil(RunEvent.isTerminal))
+        return eventStream()
       },
-      eventsAfter: (after) =>
-        Stream.fromPubSub(events).pipe(
-          Stream.takeUntil(RunEvent.isTerminal),
-          Stream.filter((event) => event.seq > after)
-        ),
+      eventsAfter: (after) => eventStream().pipe(Stream.filter((event) => event.seq > after)),
       // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just
       // waits for the outcome.
       cancel: (reason) => Effect.zipRight(cancelUnlessEnded(reason), awaitOutcome),

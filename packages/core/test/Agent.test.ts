@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, Stream, TestClock, Tracer } from "effect"
 import { Agent, AgentRun, CancelReason, Message, ModelError, StagedWrites, Subtask, Tool } from "@tether/core"
+import { HttpServerError } from "@effect/platform"
 import { ScriptedModel } from "@tether/testing"
 
 const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
@@ -406,6 +407,21 @@ describe("Agent.run", () => {
       expect(request!.signal?.reason).toMatchObject({ _tag: "UserAbort" })
       expect(yield* run.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
     }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
+  )
+
+  it.effect("interrupting the run's fiber aborts the model request's signal, with the reason its interruptors tell", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a" }), "go"))
+      yield* TestClock.adjust("150 millis")
+      const recorder = yield* ScriptedModel.ScriptedModel
+      const [request] = yield* recorder.requests
+      expect(request!.signal?.aborted).toBe(false)
+      // As @effect/platform does when the client goes away.
+      const exit = yield* Fiber.interruptAs(fiber, HttpServerError.clientAbortFiberId)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(request!.signal?.aborted).toBe(true)
+      expect(request!.signal?.reason).toMatchObject({ _tag: "ClientDisconnected" })
+    }).pipe(Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
   )
 
   it.effect("the Agent.run span covers the run: its turns and tool calls are its children and end inside it", () =>

@@ -199,20 +199,23 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         // The wait ends when the body ends, when a cancel is requested (it also interrupts the body), or when
         // this fiber is interrupted (a client that went away, a FiberMap.remove): then its cause says who.
         const waited = yield* Effect.exit(restore(Deferred.await(stopped)))
+        // Interrupted from outside: the same signal-first stop of the whole tree as a cancel, for the reason its
+        // interruptors tell (model requests abort in this call, before any fiber unwinds).
+        if (Exit.isFailure(waited) && !isCancelRequested) {
+          cancelNow(reasonOf(Option.none(), waited.cause), yield* Effect.fiberId)
+        }
         if (timer !== undefined) yield* Fiber.interruptFork(timer)
         // From here on every write is refused, unless the body completed.
-        lifecycle.isEnded = Exit.isFailure(waited) || isCancelRequested || forked.unsafePoll()?._tag === "Failure"
+        lifecycle.isEnded = isCancelRequested || forked.unsafePoll()?._tag === "Failure"
         // The tree stops before anything is committed or rolled back: the loop with its turns and tool calls,
         // then the subtasks (interrupted and awaited; a cancel has already interrupted them with the loop, all
         // at once). A child that will not stop (an uninterruptible region) is left behind after the deadline:
         // the writes still roll back (its later writes are refused), and the leak is reported below. (No
         // deadline race where the body already ended: each forks fibers, and a cancel of thousands of runs at
         // once pays for them.)
-        if (forked.unsafePoll() === null) {
-          // A body told to stop usually unwinds within one turn of the scheduler: only one that has not pays for
-          // the deadline's race.
-          yield* isCancelRequested ? Effect.yieldNow() : Fiber.interruptFork(forked)
-        }
+        // The body is still running only if it was told to stop (`stopped` is done by its end or by a cancel). It
+        // usually unwinds within one turn of the scheduler: only one that has not pays for the deadline's race.
+        if (forked.unsafePoll() === null) yield* Effect.yieldNow()
         const bodyDone =
           forked.unsafePoll() !== null
             ? Option.some(undefined)

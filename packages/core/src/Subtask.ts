@@ -25,6 +25,7 @@
 import { Cause, Effect, Exit, Fiber } from "effect"
 import * as RunEvent from "./RunEvent.js"
 import { CurrentRun, type SubtaskEntry } from "./internal/context.js"
+import { withSpan } from "./internal/tracing.js"
 
 /** @since 0.1.0 */
 export interface Subtask<A, E> {
@@ -67,7 +68,7 @@ export const spawn = <A, E, R>(
             )
         )
       ),
-      Effect.withSpan(`Subtask.${name}`, { attributes: { subtaskId: id }, captureStackTrace: false })
+      withSpan(`Subtask.${name}`, { subtaskId: id })
     )
     // A subtask belongs to the run, not to the tool call that spawned it: it stages where the run stages.
     const runCtx = { ...ctx, stageWrite: ctx.runStageWrite, toolUseId: undefined }

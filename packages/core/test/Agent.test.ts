@@ -409,19 +409,21 @@ describe("Agent.run", () => {
     }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
   )
 
-  it.effect("interrupting the run's fiber aborts the model request's signal, with the reason its interruptors tell", () =>
-    Effect.gen(function* () {
-      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a" }), "go"))
-      yield* TestClock.adjust("150 millis")
-      const recorder = yield* ScriptedModel.ScriptedModel
-      const [request] = yield* recorder.requests
-      expect(request!.signal?.aborted).toBe(false)
-      // As @effect/platform does when the client goes away.
-      const exit = yield* Fiber.interruptAs(fiber, HttpServerError.clientAbortFiberId)
-      expect(Exit.isInterrupted(exit)).toBe(true)
-      expect(request!.signal?.aborted).toBe(true)
-      expect(request!.signal?.reason).toMatchObject({ _tag: "ClientDisconnected" })
-    }).pipe(Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
+  it.effect(
+    "interrupting the run's fiber aborts the model request's signal, with the reason its interruptors tell",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a" }), "go"))
+        yield* TestClock.adjust("150 millis")
+        const recorder = yield* ScriptedModel.ScriptedModel
+        const [request] = yield* recorder.requests
+        expect(request!.signal?.aborted).toBe(false)
+        // As @effect/platform does when the client goes away.
+        const exit = yield* Fiber.interruptAs(fiber, HttpServerError.clientAbortFiberId)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(request!.signal?.aborted).toBe(true)
+        expect(request!.signal?.reason).toMatchObject({ _tag: "ClientDisconnected" })
+      }).pipe(Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
   )
 
   it.effect("the Agent.run span covers the run: its turns and tool calls are its children and end inside it", () =>
@@ -478,6 +480,40 @@ describe("Agent.run", () => {
     }).pipe(
       Effect.provide(
         setup([[ScriptedModel.toolUse("record_order", { id: "o-1", total: 3 })], ScriptedModel.text("Done.")])
+      )
+    )
+  )
+
+  it.effect("with tracing off a run makes no spans, not even no-op ones, around its turns and tool calls", () =>
+    Effect.gen(function* () {
+      const where = Tool.make("where", {
+        description: "Names the span it runs in",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () =>
+          Effect.currentSpan.pipe(
+            Effect.map((span) => span.name),
+            Effect.orElseSucceed(() => "none")
+          )
+      })
+      const run = (enabled: boolean) =>
+        Agent.run(Agent.make({ name: "a", tools: [where] }), "go").pipe(
+          Effect.withTracerEnabled(enabled),
+          Effect.fork,
+          Effect.tap(() => TestClock.adjust("10 seconds")),
+          Effect.flatMap(Fiber.join),
+          Effect.map((result) => (result.transcript[2]!.content[0] as Message.ToolResultBlock).content)
+        )
+      expect(yield* run(true)).toBe("Tool.where")
+      expect(yield* run(false)).toBe("none")
+    }).pipe(
+      Effect.provide(
+        setup([
+          [ScriptedModel.toolUse("where", {})],
+          ScriptedModel.text("Done."),
+          [ScriptedModel.toolUse("where", {})],
+          ScriptedModel.text("Done.")
+        ])
       )
     )
   )

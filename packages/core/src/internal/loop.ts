@@ -11,6 +11,7 @@ import type { Reservation } from "../TokenBudget.js"
 import type { CurrentRun, RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
 import type { Cell } from "./transcript.js"
+import { withSpan } from "./tracing.js"
 
 interface CompletedToolUse {
   readonly id: string
@@ -118,7 +119,7 @@ const streamTurn = (
           Effect.sync(() => tokensEvent(ctx))
         )
       ),
-      Effect.withSpan("Agent.turn", { attributes: { agent: ctx.agentPath }, captureStackTrace: false })
+      withSpan("Agent.turn", { agent: ctx.agentPath })
     )
   })
 

@@ -28,6 +28,7 @@ import { CurrentRun, emitter, runEnded, type EventCommon, type RunContext, type 
 import { runLoop, type LoopResult } from "./loop.js"
 import { awaitSubtasks, reasonOf, settle } from "./ending.js"
 import * as Transcript from "./transcript.js"
+import { withSpan } from "./tracing.js"
 
 let runCounter = 0
 const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
@@ -174,11 +175,9 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
               )
         // The span wraps the body inside its fiber, so it lasts as long as the run's tree works (around the fork it
         // would end as soon as the fiber started).
-        const forked = yield* Effect.fork(
-          restore(body).pipe(
-            Effect.withSpan("Agent.run", { attributes: { runId, agent: agent.name }, captureStackTrace: false })
-          )
-        ).pipe(Effect.supervised(supervisor))
+        const forked = yield* Effect.fork(restore(body).pipe(withSpan("Agent.run", { runId, agent: agent.name }))).pipe(
+          Effect.supervised(supervisor)
+        )
         bodyFiber = forked
         forked.addObserver(() => Deferred.unsafeDone(stopped, Exit.void))
         if (isCancelRequested) yield* Fiber.interruptFork(forked)

@@ -6,6 +6,7 @@ import * as RunEvent from "../RunEvent.js"
 import * as Tool from "../Tool.js"
 import { CurrentRun, runEnded, type RunContext } from "./context.js"
 import type { Cell, ToolStatus } from "./transcript.js"
+import { withSpan } from "./tracing.js"
 
 /** A readable message for any failure a tool handler may produce. */
 export const describeError = (error: unknown): string => {
@@ -112,7 +113,7 @@ export const runToolUse = <R>(
     const exit = yield* withTimeout(tool, tool.handler(decoded.right)).pipe(
       Effect.provideService(CurrentRun, callCtx),
       Effect.ensuring(Effect.sync(() => (isOpen = false))),
-      Effect.withSpan(`Tool.${tool.name}`, { attributes: { toolUseId: use.id }, captureStackTrace: false }),
+      withSpan(`Tool.${tool.name}`, { toolUseId: use.id }),
       Effect.onInterrupt(() =>
         ctx.emit((c) => new RunEvent.ToolInterrupted({ ...c, toolUseId: use.id, tool: tool.name }, true))
       ),

@@ -26,6 +26,7 @@ import { Cause, Effect, Exit, Fiber } from "effect"
 import * as RunEvent from "./RunEvent.js"
 import { CurrentRun, type SubtaskEntry } from "./internal/context.js"
 import { withSpan } from "./internal/tracing.js"
+import { make as makeEvent } from "./internal/event.js"
 
 /** @since 0.1.0 */
 export interface Subtask<A, E> {
@@ -48,24 +49,16 @@ export const spawn = <A, E, R>(
   Effect.gen(function* () {
     const ctx = yield* CurrentRun
     const id = ctx.nextId("subtask")
-    yield* ctx.emit((c) => new RunEvent.SubtaskStarted({ ...c, subtaskId: id, name }, true))
+    yield* ctx.emit((c) => makeEvent(RunEvent.SubtaskStarted, { ...c, subtaskId: id, name }))
     const tracked = effect.pipe(
       Effect.onExit((exit) =>
-        ctx.emit(
-          (c) =>
-            new RunEvent.SubtaskEnded(
-              {
-                ...c,
-                subtaskId: id,
-                name,
-                outcome: Exit.isSuccess(exit)
-                  ? "succeeded"
-                  : Cause.isInterruptedOnly(exit.cause)
-                    ? "interrupted"
-                    : "failed"
-              },
-              true
-            )
+        ctx.emit((c) =>
+          makeEvent(RunEvent.SubtaskEnded, {
+            ...c,
+            subtaskId: id,
+            name,
+            outcome: Exit.isSuccess(exit) ? "succeeded" : Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed"
+          })
         )
       ),
       withSpan(`Subtask.${name}`, { subtaskId: id })

@@ -8,6 +8,7 @@ import type { EventCommon, RunContext } from "./context.js"
 import type { LoopResult } from "./loop.js"
 import { describeError } from "./tools.js"
 import * as Transcript from "./transcript.js"
+import { make as makeEvent } from "./event.js"
 
 /**
  * How a run ends once its tree has stopped: commit on success; otherwise roll back, run the compensations and
@@ -89,7 +90,7 @@ export const settle = (
         onSome: (transaction) => transaction.commit
       }).pipe(Effect.exit)
       if (Exit.isSuccess(committed)) {
-        if (committed.value > 0) yield* ctx.emit((c) => new RunEvent.Committed({ ...c, count: committed.value }, true))
+        if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, { ...c, count: committed.value }))
         const completed: RunOutcome = {
           _tag: "Completed",
           runId: ctx.runId,
@@ -101,7 +102,7 @@ export const settle = (
         return {
           outcome: completed,
           terminal: (c: EventCommon) =>
-            new RunEvent.RunCompleted({ ...c, text: bodyExit.value.text, tokensUsed: tokens.used }, true),
+            makeEvent(RunEvent.RunCompleted, { ...c, text: bodyExit.value.text, tokensUsed: tokens.used }),
           exit: Effect.succeed(bodyExit.value)
         }
       }
@@ -111,12 +112,8 @@ export const settle = (
       const reason = reasonOf(recordedReason, bodyExit.cause)
       const why = CancelReason.describe(reason)
       const undone = yield* undo(ctx)
-      yield* ctx.emit(
-        (c) =>
-          new RunEvent.RolledBack(
-            { ...c, count: undone.writes, compensations: undone.compensations, reason: why },
-            true
-          )
+      yield* ctx.emit((c) =>
+        makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
       )
       const tokensNow = yield* ctx.ledger.snapshot
       yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
@@ -141,16 +138,13 @@ export const settle = (
       return {
         outcome: cancelled,
         terminal: (c: EventCommon) =>
-          new RunEvent.RunCancelled(
-            {
-              ...c,
-              reason,
-              tokensUsed: tokensNow.used,
-              tokensEstimated: tokensNow.estimated,
-              writesRolledBack: undone.writes
-            },
-            true
-          ),
+          makeEvent(RunEvent.RunCancelled, {
+            ...c,
+            reason,
+            tokensUsed: tokensNow.used,
+            tokensEstimated: tokensNow.estimated,
+            writesRolledBack: undone.writes
+          }),
         exit: Effect.interrupt
       }
     }
@@ -164,12 +158,8 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       onSome: describeError
     })
     const undone = yield* undo(ctx)
-    yield* ctx.emit(
-      (c) =>
-        new RunEvent.RolledBack(
-          { ...c, count: undone.writes, compensations: undone.compensations, reason: error },
-          true
-        )
+    yield* ctx.emit((c) =>
+      makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: error })
     )
     const tokens = yield* ctx.ledger.snapshot
     yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId: ctx.runId }))
@@ -186,7 +176,7 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
     return {
       outcome,
       terminal: (c: EventCommon) =>
-        new RunEvent.RunFailed({ ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }, true),
+        makeEvent(RunEvent.RunFailed, { ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }),
       exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError>
     }
   })

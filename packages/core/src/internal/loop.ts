@@ -12,6 +12,7 @@ import type { CurrentRun, RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
 import type { Cell } from "./transcript.js"
 import { withSpan } from "./tracing.js"
+import { make as makeEvent } from "./event.js"
 
 interface CompletedToolUse {
   readonly id: string
@@ -29,16 +30,12 @@ const parseInput = (inputJson: string): unknown => {
 
 const tokensEvent = (ctx: RunContext) => {
   const snapshot = ctx.ledger.unsafeSnapshot()
-  ctx.publish(
-    (c) =>
-      new RunEvent.TokensUsed(
-        {
-          ...c,
-          tokens: snapshot.used,
-          ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
-        },
-        true
-      )
+  ctx.publish((c) =>
+    makeEvent(RunEvent.TokensUsed, {
+      ...c,
+      tokens: snapshot.used,
+      ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
+    })
   )
 }
 
@@ -81,7 +78,7 @@ const streamTurn = (
           streamedChars += event.text.length
           text += event.text
           cell.current = { ...cell.current, streaming: { text, toolUses: blocks } }
-          ctx.publish((c) => new RunEvent.TextDelta({ ...c, text: event.text }, true))
+          ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
           return observe()
         case "ThinkingDelta":
         case "ToolInputDelta":
@@ -172,7 +169,7 @@ export const runLoop = <R>(
     const model = yield* LanguageModel.LanguageModel
     const tools = agent.tools.map((tool) => tool.definition)
     for (let turn = 1; turn <= agent.maxTurns; turn++) {
-      yield* ctx.emit((c) => new RunEvent.TurnStarted({ ...c, turn }, true))
+      yield* ctx.emit((c) => makeEvent(RunEvent.TurnStarted, { ...c, turn }))
       const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)

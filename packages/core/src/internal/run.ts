@@ -29,6 +29,7 @@ import { runLoop, type LoopResult } from "./loop.js"
 import { awaitSubtasks, reasonOf, settle } from "./ending.js"
 import * as Transcript from "./transcript.js"
 import { withSpan } from "./tracing.js"
+import { make as makeEvent } from "./event.js"
 
 let runCounter = 0
 const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
@@ -48,7 +49,7 @@ export const stage = (ctx: RunContext, write: StagedWrites.Write) =>
     .pipe(
       Effect.zipRight(Ref.update(ctx.stagedCount, (n) => n + 1)),
       Effect.zipRight(
-        ctx.emit((c) => new RunEvent.WriteStaged({ ...c, description: StagedWrites.describe(write) }, true))
+        ctx.emit((c) => makeEvent(RunEvent.WriteStaged, { ...c, description: StagedWrites.describe(write) }))
       )
     )
 
@@ -127,8 +128,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         const staging = yield* Effect.serviceOption(StagedWrites.StagedWrites)
         const supervisor = yield* Supervisor.track
         const runScope = yield* Scope.make()
-        yield* emit(
-          (c) => new RunEvent.RunStarted({ ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) }, true)
+        yield* emit((c) =>
+          makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
         )
         // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
         yield* Effect.logDebug("run started").pipe(

@@ -5,6 +5,7 @@ import { StagedWriteError, type Write } from "../StagedWrites.js"
 import { ToolPromiseError, type PromiseContext } from "../Tool.js"
 import { CurrentRun, type RunContext } from "./context.js"
 import { describeError } from "./tools.js"
+import { make as makeEvent } from "./event.js"
 
 /** The id of the tool call the current fiber runs, from the run context the call provides. */
 export const currentToolUseId: Effect.Effect<string> = Effect.map(Effect.serviceOption(CurrentRun), (ctx) =>
@@ -121,7 +122,7 @@ const reportAbandoned = (
       Effect.zipRight(
         Option.match(ctx, {
           onNone: () => Effect.void,
-          onSome: (run) => run.emit((c) => new RunEvent.ToolAbandoned({ ...c, toolUseId, tool, afterMillis }, true))
+          onSome: (run) => run.emit((c) => makeEvent(RunEvent.ToolAbandoned, { ...c, toolUseId, tool, afterMillis }))
         })
       )
     )

@@ -7,6 +7,7 @@ import * as Tool from "../Tool.js"
 import { CurrentRun, runEnded, type RunContext } from "./context.js"
 import type { Cell, ToolStatus } from "./transcript.js"
 import { withSpan } from "./tracing.js"
+import { make as makeEvent } from "./event.js"
 
 /** A readable message for any failure a tool handler may produce. */
 export const describeError = (error: unknown): string => {
@@ -79,7 +80,7 @@ export const runToolUse = <R>(
     Effect.as(
       Effect.zipRight(
         setStatus(cell, use.id, { _tag: "Failed", content: error }),
-        ctx.emit((c) => new RunEvent.ToolFailed({ ...c, toolUseId: use.id, tool: use.name, error }, true))
+        ctx.emit((c) => makeEvent(RunEvent.ToolFailed, { ...c, toolUseId: use.id, tool: use.name, error }))
       ),
       { type: "tool_result", toolUseId: use.id, content: error, isError: true } satisfies ToolResultBlock
     )
@@ -92,9 +93,8 @@ export const runToolUse = <R>(
     const decoded = yield* Effect.either(decodeInput(tool, use.inputJson))
     if (decoded._tag === "Left") return yield* failed(`Invalid input for tool "${tool.name}":\n${decoded.left.issue}`)
     yield* setStatus(cell, use.id, { _tag: "Running" })
-    yield* ctx.emit(
-      (c) =>
-        new RunEvent.ToolStarted({ ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) }, true)
+    yield* ctx.emit((c) =>
+      makeEvent(RunEvent.ToolStarted, { ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) })
     )
     // The call's writes wait in a buffer and reach the run only if the call succeeds.
     const buffer: Array<StagedWrites.Write> = []
@@ -115,7 +115,7 @@ export const runToolUse = <R>(
       Effect.ensuring(Effect.sync(() => (isOpen = false))),
       withSpan(`Tool.${tool.name}`, { toolUseId: use.id }),
       Effect.onInterrupt(() =>
-        ctx.emit((c) => new RunEvent.ToolInterrupted({ ...c, toolUseId: use.id, tool: tool.name }, true))
+        ctx.emit((c) => makeEvent(RunEvent.ToolInterrupted, { ...c, toolUseId: use.id, tool: tool.name }))
       ),
       Effect.exit
     )
@@ -126,7 +126,7 @@ export const runToolUse = <R>(
     if (Exit.isSuccess(exit)) {
       const { content, output } = yield* encodeOutput(tool, exit.value)
       yield* setStatus(cell, use.id, { _tag: "Succeeded", content })
-      yield* ctx.emit((c) => new RunEvent.ToolSucceeded({ ...c, toolUseId: use.id, tool: tool.name, output }, true))
+      yield* ctx.emit((c) => makeEvent(RunEvent.ToolSucceeded, { ...c, toolUseId: use.id, tool: tool.name, output }))
       return { type: "tool_result", toolUseId: use.id, content, isError: false } satisfies ToolResultBlock
     }
     const failure = Cause.failureOption(exit.cause)

@@ -19,8 +19,16 @@ process.setSourceMapsEnabled(false)
 
 const quick = process.argv.includes("--quick")
 const sizes = quick
-  ? { stalledTrials: 3, gaps: [200], fullSpeedTrials: 3, treeTrials: 3, turns: 100, sessions: 200 }
-  : { stalledTrials: 15, gaps: [1000, 100], fullSpeedTrials: 20, treeTrials: 20, turns: 2000, sessions: 5000 }
+  ? { stalledTrials: 3, gaps: [200], fullSpeedTrials: 3, treeTrials: 3, treeWarmup: 1, turns: 100, sessions: 200 }
+  : {
+      stalledTrials: 15,
+      gaps: [1000, 100],
+      fullSpeedTrials: 20,
+      treeTrials: 20,
+      treeWarmup: 5,
+      turns: 2000,
+      sessions: 5000
+    }
 
 const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
   process.stdout.write(`running ${name} ... `)
@@ -37,7 +45,7 @@ const main = async () => {
     stalled.push(await step(`stalled-stream abort, ${gap} ms gap`, () => stalledAbort(gap, sizes.stalledTrials)))
   }
   const fullSpeed = await step("full-speed abort", () => fullSpeedAbort(sizes.fullSpeedTrials))
-  const tree = await step("tree cancel (SQLite)", () => treeCancel(sizes.treeTrials))
+  const tree = await step("tree cancel (SQLite)", () => treeCancel(sizes.treeTrials, sizes.treeWarmup))
   const cost = await step(`overhead, ${sizes.turns} turns`, () => overhead(sizes.turns))
   const load = await step(`scale, ${sizes.sessions} sessions`, () => scale(sizes.sessions))
 
@@ -63,6 +71,12 @@ const main = async () => {
     `${round(tree.tree.p50 / tree.single.p50)}x; p99 target < 10 ms; ${tree.writesRolledBack} rolled back, ${tree.rowsLeft} rows left`
   ])
   rows.push([
+    "3. the first (cold) tree cancel: ms",
+    `${round(tree.treeColdMillis)}`,
+    "",
+    "before warm-up (not counted above)"
+  ])
+  rows.push([
     "3b. the same tree without model streams: ms p50 / p99",
     `${round(tree.treeWithoutStreams.p50)} / ${round(tree.treeWithoutStreams.p99)}`,
     `bare Effect ${round(tree.bareEffect.p50)} / ${round(tree.bareEffect.p99)}`,
@@ -75,11 +89,24 @@ const main = async () => {
     `${round(cost.tetherMillis / cost.rawMillis)}x (target <= 1.15x)`
   ])
   rows.push([
-    `5. scale, ${load.sessions} sessions: KiB heap/session, ms to quiesce`,
-    `${round(load.tether.heapPerSessionKiB, 1)} KiB, ${round(load.tether.quiesceMillis)} ms`,
-    `raw SDK ${round(load.raw.heapPerSessionKiB, 1)} KiB, ${round(load.raw.quiesceMillis)} ms`,
-    `${round(load.tether.heapPerSessionKiB / load.raw.heapPerSessionKiB)}x heap; sockets left ${load.tether.socketsLeft}; targets < 50 KiB, < 1 s`
+    `4b. the same, tracing off: ms total`,
+    `${round(cost.untracedMillis, 0)}`,
+    `raw SDK ${round(cost.rawMillis, 0)}`,
+    `${round(cost.untracedMillis / cost.rawMillis)}x (target <= 1.15x)`
   ])
+  for (const [label, side] of [
+    ["5.", load.tether],
+    ["5b.", load.untraced]
+  ] as const) {
+    rows.push([
+      label === "5."
+        ? `5. scale, ${load.sessions} sessions: KiB heap/session, ms to quiesce`
+        : "5b. the same, tracing off",
+      `${round(side.heapPerSessionKiB, 1)} KiB, ${round(side.quiesceMillis)} ms`,
+      `raw SDK ${round(load.raw.heapPerSessionKiB, 1)} KiB, ${round(load.raw.quiesceMillis)} ms`,
+      `${round(side.heapPerSessionKiB / load.raw.heapPerSessionKiB)}x heap; sockets left ${side.socketsLeft}; targets < 50 KiB, < 1 s`
+    ])
+  }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
   console.log()
   for (const [i, row] of rows.entries()) {
@@ -95,7 +122,11 @@ const main = async () => {
     stalled,
     fullSpeed,
     tree,
-    overhead: { ...cost, ratio: cost.tetherMillis / cost.rawMillis },
+    overhead: {
+      ...cost,
+      ratio: cost.tetherMillis / cost.rawMillis,
+      untracedRatio: cost.untracedMillis / cost.rawMillis
+    },
     scale: load
   }
   const file = path.join(

@@ -69,42 +69,44 @@ const rawRun = async (client: Anthropic) => {
 export interface OverheadResult {
   readonly turns: number
   readonly tetherMillis: number
+  /** The same runs with tracing off (`Layer.setTracerEnabled(false)`): no spans at all. */
+  readonly untracedMillis: number
   readonly rawMillis: number
 }
 
 export const overhead = async (turns: number): Promise<OverheadResult> => {
   const fake = await FakeAnthropic.start(script)
   const client = rawClient(fake)
-  const runtime = ManagedRuntime.make(
-    Layer.mergeAll(
-      AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
-      Logger.minimumLogLevel(LogLevel.Warning)
-    )
+  const model = AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 })
+  const runtime = ManagedRuntime.make(Layer.mergeAll(model, Logger.minimumLogLevel(LogLevel.Warning)))
+  const untraced = ManagedRuntime.make(
+    Layer.mergeAll(model, Logger.minimumLogLevel(LogLevel.Warning), Layer.setTracerEnabled(false))
   )
   const agent = Agent.make({ name: "echoer", tools: [echo] })
+  const sides = {
+    raw: () => rawRun(client),
+    tether: () => runtime.runPromise(Agent.run(agent, "hi")),
+    untraced: () => untraced.runPromise(Agent.run(agent, "hi"))
+  }
+  const millis = { raw: 0, tether: 0, untraced: 0 }
   const runs = Math.ceil(turns / 2)
   try {
-    // Warm both paths up first (JIT, sockets).
-    for (let i = 0; i < 20; i++) {
-      await rawRun(client)
-      await runtime.runPromise(Agent.run(agent, "hi"))
-    }
-    let rawMillis = 0
-    let tetherMillis = 0
-    // Interleave blocks of runs so both meet the same noise.
+    // Warm every path up first (JIT, sockets).
+    for (let i = 0; i < 20; i++) for (const side of Object.values(sides)) await side()
+    // Interleave blocks of runs so every side meets the same noise.
     const block = 25
     for (let done = 0; done < runs; done += block) {
       const n = Math.min(block, runs - done)
-      let t0 = performance.now()
-      for (let i = 0; i < n; i++) await rawRun(client)
-      rawMillis += performance.now() - t0
-      t0 = performance.now()
-      for (let i = 0; i < n; i++) await runtime.runPromise(Agent.run(agent, "hi"))
-      tetherMillis += performance.now() - t0
+      for (const [name, side] of Object.entries(sides) as Array<[keyof typeof sides, () => Promise<unknown>]>) {
+        const t0 = performance.now()
+        for (let i = 0; i < n; i++) await side()
+        millis[name] += performance.now() - t0
+      }
     }
-    return { turns: runs * 2, tetherMillis, rawMillis }
+    return { turns: runs * 2, tetherMillis: millis.tether, untracedMillis: millis.untraced, rawMillis: millis.raw }
   } finally {
     await runtime.dispose()
+    await untraced.dispose()
     await fake.close()
   }
 }

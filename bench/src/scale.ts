@@ -35,6 +35,8 @@ export interface ScaleResult {
   readonly sessions: number
   readonly gcExposed: boolean
   readonly tether: ScaleSide
+  /** Tether with tracing off (`Layer.setTracerEnabled(false)`): no spans at all. */
+  readonly untraced: ScaleSide
   readonly raw: ScaleSide
 }
 
@@ -67,12 +69,13 @@ const measureRaw = async (fake: RemoteFake.RemoteSummaryFake, sessions: number):
   }
 }
 
-const measureTether = async (fake: RemoteFake.RemoteSummaryFake, sessions: number): Promise<ScaleSide> => {
+const measureTether = (tracing: boolean) => async (fake: RemoteFake.RemoteSummaryFake, sessions: number) => {
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
       AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
       RunRegistry.layer,
-      Logger.minimumLogLevel(LogLevel.Warning)
+      Logger.minimumLogLevel(LogLevel.Warning),
+      Layer.setTracerEnabled(tracing)
     )
   )
   try {
@@ -94,11 +97,12 @@ const measureTether = async (fake: RemoteFake.RemoteSummaryFake, sessions: numbe
       Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.cancelAll(new CancelReason.Shutdown()))
     )
     const end = await fake.quiesced(sessions)
-    return {
+    const side: ScaleSide = {
       heapPerSessionKiB: (after - before) / sessions / 1024,
       quiesceMillis: end.lastEndedAt - t0,
       socketsLeft: end.inFlight
     }
+    return side
   } finally {
     await runtime.dispose()
   }
@@ -106,7 +110,7 @@ const measureTether = async (fake: RemoteFake.RemoteSummaryFake, sessions: numbe
 
 /** Each side gets a fresh server, so request counts start at zero. */
 export const scale = async (sessions: number): Promise<ScaleResult> => {
-  const side = async (measure: typeof measureRaw) => {
+  const side = async (measure: (fake: RemoteFake.RemoteSummaryFake, sessions: number) => Promise<ScaleSide>) => {
     const fake = await RemoteFake.startSummary(60_000, 50)
     try {
       return await measure(fake, sessions)
@@ -115,6 +119,7 @@ export const scale = async (sessions: number): Promise<ScaleResult> => {
     }
   }
   const raw = await side(measureRaw)
-  const tether = await side(measureTether)
-  return { sessions, gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function", tether, raw }
+  const tether = await side(measureTether(true))
+  const untraced = await side(measureTether(false))
+  return { sessions, gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function", tether, untraced, raw }
 }

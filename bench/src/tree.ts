@@ -5,7 +5,8 @@
  * The server runs in a process of its own, so it sees a close when it happens, not when this process's
  * event loop gets to it. Baseline: the same for a run with one stream. Two more figures say where the time goes:
  * the same tree with no model streams (the sub-agents replaced by fibers that wait forever), and the same shape
- * of fibers in bare Effect, without Tether or a model.
+ * of fibers in bare Effect, without Tether or a model. Each figure comes after a few warm-up trials: the first
+ * cancels of a process pay for compiling the cancel path (the first trial of the tree is reported on its own).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -48,11 +49,14 @@ export interface TreeResult {
   readonly treeWithoutStreams: Summary
   /** The same shape of fibers in bare Effect: no Tether, no model, no writes. */
   readonly bareEffect: Summary
+  /** The first trial of the tree, before the JIT has compiled the cancel path (not counted in `tree`). */
+  readonly treeColdMillis: number
   readonly writesRolledBack: number
   readonly rowsLeft: number
 }
 
-const measure = async (subtasks: number, toolsPerSubtask: number, streams: boolean, trials: number) => {
+/** `warmup` trials first, not counted (the first ones also pay for compiling the cancel path). */
+const measure = async (subtasks: number, toolsPerSubtask: number, streams: boolean, trials: number, warmup: number) => {
   const fake = await RemoteFake.startSummary(60_000, 50, subtasks === 0 ? undefined : "fan_out")
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-bench-"))
   const runtime = ManagedRuntime.make(
@@ -68,7 +72,7 @@ const measure = async (subtasks: number, toolsPerSubtask: number, streams: boole
   try {
     // Requests per trial: the root's (a tool call, then it ends) and one per streaming sub-agent.
     const opened = 1 + (streams ? subtasks : 0)
-    for (let i = 0; i < trials; i++) {
+    for (let i = 0; i < warmup + trials; i++) {
       const first = i * opened
       const scope = await runtime.runPromise(Scope.make())
       const run = await runtime.runPromise(Scope.extend(AgentRun.start(agent, "go"), scope))
@@ -83,7 +87,7 @@ const measure = async (subtasks: number, toolsPerSubtask: number, streams: boole
       await runtime.runPromise(Scope.close(scope, Exit.void))
     }
     const rows = await runtime.runPromise(SqlStagedWrites.list("bench"))
-    return { times, writesRolledBack, rowsLeft: rows.length }
+    return { times: times.slice(warmup), cold: times[0]!, writesRolledBack, rowsLeft: rows.length }
   } finally {
     await runtime.dispose()
     await fake.close()
@@ -92,7 +96,7 @@ const measure = async (subtasks: number, toolsPerSubtask: number, streams: boole
 }
 
 /** 10 fibers in a scope, each waiting on 11 more, interrupted all at once and the scope closed: Effect's own cost. */
-const measureBareEffect = (subtasks: number, fibersPerSubtask: number, trials: number) =>
+const measureBareEffect = (subtasks: number, fibersPerSubtask: number, trials: number, warmup: number) =>
   Effect.runPromise(
     Effect.gen(function* () {
       const times: Array<number> = []
@@ -100,7 +104,7 @@ const measureBareEffect = (subtasks: number, fibersPerSubtask: number, trials: n
         Array.from({ length: fibersPerSubtask }, () => Effect.never),
         { concurrency: "unbounded" }
       )
-      for (let i = 0; i < trials; i++) {
+      for (let i = 0; i < warmup + trials; i++) {
         const scope = yield* Scope.make(ExecutionStrategy.sequential)
         const fibers = yield* Effect.forEach(Array.from({ length: subtasks }), () => Effect.forkIn(branch, scope))
         yield* Effect.sleep(20)
@@ -109,15 +113,15 @@ const measureBareEffect = (subtasks: number, fibersPerSubtask: number, trials: n
         yield* Scope.close(scope, Exit.void)
         times.push(performance.now() - t0)
       }
-      return times
+      return times.slice(warmup)
     })
   )
 
-export const treeCancel = async (trials: number): Promise<TreeResult> => {
-  const tree = await measure(10, 10, true, trials)
-  const single = await measure(0, 0, true, trials)
-  const withoutStreams = await measure(10, 10, false, trials)
-  const bare = await measureBareEffect(10, 11, trials)
+export const treeCancel = async (trials: number, warmup: number): Promise<TreeResult> => {
+  const tree = await measure(10, 10, true, trials, warmup)
+  const single = await measure(0, 0, true, trials, warmup)
+  const withoutStreams = await measure(10, 10, false, trials, warmup)
+  const bare = await measureBareEffect(10, 11, trials, warmup)
   return {
     fibers: 10 * 10 + 10,
     streams: 10,
@@ -125,6 +129,7 @@ export const treeCancel = async (trials: number): Promise<TreeResult> => {
     single: summarize(single.times),
     treeWithoutStreams: summarize(withoutStreams.times),
     bareEffect: summarize(bare),
+    treeColdMillis: tree.cold,
     writesRolledBack: tree.writesRolledBack,
     rowsLeft: tree.rowsLeft
   }

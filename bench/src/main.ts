@@ -12,9 +12,9 @@ import { scale } from "./scale.js"
 import { round } from "./stats.js"
 import { treeCancel } from "./tree.js"
 
-// tsx turns on source-mapped stack traces; every aborted fetch reads an error's stack (Node's stream destroy),
-// which then costs a source-map lookup. A deployed build (plain `node`, no --enable-source-maps) pays
-// nothing of the kind, for Tether and the raw SDK alike, so the benchmarks run without it.
+// `pnpm bench` runs the bundle bench/build.mjs makes. Run from the sources instead (tsx), it would also have
+// source-mapped stack traces on: every aborted fetch reads an error's stack (Node's stream destroy), which then costs
+// a source-map lookup that a deployed build does not pay, for Tether and the raw SDK alike.
 process.setSourceMapsEnabled(false)
 
 const quick = process.argv.includes("--quick")

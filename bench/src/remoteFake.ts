@@ -54,8 +54,12 @@ const spawnFake = (args: ReadonlyArray<string>) =>
     readonly waitFor: <A>(select: () => A | undefined) => Promise<A>
     readonly close: () => Promise<void>
   }>((resolve, reject) => {
-    const main = fileURLToPath(new URL("./remoteFakeMain.ts", import.meta.url))
-    const child = spawn(process.execPath, ["--import", "tsx", main, ...args], { stdio: ["pipe", "pipe", "inherit"] })
+    // From the bundle (`pnpm bench`), its bundled sibling; from the sources, through tsx.
+    const isBundled = import.meta.url.endsWith(".mjs")
+    const main = fileURLToPath(new URL(isBundled ? "./remoteFakeMain.mjs" : "./remoteFakeMain.ts", import.meta.url))
+    const child = spawn(process.execPath, [...(isBundled ? [] : ["--import", "tsx"]), main, ...args], {
+      stdio: ["pipe", "pipe", "inherit"]
+    })
     const lines: Array<Line & Partial<Summary>> = []
     const waiters = new Set<() => void>()
     const waitFor = <A>(select: () => A | undefined) =>

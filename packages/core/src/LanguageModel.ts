@@ -98,9 +98,31 @@ export class LanguageModel extends Context.Tag("@tether/core/LanguageModel")<Lan
  */
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
 
-/** A rough token count for a whole request's input. @since 0.1.0 */
+/** Length of each message's or tool's JSON, by object: a transcript's messages are measured once, not every turn. */
+const jsonLengths = new WeakMap<object, number>()
+
+/** The length of `JSON.stringify(items)`, from the memoized lengths of its items. */
+const jsonArrayLength = (items: ReadonlyArray<object>): number => {
+  let length = items.length === 0 ? 2 : items.length + 1
+  for (const item of items) {
+    let itemLength = jsonLengths.get(item)
+    if (itemLength === undefined) {
+      itemLength = JSON.stringify(item).length
+      jsonLengths.set(item, itemLength)
+    }
+    length += itemLength
+  }
+  return length
+}
+
+/**
+ * A rough token count for a whole request's input: its system prompt, and the JSON of its messages and tools, at
+ * four characters a token. (Messages are immutable values: each one's JSON is measured once.)
+ *
+ * @since 0.1.0
+ */
 export const estimateInputTokens = (request: Omit<TurnRequest, "maxTokens">): number =>
   estimateTokens(request.system ?? "") +
-  estimateTokens(JSON.stringify(request.messages)) +
-  estimateTokens(JSON.stringify(request.tools)) +
+  Math.ceil(jsonArrayLength(request.messages) / 4) +
+  Math.ceil(jsonArrayLength(request.tools) / 4) +
   8

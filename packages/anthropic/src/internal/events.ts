@@ -1,91 +1,180 @@
 import { LanguageModel, ModelError } from "@tether/core"
-import { Either, ParseResult, Schema } from "effect"
+import { Either } from "effect"
 
-const NullableNumber = Schema.optional(Schema.NullOr(Schema.Number))
+type Nullable<A> = A | null | undefined
 
-/** A `type` other than the listed ones, decoded as `ignored`: events and deltas the mapping skips (ping, signature_delta, ...). */
-const OtherType = (known: ReadonlyArray<string>) =>
-  Schema.transform(
-    Schema.Struct({ type: Schema.String.pipe(Schema.filter((type) => !known.includes(type))) }),
-    Schema.Struct({ type: Schema.Literal("ignored"), original: Schema.String }),
-    {
-      strict: true,
-      decode: ({ type }) => ({ type: "ignored" as const, original: type }),
-      encode: ({ original }) => ({ type: original })
+interface Usage {
+  readonly input_tokens?: Nullable<number>
+  readonly output_tokens?: Nullable<number>
+  readonly cache_creation_input_tokens?: Nullable<number>
+  readonly cache_read_input_tokens?: Nullable<number>
+}
+
+/** An event, content block or delta of a `type` the mapping skips (ping, signature_delta, ...). */
+interface Ignored {
+  readonly type: "ignored"
+  readonly original: string
+}
+
+type ContentBlock = { readonly type: "tool_use"; readonly id: string; readonly name: string } | Ignored
+
+type Delta =
+  | { readonly type: "text_delta"; readonly text: string }
+  | { readonly type: "thinking_delta"; readonly thinking: string }
+  | { readonly type: "input_json_delta"; readonly partial_json: string }
+  | Ignored
+
+/** The stream events the mapping reads, as `decode` checks them. */
+export type StreamEvent =
+  | { readonly type: "message_start"; readonly message: { readonly usage: Usage } }
+  | { readonly type: "content_block_start"; readonly index: number; readonly content_block: ContentBlock }
+  | { readonly type: "content_block_delta"; readonly index: number; readonly delta: Delta }
+  | { readonly type: "content_block_stop"; readonly index: number }
+  | {
+      readonly type: "message_delta"
+      readonly delta: { readonly stop_reason?: Nullable<string> }
+      readonly usage?: Nullable<Usage>
     }
-  )
+  | { readonly type: "message_stop" }
+  | Ignored
 
-const Usage = Schema.Struct({
-  input_tokens: NullableNumber,
-  output_tokens: NullableNumber,
-  cache_creation_input_tokens: NullableNumber,
-  cache_read_input_tokens: NullableNumber
-})
+/** Where a payload departs from the protocol, and what was expected there. */
+class Mismatch {
+  constructor(
+    readonly path: string,
+    readonly expected: string,
+    readonly actual: unknown
+  ) {}
+}
 
-const MessageStart = Schema.Struct({
-  type: Schema.Literal("message_start"),
-  message: Schema.Struct({ usage: Usage })
-})
+type Record_ = { readonly [key: string]: unknown }
 
-const ContentBlockStart = Schema.Struct({
-  type: Schema.Literal("content_block_start"),
-  index: Schema.Number,
-  content_block: Schema.Union(
-    Schema.Struct({ type: Schema.Literal("tool_use"), id: Schema.String, name: Schema.String }),
-    OtherType(["tool_use"])
-  )
-})
+const isRecord = (value: unknown): value is Record_ =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
 
-const ContentBlockDelta = Schema.Struct({
-  type: Schema.Literal("content_block_delta"),
-  index: Schema.Number,
-  delta: Schema.Union(
-    Schema.Struct({ type: Schema.Literal("text_delta"), text: Schema.String }),
-    Schema.Struct({ type: Schema.Literal("thinking_delta"), thinking: Schema.String }),
-    Schema.Struct({ type: Schema.Literal("input_json_delta"), partial_json: Schema.String }),
-    OtherType(["text_delta", "thinking_delta", "input_json_delta"])
-  )
-})
+const kindOf = (value: unknown): string =>
+  value === null ? "null" : Array.isArray(value) ? "an array" : value === undefined ? "nothing" : typeof value
 
-const ContentBlockStop = Schema.Struct({ type: Schema.Literal("content_block_stop"), index: Schema.Number })
+const record = (value: unknown, path: string): Record_ | Mismatch =>
+  isRecord(value) ? value : new Mismatch(path, "an object", value)
 
-const MessageDelta = Schema.Struct({
-  type: Schema.Literal("message_delta"),
-  delta: Schema.Struct({ stop_reason: Schema.optional(Schema.NullOr(Schema.String)) }),
-  usage: Schema.optional(Schema.NullOr(Usage))
-})
+const string = (value: unknown, path: string): string | Mismatch =>
+  typeof value === "string" ? value : new Mismatch(path, "a string", value)
 
-const MessageStop = Schema.Struct({ type: Schema.Literal("message_stop") })
+const number = (value: unknown, path: string): number | Mismatch =>
+  typeof value === "number" ? value : new Mismatch(path, "a number", value)
 
-/** The stream events the mapping reads, checked before use. */
-export const StreamEvent = Schema.Union(
-  MessageStart,
-  ContentBlockStart,
-  ContentBlockDelta,
-  ContentBlockStop,
-  MessageDelta,
-  MessageStop,
-  OtherType([
-    "message_start",
-    "content_block_start",
-    "content_block_delta",
-    "content_block_stop",
-    "message_delta",
-    "message_stop"
-  ])
-)
-export type StreamEvent = typeof StreamEvent.Type
+const usageKeys = ["input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"] as const
 
-const decodeEvent = Schema.decodeUnknownEither(StreamEvent)
+const usage = (value: unknown, path: string): Usage | Mismatch => {
+  const fields = record(value, path)
+  if (fields instanceof Mismatch) return fields
+  const out: { -readonly [K in keyof Usage]: Usage[K] } = {}
+  for (const key of usageKeys) {
+    if (!(key in fields)) continue
+    const n = fields[key]
+    if (n !== undefined && n !== null && typeof n !== "number")
+      return new Mismatch(`${path}.${key}`, "a number or null", n)
+    out[key] = n
+  }
+  return out
+}
+
+const contentBlock = (value: unknown): ContentBlock | Mismatch => {
+  const block = record(value, "content_block")
+  if (block instanceof Mismatch) return block
+  const type = string(block.type, "content_block.type")
+  if (type instanceof Mismatch) return type
+  if (type !== "tool_use") return { type: "ignored", original: type }
+  const id = string(block.id, "content_block.id")
+  if (id instanceof Mismatch) return id
+  const name = string(block.name, "content_block.name")
+  return name instanceof Mismatch ? name : { type, id, name }
+}
+
+const delta = (value: unknown): Delta | Mismatch => {
+  const fields = record(value, "delta")
+  if (fields instanceof Mismatch) return fields
+  const type = string(fields.type, "delta.type")
+  if (type instanceof Mismatch) return type
+  switch (type) {
+    case "text_delta": {
+      const text = string(fields.text, "delta.text")
+      return text instanceof Mismatch ? text : { type, text }
+    }
+    case "thinking_delta": {
+      const thinking = string(fields.thinking, "delta.thinking")
+      return thinking instanceof Mismatch ? thinking : { type, thinking }
+    }
+    case "input_json_delta": {
+      const json = string(fields.partial_json, "delta.partial_json")
+      return json instanceof Mismatch ? json : { type, partial_json: json }
+    }
+    default:
+      return { type: "ignored", original: type }
+  }
+}
+
+/** Checks one SSE payload against the protocol (by hand: it runs once per streamed token). */
+const check = (data: unknown): StreamEvent | Mismatch => {
+  const event = record(data, "")
+  if (event instanceof Mismatch) return event
+  const type = string(event.type, "type")
+  if (type instanceof Mismatch) return type
+  switch (type) {
+    case "message_start": {
+      const message = record(event.message, "message")
+      if (message instanceof Mismatch) return message
+      const read = usage(message.usage, "message.usage")
+      return read instanceof Mismatch ? read : { type, message: { usage: read } }
+    }
+    case "content_block_start":
+    case "content_block_delta":
+    case "content_block_stop": {
+      const index = number(event.index, "index")
+      if (index instanceof Mismatch) return index
+      if (type === "content_block_stop") return { type, index }
+      if (type === "content_block_start") {
+        const block = contentBlock(event.content_block)
+        return block instanceof Mismatch ? block : { type, index, content_block: block }
+      }
+      const read = delta(event.delta)
+      return read instanceof Mismatch ? read : { type, index, delta: read }
+    }
+    case "message_delta": {
+      const fields = record(event.delta, "delta")
+      if (fields instanceof Mismatch) return fields
+      const stopReason = fields.stop_reason
+      if (stopReason !== undefined && stopReason !== null && typeof stopReason !== "string") {
+        return new Mismatch("delta.stop_reason", "a string or null", stopReason)
+      }
+      const read = event.usage === undefined || event.usage === null ? event.usage : usage(event.usage, "usage")
+      if (read instanceof Mismatch) return read
+      return {
+        type,
+        delta: "stop_reason" in fields ? { stop_reason: stopReason } : {},
+        ...("usage" in event ? { usage: read } : {})
+      }
+    }
+    case "message_stop":
+      return { type }
+    default:
+      return { type: "ignored", original: type }
+  }
+}
 
 /** Decodes one SSE payload; a payload that is not the protocol is a `MalformedResponseError`. */
-export const decode = (data: unknown): Either.Either<StreamEvent, ModelError.MalformedResponseError> =>
-  Either.mapLeft(decodeEvent(data), (error) => {
-    const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-    const type = typeof data === "object" && data !== null && "type" in data ? String(data.type) : "?"
-    const where = issue === undefined ? "" : `${issue.path.join(".")}: ${issue.message}`
-    return new ModelError.MalformedResponseError({ message: `unexpected ${type} event: ${where}` })
-  })
+export const decode = (data: unknown): Either.Either<StreamEvent, ModelError.MalformedResponseError> => {
+  const event = check(data)
+  if (!(event instanceof Mismatch)) return Either.right(event)
+  const type = isRecord(data) && "type" in data ? String(data.type) : "?"
+  const where = event.path === "" ? "" : `${event.path}: `
+  return Either.left(
+    new ModelError.MalformedResponseError({
+      message: `unexpected ${type} event: ${where}expected ${event.expected}, got ${kindOf(event.actual)}`
+    })
+  )
+}
 
 const stopReasons: ReadonlyArray<LanguageModel.StopReason> = [
   "end_turn",
@@ -159,7 +248,7 @@ const {
   Usage: UsageEvent
 } = LanguageModel.ModelEvent
 
-const readUsage = (state: TurnState, usage: typeof Usage.Type): LanguageModel.ModelEvent => {
+const readUsage = (state: TurnState, usage: Usage): LanguageModel.ModelEvent => {
   if (usage.input_tokens != null) {
     state.inputTokens =
       usage.input_tokens + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0)

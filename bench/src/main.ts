@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { fullSpeedAbort, stalledAbort } from "./abort.js"
+import { canPin, onOwnCores } from "./cpus.js"
 import { overhead } from "./overhead.js"
 import { scale } from "./scale.js"
 import { round } from "./stats.js"
@@ -40,11 +41,15 @@ const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
 
 const main = async () => {
   console.log(`Tether benchmarks (${quick ? "quick" : "full"}), node ${process.version}`)
+  if (!canPin)
+    console.log("(no taskset or one core: in the abort scenarios the fake server shares this process's cores)")
   const stalled = []
   for (const gap of sizes.gaps) {
-    stalled.push(await step(`stalled-stream abort, ${gap} ms gap`, () => stalledAbort(gap, sizes.stalledTrials)))
+    stalled.push(
+      await step(`stalled-stream abort, ${gap} ms gap`, () => onOwnCores(() => stalledAbort(gap, sizes.stalledTrials)))
+    )
   }
-  const fullSpeed = await step("full-speed abort", () => fullSpeedAbort(sizes.fullSpeedTrials))
+  const fullSpeed = await step("full-speed abort", () => onOwnCores(() => fullSpeedAbort(sizes.fullSpeedTrials)))
   const tree = await step("tree cancel (SQLite)", () => treeCancel(sizes.treeTrials, sizes.treeWarmup))
   const cost = await step(`overhead, ${sizes.turns} turns`, () => overhead(sizes.turns))
   const load = await step(`scale, ${sizes.sessions} sessions`, () => scale(sizes.sessions))
@@ -119,6 +124,7 @@ const main = async () => {
     date: new Date().toISOString(),
     mode: quick ? "quick" : "full",
     node: process.version,
+    abortServerOnOwnCore: canPin,
     stalled,
     fullSpeed,
     tree,

@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { createInterface } from "node:readline"
+import { serverCommand } from "./cpus.js"
 
 interface Line {
   readonly url?: string
@@ -57,9 +58,12 @@ const spawnFake = (args: ReadonlyArray<string>) =>
     // From the bundle (`pnpm bench`), its bundled sibling; from the sources, through tsx.
     const isBundled = import.meta.url.endsWith(".mjs")
     const main = fileURLToPath(new URL(isBundled ? "./remoteFakeMain.mjs" : "./remoteFakeMain.ts", import.meta.url))
-    const child = spawn(process.execPath, [...(isBundled ? [] : ["--import", "tsx"]), main, ...args], {
-      stdio: ["pipe", "pipe", "inherit"]
-    })
+    const [command, commandArgs] = serverCommand(process.execPath, [
+      ...(isBundled ? [] : ["--import", "tsx"]),
+      main,
+      ...args
+    ])
+    const child = spawn(command, commandArgs, { stdio: ["pipe", "pipe", "inherit"] })
     const lines: Array<Line & Partial<Summary>> = []
     const waiters = new Set<() => void>()
     const waitFor = <A>(select: () => A | undefined) =>

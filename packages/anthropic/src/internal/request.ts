@@ -37,11 +37,21 @@ const toWireMessage = (message: Message.Message): Anthropic.MessageParam =>
     ? { role: "user", content: message.content.flatMap(toWireBlock) }
     : { role: "assistant", content: message.content.flatMap(toWireBlock) }
 
-const toWireTool = (tool: LanguageModel.ToolDefinition): Anthropic.Tool => ({
-  name: tool.name,
-  description: tool.description,
-  input_schema: { type: "object", ...(tool.inputSchema as Record<string, unknown>) } as Anthropic.Tool.InputSchema
-})
+/** Each tool's wire form, by definition: an agent sends the same tools every turn. */
+const wireTools = new WeakMap<LanguageModel.ToolDefinition, Anthropic.Tool>()
+
+const toWireTool = (tool: LanguageModel.ToolDefinition): Anthropic.Tool => {
+  let wire = wireTools.get(tool)
+  if (wire === undefined) {
+    wire = {
+      name: tool.name,
+      description: tool.description,
+      input_schema: { type: "object", ...(tool.inputSchema as Record<string, unknown>) } as Anthropic.Tool.InputSchema
+    }
+    wireTools.set(tool, wire)
+  }
+  return wire
+}
 
 /** The Messages API request for one turn. */
 export const toParams = (

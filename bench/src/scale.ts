@@ -1,8 +1,9 @@
 /**
- * Scenario 5: many concurrent streaming sessions in one process, then cancel them all: heap per session and
- * time until the server has seen every request end, for Tether's RunRegistry against raw SDK streams with
- * AbortControllers. The fake server runs in a process of its own (as the real API does), so the heap figure
- * is the client's alone and the server's work does not compete with the cancel for this process's CPU.
+ * Scenario 5: many concurrent streaming sessions in one process, then cancel them all: heap per session, and time
+ * until every run (or raw stream) has settled and the server has seen every request end, for Tether's RunRegistry
+ * against raw SDK streams with AbortControllers. The fake server runs in a process of its own (as the real API
+ * does), so the heap figure is the client's alone and the server's work does not compete with the cancel for this
+ * process's CPU.
  */
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
@@ -25,7 +26,7 @@ const heapUsed = async () => {
 
 export interface ScaleSide {
   readonly heapPerSessionKiB: number
-  /** From the cancel until the server saw the last request end. */
+  /** From the cancel until every run (or raw stream) has settled and the server has seen the last request end. */
   readonly quiesceMillis: number
   /** Responses the server still had in flight once every request had ended. */
   readonly socketsLeft: number
@@ -61,10 +62,11 @@ const measureRaw = async (fake: RemoteFake.RemoteSummaryFake, sessions: number):
   const t0 = RemoteFake.now()
   controllers.forEach((controller) => controller.abort())
   await Promise.all(done)
+  const settled = RemoteFake.now()
   const end = await fake.quiesced(sessions)
   return {
     heapPerSessionKiB: (after - before) / sessions / 1024,
-    quiesceMillis: end.lastEndedAt - t0,
+    quiesceMillis: Math.max(settled, end.lastEndedAt) - t0,
     socketsLeft: end.inFlight
   }
 }
@@ -96,10 +98,11 @@ const measureTether = (tracing: boolean) => async (fake: RemoteFake.RemoteSummar
     await runtime.runPromise(
       Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.cancelAll(new CancelReason.Shutdown()))
     )
+    const settled = RemoteFake.now()
     const end = await fake.quiesced(sessions)
     const side: ScaleSide = {
       heapPerSessionKiB: (after - before) / sessions / 1024,
-      quiesceMillis: end.lastEndedAt - t0,
+      quiesceMillis: Math.max(settled, end.lastEndedAt) - t0,
       socketsLeft: end.inFlight
     }
     return side

@@ -87,6 +87,11 @@ const payload = FastCheck.oneof(
 )
 
 describe("the stream event decoder", () => {
+  it("refuses an event whose type is an object without a usable toString, with a typed error (it used to throw)", () => {
+    const decoded = decode({ type: { toString: false } })
+    expect(Either.isLeft(decoded) && decoded.left._tag).toBe("MalformedResponseError")
+  })
+
   it("accepts what the protocol's Schema accepts, and reads it the same; it refuses the rest with a typed error", () => {
     FastCheck.assert(
       FastCheck.property(payload, (data) => {

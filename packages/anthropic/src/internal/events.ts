@@ -167,7 +167,8 @@ const check = (data: unknown): StreamEvent | Mismatch => {
 export const decode = (data: unknown): Either.Either<StreamEvent, ModelError.MalformedResponseError> => {
   const event = check(data)
   if (!(event instanceof Mismatch)) return Either.right(event)
-  const type = isRecord(data) && "type" in data ? String(data.type) : "?"
+  // (Not `String(type)`: a payload's `type` may be any JSON, even an object whose `toString` is not a function.)
+  const type = !isRecord(data) ? "?" : typeof data.type === "string" ? data.type : kindOf(data.type)
   const where = event.path === "" ? "" : `${event.path}: `
   return Either.left(
     new ModelError.MalformedResponseError({

@@ -231,6 +231,23 @@ describe("Agent.run", () => {
     }).pipe(Effect.scoped, Effect.provide(setup([[ScriptedModel.toolUse("email", {})], ScriptedModel.text("ok")])))
   )
 
+  it.effect("a tool that fails with a value that cannot be shown as text still answers the model with an error", () =>
+    Effect.gen(function* () {
+      const odd = Tool.make("odd", {
+        description: "Fails with an object without a prototype",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () => Effect.fail(Object.create(null) as unknown)
+      })
+      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools: [odd] }), "go"))
+      yield* TestClock.adjust("10 seconds")
+      const result = yield* Fiber.join(fiber)
+      const answer = result.transcript[2]!.content[0] as Message.ToolResultBlock
+      expect(answer.isError).toBe(true)
+      expect(answer.content).toMatch(/cannot be shown as text/)
+    }).pipe(Effect.provide(setup([[ScriptedModel.toolUse("odd", {})], ScriptedModel.text("Done.")])))
+  )
+
   it.effect("bad tool input goes back to the model as an error result and the run continues", () =>
     Effect.gen(function* () {
       const probe = yield* makeProbe

@@ -114,7 +114,7 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
   const reply = (handle: WorkerHandle, message: unknown): Effect.Effect<unknown, ToolWorkerError> => {
     if (typeof message === "object" && message !== null && "ok" in message) {
       if (message.ok === true) return Effect.succeed("value" in message ? message.value : undefined)
-      if (message.ok === false) return fail("error" in message ? String(message.error) : "the worker failed")
+      if (message.ok === false) return fail("error" in message ? describeError(message.error) : "the worker failed")
     }
     handle.isBroken = true
     return fail("the worker posted a message that is not { ok, value } or { ok: false, error }")
@@ -242,7 +242,7 @@ export const workerMain = <I, O>(run: (input: I) => O | PromiseLike<O>): void =>
     try {
       port.postMessage({ ok: true, value: await run(input) })
     } catch (error) {
-      port.postMessage({ ok: false, error: error instanceof Error ? error.message : String(error) })
+      port.postMessage({ ok: false, error: describeError(error) })
     }
   })
 }

@@ -17,9 +17,18 @@ export const describeError = (error: unknown): string => {
     const message = "message" in error && typeof error.message === "string" ? error.message : undefined
     if (tag !== undefined && message !== undefined && message.length > 0) return `${tag}: ${message}`
     if (message !== undefined && message.length > 0) return message
-    if (tag !== undefined) return `${tag}: ${JSON.stringify(error)}`
+    if (tag !== undefined) return `${tag}: ${safely(() => JSON.stringify(error))}`
   }
-  return String(error)
+  return safely(() => String(error))
+}
+
+/** A description that cannot throw (a value with no usable `toString`, a cycle, a BigInt in JSON). */
+const safely = (describe: () => string): string => {
+  try {
+    return describe()
+  } catch {
+    return "a value that cannot be shown as text"
+  }
 }
 
 const setStatus = (cell: Cell, id: string, status: ToolStatus) =>

@@ -81,8 +81,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     const agentPath = agent.name
     const events = yield* PubSub.unbounded<RunEvent.RunEvent>({ replay: Number.MAX_SAFE_INTEGER })
     let seq = 0
-    // Events are built from typed values, so their constructors skip Schema validation (`new X(fields, true)`)
-    // on this hot path: one event per streamed chunk.
+    // Events are built from typed values, without the Schema class constructor (`internal/event.ts`): this is a hot
+    // path, one event per streamed chunk.
     const publishAs =
       (path: string) =>
       (make: (common: EventCommon) => RunEvent.RunEvent): void => {
@@ -210,11 +210,10 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         // The tree stops before anything is committed or rolled back: the loop with its turns and tool calls,
         // then the subtasks (interrupted and awaited; a cancel has already interrupted them with the loop, all
         // at once). A child that will not stop (an uninterruptible region) is left behind after the deadline:
-        // the writes still roll back (its later writes are refused), and the leak is reported below. (No
-        // deadline race where the body already ended: each forks fibers, and a cancel of thousands of runs at
-        // once pays for them.)
-        // The body is still running only if it was told to stop (`stopped` is done by its end or by a cancel). It
-        // usually unwinds within one turn of the scheduler: only one that has not pays for the deadline's race.
+        // the writes still roll back (its later writes are refused), and the leak is reported below. The body is
+        // still running here only if it was told to stop (`stopped` is done by its end or by a cancel); it usually
+        // unwinds within one turn of the scheduler, and only one that has not pays for the deadline's race (it
+        // forks fibers, and a cancel of thousands of runs at once pays for them).
         if (forked.unsafePoll() === null) yield* Effect.yieldNow()
         const bodyDone =
           forked.unsafePoll() !== null

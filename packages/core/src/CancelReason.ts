@@ -10,14 +10,25 @@
  * console.log(CancelReason.describe(reason)) // "the user pressed Stop"
  * ```
  *
+ * The reasons without fields skip Schema's validation when built (there is nothing to check): a Stop builds one right
+ * before the abort, and cold, that check alone took about 80 us of the time to the socket's close.
+ *
  * @since 0.1.0
  */
 import { Schema } from "effect"
 
 /** The user asked to stop (a Stop button, Ctrl-C). @since 0.1.0 */
-export class UserAbort extends Schema.TaggedClass<UserAbort>()("UserAbort", {}) {}
+export class UserAbort extends Schema.TaggedClass<UserAbort>()("UserAbort", {}) {
+  constructor() {
+    super({}, true) // no fields: nothing to validate (see the module's note)
+  }
+}
 /** The client's connection closed before the run ended. @since 0.1.0 */
-export class ClientDisconnected extends Schema.TaggedClass<ClientDisconnected>()("ClientDisconnected", {}) {}
+export class ClientDisconnected extends Schema.TaggedClass<ClientDisconnected>()("ClientDisconnected", {}) {
+  constructor() {
+    super({}, true) // no fields: nothing to validate (see the module's note)
+  }
+}
 /** The run's deadline passed. @since 0.1.0 */
 export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", { millis: Schema.Number }) {}
 /** The run tree would have spent more tokens than its budget allows. @since 0.1.0 */
@@ -26,16 +37,28 @@ export class BudgetExceeded extends Schema.TaggedClass<BudgetExceeded>()("Budget
   used: Schema.Number
 }) {}
 /** The process is shutting down. @since 0.1.0 */
-export class Shutdown extends Schema.TaggedClass<Shutdown>()("Shutdown", {}) {}
+export class Shutdown extends Schema.TaggedClass<Shutdown>()("Shutdown", {}) {
+  constructor() {
+    super({}, true) // no fields: nothing to validate (see the module's note)
+  }
+}
 /** A newer run started for the same session. @since 0.1.0 */
-export class Superseded extends Schema.TaggedClass<Superseded>()("Superseded", {}) {}
+export class Superseded extends Schema.TaggedClass<Superseded>()("Superseded", {}) {
+  constructor() {
+    super({}, true) // no fields: nothing to validate (see the module's note)
+  }
+}
 /**
  * The run's fiber was interrupted from outside Tether without a recorded reason
  * (for example by a plain `Fiber.interrupt`).
  *
  * @since 0.1.0
  */
-export class Interrupted extends Schema.TaggedClass<Interrupted>()("Interrupted", {}) {}
+export class Interrupted extends Schema.TaggedClass<Interrupted>()("Interrupted", {}) {
+  constructor() {
+    super({}, true) // no fields: nothing to validate (see the module's note)
+  }
+}
 
 /** @since 0.1.0 */
 export const CancelReason = Schema.Union(

@@ -149,12 +149,17 @@ export const runPromise = async <R>(
   const fiber = Runtime.runFork(options.runtime)(program)
   Runtime.runSync(options.runtime)(attach(fiber))
   const signal = options.signal
+  // Synchronous all the way to the abort of the run's model requests: no Schema decode of a reason that is already
+  // one, no fiber started.
   const onAbort = () => {
-    const reason = Option.getOrElse(
-      CancelReason.decodeOption(signal?.reason),
-      () => new CancelReason.UserAbort() as CancelReason.CancelReason
-    )
-    Runtime.runFork(options.runtime)(run.cancel(reason))
+    const given: unknown = signal?.reason
+    const reason = CancelReason.isCancelReason(given)
+      ? given
+      : Option.getOrElse(
+          CancelReason.decodeOption(given),
+          (): CancelReason.CancelReason => new CancelReason.UserAbort()
+        )
+    run.unsafeRequestCancel(reason)
   }
   const release = signal === undefined ? undefined : AbortSignals.onAbort(signal, onAbort)
   try {

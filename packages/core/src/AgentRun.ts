@@ -100,6 +100,11 @@ export interface AgentRun {
   readonly cancel: (reason: CancelReason) => Effect.Effect<RunOutcome>
   /** Records `reason` and interrupts the tree without waiting (cancel many runs, then await their outcomes). */
   readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
+  /**
+   * `requestCancel`, synchronously, for code outside Effect (an `AbortSignal`'s listener, a Node callback): the
+   * run's model requests are aborted before it returns, with no fiber started on the way.
+   */
+  readonly unsafeRequestCancel: (reason: CancelReason) => void
   /** Waits for the outcome. */
   readonly outcome: Effect.Effect<RunOutcome>
   /** The outcome, if the run ended. */

@@ -94,5 +94,15 @@ export const describe = (reason: CancelReason): string => {
   }
 }
 
+/** Whether `u` is an instance of one of the reasons (no Schema work: it is checked on the way to an abort). @since 0.1.0 */
+export const isCancelReason = (u: unknown): u is CancelReason =>
+  u instanceof UserAbort ||
+  u instanceof ClientDisconnected ||
+  u instanceof Timeout ||
+  u instanceof BudgetExceeded ||
+  u instanceof Shutdown ||
+  u instanceof Superseded ||
+  u instanceof Interrupted
+
 /** Decodes a value that may be a `CancelReason` (e.g. an `AbortSignal`'s reason). @since 0.1.0 */
 export const decodeOption = Schema.decodeUnknownOption(CancelReason)

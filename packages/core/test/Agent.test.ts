@@ -426,6 +426,34 @@ describe("Agent.run", () => {
     }).pipe(Effect.scoped, Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
   )
 
+  it.effect("unsafeRequestCancel aborts the model request before it returns, and does nothing once the run ended", () =>
+    Effect.gen(function* () {
+      const first = yield* AgentRun.start(Agent.make({ name: "a" }), "go")
+      yield* TestClock.adjust("150 millis")
+      const recorder = yield* ScriptedModel.ScriptedModel
+      const [request] = yield* recorder.requests
+      first.unsafeRequestCancel(new CancelReason.Shutdown())
+      expect(request!.signal?.reason).toMatchObject({ _tag: "Shutdown" })
+      expect(yield* first.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "Shutdown" } })
+      const second = yield* AgentRun.start(Agent.make({ name: "a" }), "go")
+      yield* TestClock.adjust("1 second")
+      const completed = yield* second.outcome
+      expect(completed._tag).toBe("Completed")
+      second.unsafeRequestCancel(new CancelReason.UserAbort())
+      expect(yield* second.outcome).toBe(completed)
+      const [, again] = yield* recorder.requests
+      expect(again!.signal?.aborted).toBe(false)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        setup([
+          ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" }),
+          ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })
+        ])
+      )
+    )
+  )
+
   it.effect(
     "interrupting the run's fiber aborts the model request's signal, with the reason its interruptors tell",
     () =>

@@ -93,6 +93,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     // The first reason recorded wins.
     let recordedReason: CancelReason.CancelReason | undefined
     const outcome = yield* Deferred.make<RunOutcome>()
+    // Set as the outcome is decided: from then on a cancel has nothing to stop.
+    let isDecided = false
     const fiberRef = yield* Deferred.make<Fiber.RuntimeFiber<unknown, AgentError>>()
     // The body's fiber, once forked; a cancel requested before that is remembered and applied at the fork.
     let bodyFiber: Fiber.RuntimeFiber<LoopResult, AgentError> | undefined
@@ -238,6 +240,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         yield* Scope.close(runScope, Exit.void)
         const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
         // The outcome is decided before the terminal event goes out: whoever saw the event finds it ended.
+        isDecided = true
         yield* Deferred.succeed(outcome, result.outcome)
         yield* emit(result.terminal)
         if (alive.length > 0 || Option.isNone(bodyDone) || Option.isNone(childrenDone)) {
@@ -254,8 +257,9 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       Effect.onExit((exit) =>
         Exit.isSuccess(exit)
           ? Effect.void
-          : Effect.suspend(() =>
-              Deferred.succeed(
+          : Effect.suspend(() => {
+              isDecided = true
+              return Deferred.succeed(
                 outcome,
                 Cause.isInterruptedOnly(exit.cause)
                   ? {
@@ -279,14 +283,15 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
                       compensationsRun: 0
                     }
               )
-            )
+            })
       )
     )
 
     const eventStream = () => Stream.fromPubSub(events).pipe(Stream.takeUntil(RunEvent.isTerminal))
     const awaitOutcome = Deferred.await(outcome)
-    const cancelUnlessEnded = (reason: CancelReason.CancelReason) =>
-      Effect.flatMap(Deferred.isDone(outcome), (isDone) => (isDone ? Effect.void : requestCancel(reason)))
+    const cancelUnlessEnded = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none) => {
+      if (!isDecided) cancelNow(reason, requester)
+    }
     const run: AgentRun = {
       id: runId,
       sessionId: options.sessionId,
@@ -298,8 +303,14 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       eventsAfter: (after) => eventStream().pipe(Stream.filter((event) => event.seq > after)),
       // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just
       // waits for the outcome.
-      cancel: (reason) => Effect.zipRight(cancelUnlessEnded(reason), awaitOutcome),
-      requestCancel: cancelUnlessEnded,
+      cancel: (reason) =>
+        Effect.zipRight(
+          Effect.fiberIdWith((requester) => Effect.sync(() => cancelUnlessEnded(reason, requester))),
+          awaitOutcome
+        ),
+      requestCancel: (reason) =>
+        Effect.fiberIdWith((requester) => Effect.sync(() => cancelUnlessEnded(reason, requester))),
+      unsafeRequestCancel: (reason) => cancelUnlessEnded(reason),
       outcome: awaitOutcome,
       poll: Deferred.poll(outcome).pipe(
         Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))

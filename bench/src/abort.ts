@@ -49,6 +49,7 @@ const runBoth = async (options: {
     )
   )
   const agent = Agent.make({ name: "bench" })
+  const rt = await runtime.runtime()
   // Tether's side is a whole agent run, cancelled the way a Stop button cancels it.
   const tether: Starter = () => {
     const scope = runtime.runSync(Scope.make())
@@ -58,16 +59,25 @@ const runBoth = async (options: {
       done: runtime.runPromise(Effect.zipRight(run.outcome, Scope.close(scope, Exit.void)))
     }
   }
+  // The same run from Promise code, cancelled as the raw side is: by aborting an AbortSignal.
+  const tetherSignal: Starter = () => {
+    const controller = new AbortController()
+    return {
+      abort: () => controller.abort(),
+      done: Agent.runPromise(agent, "hi", { runtime: rt, signal: controller.signal })
+    }
+  }
   const raw: Starter = () => {
     const controller = new AbortController()
     return { abort: () => controller.abort(), done: rawStream(client, controller.signal) }
   }
-  const results = { tether: [] as Array<Trial>, raw: [] as Array<Trial> }
+  const results = { tether: [] as Array<Trial>, tetherSignal: [] as Array<Trial>, raw: [] as Array<Trial> }
   try {
     for (let i = 0; i < options.trials; i++) {
       // Alternate, so both meet the same noise.
       results.raw.push(await trial(fake, raw, options.tokensBefore, options.waitMillis))
       results.tether.push(await trial(fake, tether, options.tokensBefore, options.waitMillis))
+      results.tetherSignal.push(await trial(fake, tetherSignal, options.tokensBefore, options.waitMillis))
     }
   } finally {
     await runtime.dispose()
@@ -78,7 +88,10 @@ const runBoth = async (options: {
 
 export interface StalledResult {
   readonly gapMillis: number
+  /** Cancelled with `run.requestCancel` (an Effect). */
   readonly tether: Summary
+  /** Cancelled by aborting the `AbortSignal` given to `Agent.runPromise`. */
+  readonly tetherSignal: Summary
   readonly raw: Summary
 }
 
@@ -88,12 +101,14 @@ export const stalledAbort = async (gapMillis: number, trials: number): Promise<S
   return {
     gapMillis,
     tether: summarize(results.tether.map((t) => t.closeMillis)),
+    tetherSignal: summarize(results.tetherSignal.map((t) => t.closeMillis)),
     raw: summarize(results.raw.map((t) => t.closeMillis))
   }
 }
 
 export interface FullSpeedResult {
   readonly tether: Summary
+  readonly tetherSignal: Summary
   readonly raw: Summary
 }
 
@@ -102,6 +117,7 @@ export const fullSpeedAbort = async (trials: number): Promise<FullSpeedResult> =
   const results = await runBoth({ interval: 2, tokens: 2000, tokensBefore: 50, waitMillis: 0, trials })
   return {
     tether: summarize(results.tether.map((t) => t.tokensAfterAbort)),
+    tetherSignal: summarize(results.tetherSignal.map((t) => t.tokensAfterAbort)),
     raw: summarize(results.raw.map((t) => t.tokensAfterAbort))
   }
 }

@@ -62,10 +62,16 @@ const main = async () => {
       `raw SDK ${round(s.raw.p50)} / ${round(s.raw.p99)}`,
       `${round(s.tether.p50 / s.raw.p50)}x (target <= 1.2x)`
     ])
+    rows.push([
+      "1b. the same, aborting Agent.runPromise's AbortSignal",
+      `${round(s.tetherSignal.p50)} / ${round(s.tetherSignal.p99)}`,
+      `raw SDK ${round(s.raw.p50)} / ${round(s.raw.p99)}`,
+      `${round(s.tetherSignal.p50 / s.raw.p50)}x (target <= 1.2x)`
+    ])
   }
   rows.push([
     "2. full-speed abort: tokens written after abort p50 / max",
-    `${fullSpeed.tether.p50} / ${fullSpeed.tether.max}`,
+    `${fullSpeed.tether.p50} / ${fullSpeed.tether.max}; by signal ${fullSpeed.tetherSignal.p50} / ${fullSpeed.tetherSignal.max}`,
     `raw SDK ${fullSpeed.raw.p50} / ${fullSpeed.raw.max}`,
     `target <= 1 chunk`
   ])

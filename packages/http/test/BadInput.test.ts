@@ -1,9 +1,65 @@
+import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
+/** POSTs `body` in 4 KiB chunks with no content-length (chunked), as a streamed upload does. */
+const postChunked = (port: number, path: string, body: string) =>
+  Effect.async<{ readonly status: number; readonly json: any } | { readonly error: string }>((resume) => {
+    let isDone = false
+    const done = (answer: { readonly status: number; readonly json: any } | { readonly error: string }) => {
+      if (isDone) return
+      isDone = true
+      resume(Effect.succeed(answer))
+    }
+    const request = http.request({
+      port,
+      method: "POST",
+      path,
+      headers: { ...Harness.alice, "content-type": "application/json" }
+    })
+    request.on("response", (response) => {
+      let text = ""
+      response.on("data", (chunk) => (text += chunk))
+      response.on("end", () => {
+        try {
+          done({ status: response.statusCode ?? 0, json: JSON.parse(text) })
+        } catch {
+          done({ error: `not JSON: ${text.slice(0, 100)}` })
+        }
+      })
+      response.on("error", (error) => done({ error: error.message }))
+      response.on("close", () => done({ error: "closed before the end of the response" }))
+    })
+    request.on("error", (error) => done({ error: error.message }))
+    for (let i = 0; i < body.length; i += 4096) request.write(body.slice(i, i + 4096))
+    request.end()
+  })
+
 describe("bad input", () => {
+  it.scopedLive("a chunked body gets the same answers: 400 for bad JSON, 413 (not a reset) past the limit", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ script: Harness.orderThenSlowText(2, "5 millis") })
+      const path = "/api/sessions/s-1/messages"
+      const malformed = yield* postChunked(harness.port, path, '{"message": "hi"')
+      expect(malformed).toMatchObject({ status: 400, json: { error: { _tag: "BadRequest" } } })
+      for (const size of [70 * 1024, 300 * 1024]) {
+        const oversize = yield* postChunked(harness.port, path, JSON.stringify({ message: "x".repeat(size) }))
+        expect(oversize).toMatchObject({
+          status: 413,
+          json: { error: { _tag: "PayloadTooLarge", limitBytes: 64 * 1024 } }
+        })
+      }
+      // Far past the limit the rest is not read: the connection closes. The server goes on all the same.
+      yield* postChunked(harness.port, path, JSON.stringify({ message: "x".repeat(4 * 1024 * 1024) }))
+      const after = yield* postChunked(harness.port, path, '{"message": ')
+      expect(after).toMatchObject({ status: 400 })
+      expect(yield* harness.registry.running).toEqual([])
+      expect(yield* harness.model.requests).toHaveLength(0)
+    })
+  )
+
   it.scopedLive(
     "malformed JSON, oversize bodies, bad fields, bad ids and unknown sessions get clear JSON errors and change nothing",
     () =>

@@ -1,3 +1,4 @@
+import { IncomingMessage } from "node:http"
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpIncomingMessage } from "@effect/platform"
 import { Effect, Option, ParseResult, Schema } from "effect"
@@ -5,6 +6,76 @@ import { BadRequest, InvalidBody, PayloadTooLarge } from "../RouteError.js"
 
 const tooLarge = (limitBytes: number) =>
   new PayloadTooLarge({ message: `the body is larger than ${limitBytes} bytes`, limitBytes })
+
+const unreadable = () => new BadRequest({ message: "the body could not be read" })
+
+/** How much of an over-limit body is read and dropped so that the 413 reaches its client; past it the socket closes. */
+const drainFactor = 16
+
+/**
+ * A Node request's body, read here rather than by the platform: past the limit the platform destroys the request,
+ * so a client still sending (a chunked body has no length to refuse up front) gets a reset instead of the 413. Here
+ * the rest is read and dropped, up to `drainFactor` times the limit, while the 413 goes out.
+ */
+const readNodeText = (
+  source: IncomingMessage,
+  limitBytes: number
+): Effect.Effect<string, BadRequest | PayloadTooLarge> =>
+  Effect.async((resume) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const stop = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limitBytes) return void chunks.push(chunk)
+      stop()
+      drop(source, limitBytes * drainFactor)
+      resume(Effect.fail(tooLarge(limitBytes)))
+    }
+    const onEnd = () => {
+      stop()
+      resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+    }
+    const onError = () => {
+      stop()
+      resume(Effect.fail(unreadable()))
+    }
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onError)
+    return Effect.sync(stop)
+  })
+
+/** Reads and drops the rest of a body, closing the socket past `cap` bytes. */
+const drop = (source: IncomingMessage, cap: number) => {
+  let dropped = 0
+  const onData = (chunk: Buffer) => {
+    dropped += chunk.length
+    if (dropped <= cap) return
+    source.off("data", onData)
+    source.destroy()
+  }
+  source.on("data", onData)
+  source.on("error", () => {})
+}
+
+/** The body as text, at most `limitBytes` bytes of it. */
+const readText = (
+  request: HttpServerRequest.HttpServerRequest,
+  limitBytes: number
+): Effect.Effect<string, BadRequest | PayloadTooLarge> =>
+  request.source instanceof IncomingMessage
+    ? readNodeText(request.source, limitBytes)
+    : request.text.pipe(
+        HttpIncomingMessage.withMaxBodySize(Option.some(limitBytes)),
+        Effect.mapError((error) =>
+          String(error.cause).includes("maxBytes exceeded") ? tooLarge(limitBytes) : unreadable()
+        )
+      )
 
 /**
  * Reads a JSON body of at most `limitBytes` bytes. A declared `content-length`
@@ -17,14 +88,7 @@ export const readJson = (
   Effect.gen(function* () {
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > limitBytes) return yield* tooLarge(limitBytes)
-    const text = yield* request.text.pipe(
-      HttpIncomingMessage.withMaxBodySize(Option.some(limitBytes)),
-      Effect.mapError((error) =>
-        String(error.cause).includes("maxBytes exceeded")
-          ? tooLarge(limitBytes)
-          : new BadRequest({ message: "the body could not be read" })
-      )
-    )
+    const text = yield* readText(request, limitBytes)
     if (Buffer.byteLength(text, "utf8") > limitBytes) return yield* tooLarge(limitBytes)
     if (text.trim() === "") return yield* new BadRequest({ message: "the body is empty; expected a JSON object" })
     const json = yield* Effect.try({

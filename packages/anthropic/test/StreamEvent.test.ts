@@ -96,7 +96,13 @@ describe("the stream event decoder", () => {
     FastCheck.assert(
       FastCheck.property(payload, (data) => {
         const decoded = decode(data)
-        const expected = reference(data)
+        // Effect's own parser throws on some payloads (a union's tag without a usable toString): those are refused.
+        let expected: ReturnType<typeof reference>
+        try {
+          expected = reference(data)
+        } catch (defect) {
+          expected = Either.left(defect as never)
+        }
         expect(Either.isRight(decoded)).toBe(Either.isRight(expected))
         if (Either.isRight(decoded) && Either.isRight(expected)) expect(decoded.right).toEqual(expected.right)
         if (Either.isLeft(decoded)) expect(decoded.left._tag).toBe("MalformedResponseError")

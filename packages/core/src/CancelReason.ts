@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Option, Schema } from "effect"
 
 /** The user asked to stop (a Stop button, Ctrl-C). @since 0.1.0 */
 export class UserAbort extends Schema.TaggedClass<UserAbort>()("UserAbort", {}) {
@@ -104,5 +104,18 @@ export const isCancelReason = (u: unknown): u is CancelReason =>
   u instanceof Superseded ||
   u instanceof Interrupted
 
-/** Decodes a value that may be a `CancelReason` (e.g. an `AbortSignal`'s reason). @since 0.1.0 */
-export const decodeOption = Schema.decodeUnknownOption(CancelReason)
+const decodeUnknownOption = Schema.decodeUnknownOption(CancelReason)
+
+/**
+ * Decodes a value that may be a `CancelReason` (e.g. an `AbortSignal`'s reason); anything else, however odd, is
+ * `None` (Schema's parser itself throws for a `_tag` without a usable `toString`).
+ *
+ * @since 0.1.0
+ */
+export const decodeOption = (u: unknown): Option.Option<CancelReason> => {
+  try {
+    return decodeUnknownOption(u)
+  } catch {
+    return Option.none()
+  }
+}

@@ -248,6 +248,32 @@ describe("Agent.run", () => {
     }).pipe(Effect.provide(setup([[ScriptedModel.toolUse("odd", {})], ScriptedModel.text("Done.")])))
   )
 
+  it.effect("input that makes Schema's own parser throw goes back to the model as bad input too", () =>
+    Effect.gen(function* () {
+      const pick = Tool.make("pick", {
+        description: "Takes a tagged choice",
+        input: Schema.Struct({
+          choice: Schema.Union(
+            Schema.Struct({ kind: Schema.Literal("a") }),
+            Schema.Struct({ kind: Schema.Literal("b") })
+          )
+        }),
+        output: Schema.String,
+        handler: ({ choice }) => Effect.succeed(choice.kind)
+      })
+      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools: [pick] }), "go"))
+      yield* TestClock.adjust("10 seconds")
+      const result = yield* Fiber.join(fiber)
+      const answer = result.transcript[2]!.content[0] as Message.ToolResultBlock
+      expect(answer.isError).toBe(true)
+      expect(answer.content).toMatch(/Invalid input for tool "pick"/)
+    }).pipe(
+      Effect.provide(
+        setup([[ScriptedModel.toolUseRaw("pick", '{"choice": {"kind": {"toString": 0}}}')], ScriptedModel.text("Ok.")])
+      )
+    )
+  )
+
   it.effect("bad tool input goes back to the model as an error result and the run continues", () =>
     Effect.gen(function* () {
       const probe = yield* makeProbe

@@ -49,9 +49,17 @@ const decoderOf = (tool: Tool.Any) => {
 }
 
 const decodeInput = (tool: Tool.Any, inputJson: string) =>
-  decoderOf(tool)(inputJson).pipe(
+  Effect.suspend(() => decoderOf(tool)(inputJson)).pipe(
     Effect.mapError(
       (error) => new Tool.ToolInputError({ tool: tool.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
+    ),
+    // Schema's parser itself can throw on hostile input (synchronously, hence the suspend): effect 3.22 reads the tag
+    // of a union of tagged structs with `String(...)`, which throws for `{"kind": {"toString": 0}}`. The model gets
+    // that as bad input too.
+    Effect.catchAllDefect((defect) =>
+      Effect.fail(
+        new Tool.ToolInputError({ tool: tool.name, issue: `the input could not be checked: ${describeError(defect)}` })
+      )
     )
   )
 

@@ -101,7 +101,9 @@ const requestController = (cancelled: AbortSignal | undefined, finished: { reado
   else cancelled?.addEventListener("abort", onCancel, { once: true })
   const release = () => {
     cancelled?.removeEventListener("abort", onCancel)
-    if (!finished.isRead) controller.abort()
+    // (Checked first: `abort()` builds its DOMException even when the controller is already aborted, as it is after
+    // a cancel.)
+    if (!finished.isRead && !controller.signal.aborted) controller.abort()
   }
   return { signal: controller.signal, release }
 }

@@ -64,6 +64,14 @@ const string = (value: unknown, path: string): string | Mismatch =>
 const number = (value: unknown, path: string): number | Mismatch =>
   typeof value === "number" ? value : new Mismatch(path, "a number", value)
 
+/** An object with a string `type`: what every event, content block and delta is. */
+const typed = (value: unknown, path: string): { readonly fields: Record_; readonly type: string } | Mismatch => {
+  const fields = record(value, path)
+  if (fields instanceof Mismatch) return fields
+  const type = string(fields.type, path === "" ? "type" : `${path}.type`)
+  return type instanceof Mismatch ? type : { fields, type }
+}
+
 const usageKeys = ["input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"] as const
 
 const usage = (value: unknown, path: string): Usage | Mismatch => {
@@ -81,10 +89,9 @@ const usage = (value: unknown, path: string): Usage | Mismatch => {
 }
 
 const contentBlock = (value: unknown): ContentBlock | Mismatch => {
-  const block = record(value, "content_block")
-  if (block instanceof Mismatch) return block
-  const type = string(block.type, "content_block.type")
-  if (type instanceof Mismatch) return type
+  const head = typed(value, "content_block")
+  if (head instanceof Mismatch) return head
+  const { fields: block, type } = head
   if (type !== "tool_use") return { type: "ignored", original: type }
   const id = string(block.id, "content_block.id")
   if (id instanceof Mismatch) return id
@@ -93,10 +100,9 @@ const contentBlock = (value: unknown): ContentBlock | Mismatch => {
 }
 
 const delta = (value: unknown): Delta | Mismatch => {
-  const fields = record(value, "delta")
-  if (fields instanceof Mismatch) return fields
-  const type = string(fields.type, "delta.type")
-  if (type instanceof Mismatch) return type
+  const head = typed(value, "delta")
+  if (head instanceof Mismatch) return head
+  const { fields, type } = head
   switch (type) {
     case "text_delta": {
       const text = string(fields.text, "delta.text")
@@ -117,10 +123,9 @@ const delta = (value: unknown): Delta | Mismatch => {
 
 /** Checks one SSE payload against the protocol (by hand: it runs once per streamed token). */
 const check = (data: unknown): StreamEvent | Mismatch => {
-  const event = record(data, "")
-  if (event instanceof Mismatch) return event
-  const type = string(event.type, "type")
-  if (type instanceof Mismatch) return type
+  const head = typed(data, "")
+  if (head instanceof Mismatch) return head
+  const { fields: event, type } = head
   switch (type) {
     case "message_start": {
       const message = record(event.message, "message")

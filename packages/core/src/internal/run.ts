@@ -292,6 +292,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     const cancelUnlessEnded = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none) => {
       if (!isDecided) cancelNow(reason, requester)
     }
+    const requestCancelUnlessEnded = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
+      Effect.fiberIdWith((requester) => Effect.sync(() => cancelUnlessEnded(reason, requester)))
     const run: AgentRun = {
       id: runId,
       sessionId: options.sessionId,
@@ -303,13 +305,8 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
       eventsAfter: (after) => eventStream().pipe(Stream.filter((event) => event.seq > after)),
       // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just
       // waits for the outcome.
-      cancel: (reason) =>
-        Effect.zipRight(
-          Effect.fiberIdWith((requester) => Effect.sync(() => cancelUnlessEnded(reason, requester))),
-          awaitOutcome
-        ),
-      requestCancel: (reason) =>
-        Effect.fiberIdWith((requester) => Effect.sync(() => cancelUnlessEnded(reason, requester))),
+      cancel: (reason) => Effect.zipRight(requestCancelUnlessEnded(reason), awaitOutcome),
+      requestCancel: requestCancelUnlessEnded,
       unsafeRequestCancel: (reason) => cancelUnlessEnded(reason),
       outcome: awaitOutcome,
       poll: Deferred.poll(outcome).pipe(

@@ -25,8 +25,8 @@ const sizes = quick
       stalledTrials: 15,
       gaps: [1000, 100],
       fullSpeedTrials: 20,
-      treeTrials: 20,
-      treeWarmup: 5,
+      treeTrials: 100,
+      treeWarmup: 10,
       turns: 2000,
       sessions: 5000
     }
@@ -76,8 +76,8 @@ const main = async () => {
     `target <= 1 chunk`
   ])
   rows.push([
-    `3. tree cancel (${tree.fibers} fibers, ${tree.streams} streams): ms p50 / p99`,
-    `${round(tree.tree.p50)} / ${round(tree.tree.p99)}`,
+    `3. tree cancel (${tree.fibers} fibers, ${tree.streams} streams): ms p50 / p99 / max of ${tree.tree.n}`,
+    `${round(tree.tree.p50)} / ${round(tree.tree.p99)} / ${round(tree.tree.max)}`,
     `1 stream ${round(tree.single.p50)} / ${round(tree.single.p99)}`,
     `${round(tree.tree.p50 / tree.single.p50)}x; p99 target < 10 ms; ${tree.writesRolledBack} rolled back, ${tree.rowsLeft} rows left`
   ])

@@ -7,8 +7,9 @@ export interface Summary {
   readonly max: number
 }
 
+/** The nearest-rank quantile: the smallest value with at least `q` of the sample at or below it. */
 const quantile = (sorted: ReadonlyArray<number>, q: number): number =>
-  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  sorted.length === 0 ? Number.NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!
 
 export const summarize = (values: ReadonlyArray<number>): Summary => {
   const sorted = [...values].sort((a, b) => a - b)

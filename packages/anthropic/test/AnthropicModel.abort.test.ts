@@ -181,4 +181,48 @@ describe("AnthropicModel: signal-first abort", () => {
       expect(yield* fake.openConnections).toBe(0)
     })
   )
+
+  it.scopedLive(
+    "a request's abort errors are made without stacks; the limit is restored, the run's signal untouched",
+    () =>
+      Effect.gen(function* () {
+        const fake = yield* FakeAnthropic.make([stalled(), stalled()])
+        // What the request's own abort listeners see: the SDK's and fetch's run in the same call as this one.
+        const seen: Array<{ limit: number; stack: string | undefined }> = []
+        const model = yield* modelFor(fake, {
+          fetch: (input, init) => {
+            init?.signal?.addEventListener("abort", () =>
+              seen.push({ limit: Error.stackTraceLimit, stack: new Error("made in the abort").stack })
+            )
+            return fetch(input, init)
+          }
+        })
+        const limit = Error.stackTraceLimit
+        const framesIn = (stack: string | undefined) =>
+          (stack ?? "").split("\n").filter((l) => l.includes(" at ")).length
+
+        // A cancel through the run's signal; a listener of the user's on that signal keeps its stacks.
+        const run = new AbortController()
+        const fiber = yield* model.runTurn!({ ...userTurn(), signal: run.signal }, () => {}).pipe(Effect.fork)
+        yield* fake.awaitTokens(0, 1)
+        const user: Array<string | undefined> = []
+        run.signal.addEventListener("abort", () => user.push(new Error("the user's").stack))
+        run.abort("stop")
+        yield* fake.awaitEnded(0).pipe(Effect.timeout("2 seconds"))
+        // (A run interrupts the turn's fiber as it aborts the signal; the turn waits for that.)
+        yield* Fiber.interrupt(fiber)
+        // An interrupt (the request released before its end).
+        const interrupted = yield* model.runTurn!(userTurn(), () => {}).pipe(Effect.fork)
+        yield* fake.awaitTokens(1, 1)
+        yield* Fiber.interrupt(interrupted)
+        yield* fake.awaitEnded(1).pipe(Effect.timeout("2 seconds"))
+
+        expect(seen.map((s) => s.limit)).toEqual([0, 0])
+        expect(seen.map((s) => framesIn(s.stack))).toEqual([0, 0])
+        expect(Error.stackTraceLimit).toBe(limit)
+        expect(framesIn(new Error("after").stack)).toBeGreaterThan(0)
+        expect(user).toHaveLength(1)
+        expect(framesIn(user[0])).toBeGreaterThan(0)
+      })
+  )
 })

@@ -253,9 +253,10 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
         return yield* result.exit
       })
     ).pipe(
-      // If the program is interrupted before it starts, or dies outside the body, the outcome is still decided.
+      // If the program is interrupted before it starts, or dies outside the body, the outcome is still decided. (A
+      // cancelled run's program also ends interrupted, with its outcome decided already: nothing to build then.)
       Effect.onExit((exit) =>
-        Exit.isSuccess(exit)
+        Exit.isSuccess(exit) || isDecided
           ? Effect.void
           : Effect.suspend(() => {
               isDecided = true

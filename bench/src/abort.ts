@@ -73,11 +73,17 @@ const runBoth = async (options: {
   }
   const results = { tether: [] as Array<Trial>, tetherSignal: [] as Array<Trial>, raw: [] as Array<Trial> }
   try {
+    const sides = [
+      [raw, results.raw],
+      [tether, results.tether],
+      [tetherSignal, results.tetherSignal]
+    ] as const
     for (let i = 0; i < options.trials; i++) {
-      // Alternate, so both meet the same noise.
-      results.raw.push(await trial(fake, raw, options.tokensBefore, options.waitMillis))
-      results.tether.push(await trial(fake, tether, options.tokensBefore, options.waitMillis))
-      results.tetherSignal.push(await trial(fake, tetherSignal, options.tokensBefore, options.waitMillis))
+      // Alternate, so every side meets the same noise, and rotate who goes first.
+      for (let k = 0; k < sides.length; k++) {
+        const [start, into] = sides[(i + k) % sides.length]!
+        into.push(await trial(fake, start, options.tokensBefore, options.waitMillis))
+      }
     }
   } finally {
     await runtime.dispose()

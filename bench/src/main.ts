@@ -20,10 +20,13 @@ process.setSourceMapsEnabled(false)
 
 const quick = process.argv.includes("--quick")
 const sizes = quick
-  ? { stalledTrials: 3, gaps: [200], fullSpeedTrials: 3, treeTrials: 3, treeWarmup: 1, turns: 100, sessions: 200 }
+  ? { stalled: [{ gap: 200, trials: 3 }], fullSpeedTrials: 3, treeTrials: 3, treeWarmup: 1, turns: 100, sessions: 200 }
   : {
-      stalledTrials: 15,
-      gaps: [1000, 100],
+      // Trials per side: a p50 over a few trials of a cold path moved by a quarter from run to run.
+      stalled: [
+        { gap: 1000, trials: 25 },
+        { gap: 100, trials: 40 }
+      ],
       fullSpeedTrials: 20,
       treeTrials: 100,
       treeWarmup: 10,
@@ -44,10 +47,8 @@ const main = async () => {
   if (!canPin)
     console.log("(no taskset or one core: in the abort scenarios the fake server shares this process's cores)")
   const stalled = []
-  for (const gap of sizes.gaps) {
-    stalled.push(
-      await step(`stalled-stream abort, ${gap} ms gap`, () => onOwnCores(() => stalledAbort(gap, sizes.stalledTrials)))
-    )
+  for (const { gap, trials } of sizes.stalled) {
+    stalled.push(await step(`stalled-stream abort, ${gap} ms gap`, () => onOwnCores(() => stalledAbort(gap, trials))))
   }
   const fullSpeed = await step("full-speed abort", () => onOwnCores(() => fullSpeedAbort(sizes.fullSpeedTrials)))
   const tree = await step("tree cancel (SQLite)", () => treeCancel(sizes.treeTrials, sizes.treeWarmup))

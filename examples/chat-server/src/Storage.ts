@@ -57,11 +57,18 @@ export const defaultSqliteFile = ".data/chat.db"
 export const layerSqlite = (filename: string): Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> =>
   ordersLayer(`SQLite ${filename}`).pipe(Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename })))
 
-/** PostgreSQL at `url`. @since 0.1.0 */
+/**
+ * PostgreSQL at `url`; the records go to `recordsTable` (default `SqlStagedWrites`'s, `tether_records`).
+ *
+ * @since 0.1.0
+ */
 export const layerPg = (
-  url: Redacted.Redacted<string>
+  url: Redacted.Redacted<string>,
+  options: { readonly recordsTable?: string | undefined } = {}
 ): Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> =>
-  ordersLayer("PostgreSQL").pipe(Layer.provideMerge(SqlStagedWrites.layerPg({ url })))
+  ordersLayer("PostgreSQL").pipe(
+    Layer.provideMerge(SqlStagedWrites.layerPg({ url, recordsTable: options.recordsTable }))
+  )
 
 /** PostgreSQL when `DATABASE_URL` is set, else SQLite in `CHAT_DB_FILE` (default `.data/chat.db`). @since 0.1.0 */
 export const layerFromEnv: Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> = Layer.unwrapEffect(

@@ -1,13 +1,14 @@
 /**
  * The chat server as the tests run it: on 127.0.0.1 and a free port, with the
  * offline model (the real `AnthropicModel` against `FakeAnthropic` over HTTP)
- * and SQLite in a fresh temporary file.
+ * and SQLite in a fresh temporary file, or the storage a test gives.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import type { StagedWrites } from "@tether/core"
 import { Auth } from "@tether/http"
 import { FakeAnthropic } from "@tether/testing"
 import * as ChatServer from "../../src/ChatServer.js"
@@ -31,7 +32,10 @@ export interface Harness {
   readonly shutdown: Effect.Effect<void>
 }
 
-export const start = (offline: OfflineScript.Options = {}): Effect.Effect<Harness, never, Scope.Scope> =>
+export const start = (
+  offline: OfflineScript.Options = {},
+  storage?: Layer.Layer<StagedWrites.StagedWrites | Storage.Orders, Storage.StorageError>
+): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-chat-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
@@ -43,7 +47,7 @@ export const start = (offline: OfflineScript.Options = {}): Effect.Effect<Harnes
       forceCloseAfter: "1 second"
     }).pipe(
       Layer.provideMerge(Model.layerOffline({ interval: 15, ...offline })),
-      Layer.provideMerge(Storage.layerSqlite(path.join(dir, "chat.db")))
+      Layer.provideMerge(storage ?? Storage.layerSqlite(path.join(dir, "chat.db")))
     )
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))

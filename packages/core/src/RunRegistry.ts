@@ -3,7 +3,9 @@
  * right run. Each run is a fiber of a `FiberMap` owned by the registry's layer;
  * closing the layer cancels every run with reason `Shutdown`. A second start
  * for a session whose run is still going either supersedes it (cancelled with
- * `Superseded`) or is refused, as the start asks.
+ * `Superseded`) or is refused, as the start asks. A session's latest run is
+ * kept after it ended, for status and re-attaching, for `retainEnded` (default
+ * 10 minutes); then it is forgotten, and its event history with it.
  *
  * @example
  * ```ts
@@ -21,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, FiberMap, Layer, Option, Schema } from "effect"
+import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, Schedule, Schema } from "effect"
 import type { Agent, RunInput } from "./Agent.js"
 import type { AgentRun, RunOptions, RunOutcome } from "./AgentRun.js"
 import * as CancelReason from "./CancelReason.js"
@@ -57,8 +59,8 @@ export interface Service {
   /** The sessions whose run is still going. */
   readonly running: Effect.Effect<ReadonlyArray<string>>
   /**
-   * Drops an ended session's run and its event history (a running one is cancelled first, with `reason`).
-   * The registry keeps each session's latest run until then, for status and re-attaching.
+   * Drops a session's run and its event history now (a running one is cancelled first, with `reason`), without
+   * waiting for `retainEnded`.
    */
   readonly forget: (sessionId: string, reason?: CancelReason.CancelReason) => Effect.Effect<void>
   /** Cancels every running run with `reason` and waits for them. */
@@ -68,69 +70,112 @@ export interface Service {
 /** @since 0.1.0 */
 export class RunRegistry extends Context.Tag("@tether/core/RunRegistry")<RunRegistry, Service>() {}
 
+/** @since 0.1.0 */
+export interface Options {
+  /**
+   * How long a session's latest run is kept once it has ended (for status, re-attaching and `cancel`, which then
+   * returns its outcome), before it is forgotten with its event history: an ended run holds every event it streamed
+   * (measured: ~15 KiB plus ~0.16 KiB per streamed text chunk). A sweep forgets it, every minute (every
+   * `retainEnded` if that is shorter, but not more often than every second), so it goes between `retainEnded` and
+   * one sweep more after its end. Default 10 minutes; `Duration.infinity` keeps it until the session starts another
+   * run or is forgotten.
+   */
+  readonly retainEnded?: Duration.DurationInput | undefined
+}
+
 const isRunning = (run: AgentRun) => Effect.map(run.poll, Option.isNone)
 
 /** Makes a registry whose runs live as long as the current scope. @since 0.1.0 */
-export const make = Effect.gen(function* () {
-  const fibers = yield* FiberMap.make<string>()
-  const runs = new Map<string, AgentRun>()
-  const lock = yield* Effect.makeSemaphore(1)
-
-  const runningRuns = Effect.suspend(() => Effect.filter(Array.from(runs.values()), isRunning))
-  const cancelAll = (reason: CancelReason.CancelReason) =>
-    Effect.flatMap(runningRuns, (active) =>
-      // Every run is told first, so they all stop at once; then their outcomes are awaited.
-      Effect.zipRight(
-        Effect.forEach(active, (run) => run.requestCancel(reason), { discard: true }),
-        Effect.forEach(active, (run) => run.outcome, { discard: true })
-      )
-    )
-  // Added after the FiberMap, so it runs first: every run learns why before its fiber is interrupted.
-  yield* Effect.addFinalizer(() => cancelAll(new CancelReason.Shutdown()))
-
-  const start: Service["start"] = (sessionId, agent, input, options) =>
-    lock.withPermits(1)(
-      Effect.gen(function* () {
-        const previous = runs.get(sessionId)
-        if (previous !== undefined && (yield* isRunning(previous))) {
-          if (options?.onConflict === "refuse") {
-            return yield* new SessionBusyError({ sessionId, runId: previous.id })
+export const makeWith = (options: Options) =>
+  Effect.gen(function* () {
+    const fibers = yield* FiberMap.make<string>()
+    const runs = new Map<string, AgentRun>()
+    const lock = yield* Effect.makeSemaphore(1)
+    const retainEnded = Duration.decode(options.retainEnded ?? Duration.minutes(10))
+    const isRetainedForever = !Duration.isFinite(retainEnded)
+    // When each session's latest run ended, by the registry's clock (noted by an observer of the run's fiber).
+    const endedAt = new Map<AgentRun, number>()
+    if (!isRetainedForever) {
+      // One sweeper for the registry, not a timer per run: thousands of live sessions would each hold a fiber.
+      const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
+        for (const [run, at] of endedAt) {
+          const sessionId = run.sessionId ?? ""
+          if (runs.get(sessionId) !== run) endedAt.delete(run)
+          else if (now - at >= Duration.toMillis(retainEnded)) {
+            runs.delete(sessionId)
+            endedAt.delete(run)
           }
-          yield* previous.cancel(new CancelReason.Superseded())
         }
-        const { run, program, attach } = yield* internal.make(agent, input, { ...options, sessionId })
-        const fiber = yield* FiberMap.run(fibers, sessionId, program)
-        yield* attach(fiber)
-        runs.set(sessionId, run)
-        return run
       })
-    )
+      const every = Duration.max(Duration.min(retainEnded, Duration.minutes(1)), Duration.seconds(1))
+      yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(every)))
+    }
 
-  const service: Service = {
-    start,
-    cancel: (sessionId, reason) =>
-      Effect.suspend(() => {
-        const run = runs.get(sessionId)
-        return run === undefined ? Effect.succeedNone : Effect.asSome(run.cancel(reason))
-      }),
-    get: (sessionId) => Effect.sync(() => Option.fromNullable(runs.get(sessionId))),
-    forget: (sessionId, reason) =>
+    const runningRuns = Effect.suspend(() => Effect.filter(Array.from(runs.values()), isRunning))
+    const cancelAll = (reason: CancelReason.CancelReason) =>
+      Effect.flatMap(runningRuns, (active) =>
+        // Every run is told first, so they all stop at once; then their outcomes are awaited.
+        Effect.zipRight(
+          Effect.forEach(active, (run) => run.requestCancel(reason), { discard: true }),
+          Effect.forEach(active, (run) => run.outcome, { discard: true })
+        )
+      )
+    // Added after the FiberMap, so it runs first: every run learns why before its fiber is interrupted.
+    yield* Effect.addFinalizer(() => cancelAll(new CancelReason.Shutdown()))
+
+    const start: Service["start"] = (sessionId, agent, input, options) =>
       lock.withPermits(1)(
+        Effect.gen(function* () {
+          const previous = runs.get(sessionId)
+          if (previous !== undefined && (yield* isRunning(previous))) {
+            if (options?.onConflict === "refuse") {
+              return yield* new SessionBusyError({ sessionId, runId: previous.id })
+            }
+            yield* previous.cancel(new CancelReason.Superseded())
+          }
+          const { run, program, attach } = yield* internal.make(agent, input, { ...options, sessionId })
+          const fiber = yield* FiberMap.run(fibers, sessionId, program)
+          yield* attach(fiber)
+          runs.set(sessionId, run)
+          if (!isRetainedForever) {
+            const clock = yield* Effect.clock
+            fiber.addObserver(() => endedAt.set(run, clock.unsafeCurrentTimeMillis()))
+          }
+          return run
+        })
+      )
+
+    const service: Service = {
+      start,
+      cancel: (sessionId, reason) =>
         Effect.suspend(() => {
           const run = runs.get(sessionId)
-          if (run === undefined) return Effect.void
-          return run
-            .cancel(reason ?? new CancelReason.UserAbort())
-            .pipe(Effect.zipRight(Effect.sync(() => runs.get(sessionId) === run && runs.delete(sessionId))))
-        })
+          return run === undefined ? Effect.succeedNone : Effect.asSome(run.cancel(reason))
+        }),
+      get: (sessionId) => Effect.sync(() => Option.fromNullable(runs.get(sessionId))),
+      forget: (sessionId, reason) =>
+        lock.withPermits(1)(
+          Effect.suspend(() => {
+            const run = runs.get(sessionId)
+            if (run === undefined) return Effect.void
+            return run
+              .cancel(reason ?? new CancelReason.UserAbort())
+              .pipe(Effect.zipRight(Effect.sync(() => runs.get(sessionId) === run && runs.delete(sessionId))))
+          })
+        ),
+      running: Effect.map(runningRuns, (active) =>
+        active.flatMap((run) => (run.sessionId === undefined ? [] : [run.sessionId]))
       ),
-    running: Effect.map(runningRuns, (active) =>
-      active.flatMap((run) => (run.sessionId === undefined ? [] : [run.sessionId]))
-    ),
-    cancelAll
-  }
-  return service
-})
+      cancelAll
+    }
+    return service
+  })
+
+/** `makeWith` with the default options. @since 0.1.0 */
+export const make = makeWith({})
 
 /** A registry for the lifetime of the layer; closing it cancels every run with `Shutdown`. @since 0.1.0 */
-export const layer: Layer.Layer<RunRegistry> = Layer.scoped(RunRegistry, make)
+export const layerWith = (options: Options): Layer.Layer<RunRegistry> => Layer.scoped(RunRegistry, makeWith(options))
+
+/** `layerWith` with the default options (ended runs kept 10 minutes). @since 0.1.0 */
+export const layer: Layer.Layer<RunRegistry> = layerWith({})

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream, TestClock } from "effect"
 import { Agent, AgentRun, CancelReason, Message, RunEvent, RunRegistry, StagedWrites, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
@@ -118,6 +118,79 @@ describe("RunRegistry", () => {
           ScriptedModel.layer([[ScriptedModel.toolUse("whoami", {})], ScriptedModel.text("ok")]),
           StagedWrites.layerMemory,
           RunRegistry.layer
+        )
+      )
+    )
+  )
+
+  it.effect("an ended run is kept retainEnded for status and re-attaching, then forgotten; a newer run is not", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      // "old" ends at 2 s; "kept" ends at 2 s, then runs again from 4 min to 4 min + 2 s.
+      const old = yield* registry.start("old", agent, "hi")
+      const kept = yield* registry.start("kept", agent, "hi")
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* old.outcome)._tag).toBe("Completed")
+      expect((yield* kept.outcome)._tag).toBe("Completed")
+      yield* TestClock.adjust("4 minutes")
+      const again = yield* registry.start("kept", agent, "again")
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* again.outcome)._tag).toBe("Completed")
+      // 4 minutes after "old" ended: still there, ended, with its whole history.
+      const stillThere = Option.getOrThrow(yield* registry.get("old"))
+      expect(stillThere.id).toBe(old.id)
+      expect(Option.isSome(yield* stillThere.poll)).toBe(true)
+      const history = yield* Stream.runCollect(stillThere.events)
+      expect([...history].at(-1)?._tag).toBe("RunCompleted")
+      // Past 5 minutes and one sweep: "old" is forgotten; "kept", whose latest run ended later, is not.
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* registry.get("old")).toEqual(Option.none())
+      expect(yield* registry.cancel("old", new CancelReason.UserAbort())).toEqual(Option.none())
+      expect(Option.getOrThrow(yield* registry.get("kept")).id).toBe(again.id)
+      yield* TestClock.adjust("5 minutes")
+      expect(yield* registry.get("kept")).toEqual(Option.none())
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          ScriptedModel.layer(() => ScriptedModel.text("done", { chunks: 2, delay: "1 second" })),
+          StagedWrites.layerMemory,
+          RunRegistry.layerWith({ retainEnded: "5 minutes" })
+        )
+      )
+    )
+  )
+
+  it.effect("a run still going is never forgotten", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const long = yield* registry.start("long", agent, "hi")
+      yield* TestClock.adjust("1 hour")
+      expect(Option.getOrThrow(yield* registry.get("long")).id).toBe(long.id)
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          ScriptedModel.layer([ScriptedModel.text("a".repeat(100), { chunks: 100, delay: "1 minute" })]),
+          StagedWrites.layerMemory,
+          RunRegistry.layerWith({ retainEnded: "1 minute" })
+        )
+      )
+    )
+  )
+
+  it.effect("with retainEnded Duration.infinity, an ended run stays until the session runs again", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const run = yield* registry.start("s", agent, "hi")
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* run.outcome)._tag).toBe("Completed")
+      yield* TestClock.adjust("30 days")
+      expect(Option.getOrThrow(yield* registry.get("s")).id).toBe(run.id)
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          ScriptedModel.layer(() => ScriptedModel.text("done", { chunks: 2, delay: "1 second" })),
+          StagedWrites.layerMemory,
+          RunRegistry.layerWith({ retainEnded: Duration.infinity })
         )
       )
     )

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
@@ -80,6 +80,58 @@ describe("detach policy", () => {
       })
       expect(bad.status).toBe(400)
       expect(bad.json.error._tag).toBe("BadRequest")
+    })
+  )
+
+  it.scopedLive("an ended run is replayed until retainEnded; then the session is idle and its run gone", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({
+        script: Harness.orderThenSlowText(3, "5 millis"),
+        retainEnded: "3 seconds"
+      })
+      const get = (path: string) =>
+        Client.requestJson({ port: harness.port, method: "GET", path, headers: Harness.alice })
+      const send = (message: string) =>
+        Client.openEventStream({
+          port: harness.port,
+          method: "POST",
+          path: "/api/sessions/s-r/messages",
+          headers: Harness.alice,
+          body: JSON.stringify({ message })
+        })
+      const first = yield* send("buy")
+      const all = yield* first.ended.pipe(Effect.timeout("10 seconds"))
+      expectContiguous(all)
+      expect((yield* get("/api/sessions/s-r")).json).toMatchObject({ status: "ended", outcome: { _tag: "Completed" } })
+      const replay = yield* Client.openEventStream({
+        port: harness.port,
+        method: "GET",
+        path: "/api/sessions/s-r/events",
+        headers: Harness.alice
+      })
+      expect((yield* replay.ended.pipe(Effect.timeout("10 seconds"))).map((e) => e.id)).toEqual(all.map((e) => e.id))
+
+      // Within a sweep (every 3 seconds here) after the 3 seconds have passed, the run is forgotten.
+      const idle = yield* get("/api/sessions/s-r").pipe(
+        Effect.delay("100 millis"),
+        Effect.repeat({ until: (answer) => answer.json.status !== "ended" }),
+        Effect.timeout("10 seconds")
+      )
+      expect(idle.json).toMatchObject({ sessionId: "s-r", status: "idle", messages: 4 })
+      expect(yield* harness.registry.get("s-r")).toEqual(Option.none())
+      expect((yield* get("/api/sessions/s-r/events")).status).toBe(404)
+      const stop = yield* Client.requestJson({
+        port: harness.port,
+        method: "POST",
+        path: "/api/sessions/s-r/cancel",
+        headers: Harness.alice
+      })
+      expect(stop.status).toBe(404)
+      // The conversation is the session's, not the run's: the next message goes on from it.
+      const next = yield* send("again")
+      expect((yield* next.ended.pipe(Effect.timeout("10 seconds"))).at(-1)?.event).toBe("RunCompleted")
+      const requests = yield* harness.model.requests
+      expect(requests.at(-1)?.messages.length).toBeGreaterThan(1)
     })
   )
 })

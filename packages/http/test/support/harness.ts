@@ -60,13 +60,15 @@ export const start = (options: {
   readonly script: ScriptedModel.Script
   readonly agent?: Agent.Agent<never> | undefined
   readonly routes?: SessionRoutes.Options | undefined
+  /** How long the registry keeps an ended run (its default when not given). */
+  readonly retainEnded?: Duration.DurationInput | undefined
 }): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const app = HttpRouter.empty.pipe(
       HttpRouter.mount("/api", SessionRoutes.router(options.agent ?? shop, options.routes))
     )
     const services = Layer.mergeAll(
-      RunRegistry.layer,
+      RunRegistry.layerWith({ retainEnded: options.retainEnded }),
       SessionStore.layerMemory,
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),

@@ -93,7 +93,7 @@ export const makeWith = (options: Options) =>
     const lock = yield* Effect.makeSemaphore(1)
     const retainEnded = Duration.decode(options.retainEnded ?? Duration.minutes(10))
     const isRetainedForever = !Duration.isFinite(retainEnded)
-    // When each session's latest run ended, by the registry's clock (noted by an observer of the run's fiber).
+    // When each session's latest run ended, by Effect's Clock (noted by an observer of the run's fiber).
     const endedAt = new Map<AgentRun, number>()
     if (!isRetainedForever) {
       // One sweeper for the registry, not a timer per run: thousands of live sessions would each hold a fiber.

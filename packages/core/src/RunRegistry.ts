@@ -93,18 +93,19 @@ export const makeWith = (options: Options) =>
     const lock = yield* Effect.makeSemaphore(1)
     const retainEnded = Duration.decode(options.retainEnded ?? Duration.minutes(10))
     const isRetainedForever = !Duration.isFinite(retainEnded)
-    // When each session's latest run ended, by Effect's Clock (noted by an observer of the run's fiber).
-    const endedAt = new Map<AgentRun, number>()
+    // When each session's latest run ended, by Effect's Clock (noted by an observer of the run's fiber). Keyed by
+    // session, so that a run the session has replaced is not held here.
+    const endedAt = new Map<string, number>()
+    const drop = (sessionId: string, run: AgentRun) => {
+      if (runs.get(sessionId) !== run) return
+      runs.delete(sessionId)
+      endedAt.delete(sessionId)
+    }
     if (!isRetainedForever) {
       // One sweeper for the registry, not a timer per run: thousands of live sessions would each hold a fiber.
       const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
-        for (const [run, at] of endedAt) {
-          const sessionId = run.sessionId ?? ""
-          if (runs.get(sessionId) !== run) endedAt.delete(run)
-          else if (now - at >= Duration.toMillis(retainEnded)) {
-            runs.delete(sessionId)
-            endedAt.delete(run)
-          }
+        for (const [sessionId, at] of endedAt) {
+          if (now - at >= Duration.toMillis(retainEnded)) drop(sessionId, runs.get(sessionId)!)
         }
       })
       const every = Duration.max(Duration.min(retainEnded, Duration.minutes(1)), Duration.seconds(1))
@@ -137,9 +138,12 @@ export const makeWith = (options: Options) =>
           const fiber = yield* FiberMap.run(fibers, sessionId, program)
           yield* attach(fiber)
           runs.set(sessionId, run)
+          endedAt.delete(sessionId)
           if (!isRetainedForever) {
             const clock = yield* Effect.clock
-            fiber.addObserver(() => endedAt.set(run, clock.unsafeCurrentTimeMillis()))
+            fiber.addObserver(() => {
+              if (runs.get(sessionId) === run) endedAt.set(sessionId, clock.unsafeCurrentTimeMillis())
+            })
           }
           return run
         })
@@ -160,7 +164,7 @@ export const makeWith = (options: Options) =>
             if (run === undefined) return Effect.void
             return run
               .cancel(reason ?? new CancelReason.UserAbort())
-              .pipe(Effect.zipRight(Effect.sync(() => runs.get(sessionId) === run && runs.delete(sessionId))))
+              .pipe(Effect.zipRight(Effect.sync(() => drop(sessionId, run))))
           })
         ),
       running: Effect.map(runningRuns, (active) =>

@@ -104,8 +104,11 @@ export const makeWith = (options: Options) =>
     if (!isRetainedForever) {
       // One sweeper for the registry, not a timer per run: thousands of live sessions would each hold a fiber.
       const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
+        // (An entry is only ever the session's latest run: `start` clears it, the observer checks.)
         for (const [sessionId, at] of endedAt) {
-          if (now - at >= Duration.toMillis(retainEnded)) drop(sessionId, runs.get(sessionId)!)
+          if (now - at < Duration.toMillis(retainEnded)) continue
+          runs.delete(sessionId)
+          endedAt.delete(sessionId)
         }
       })
       const every = Duration.max(Duration.min(retainEnded, Duration.minutes(1)), Duration.seconds(1))

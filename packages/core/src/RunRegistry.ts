@@ -96,19 +96,17 @@ export const makeWith = (options: Options) =>
     // When each session's latest run ended, by Effect's Clock (noted by an observer of the run's fiber). Keyed by
     // session, so that a run the session has replaced is not held here.
     const endedAt = new Map<string, number>()
-    const drop = (sessionId: string, run: AgentRun) => {
-      if (runs.get(sessionId) !== run) return
+    const dropSession = (sessionId: string) => {
       runs.delete(sessionId)
       endedAt.delete(sessionId)
     }
     if (!isRetainedForever) {
       // One sweeper for the registry, not a timer per run: thousands of live sessions would each hold a fiber.
+      const retainMillis = Duration.toMillis(retainEnded)
       const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
         // (An entry is only ever the session's latest run: `start` clears it, the observer checks.)
         for (const [sessionId, at] of endedAt) {
-          if (now - at < Duration.toMillis(retainEnded)) continue
-          runs.delete(sessionId)
-          endedAt.delete(sessionId)
+          if (now - at >= retainMillis) dropSession(sessionId)
         }
       })
       const every = Duration.max(Duration.min(retainEnded, Duration.minutes(1)), Duration.seconds(1))
@@ -165,9 +163,13 @@ export const makeWith = (options: Options) =>
           Effect.suspend(() => {
             const run = runs.get(sessionId)
             if (run === undefined) return Effect.void
-            return run
-              .cancel(reason ?? new CancelReason.UserAbort())
-              .pipe(Effect.zipRight(Effect.sync(() => drop(sessionId, run))))
+            return run.cancel(reason ?? new CancelReason.UserAbort()).pipe(
+              Effect.zipRight(
+                Effect.sync(() => {
+                  if (runs.get(sessionId) === run) dropSession(sessionId)
+                })
+              )
+            )
           })
         ),
       running: Effect.map(runningRuns, (active) =>

@@ -126,7 +126,8 @@ export const layer = (options: Options) => {
   )
   const services = Layer.mergeAll(
     RunRegistry.layer,
-    SessionStore.layerMemory,
+    // A tab's conversation is kept while it is used, and forgotten a day after its last message.
+    SessionStore.layerMemoryWith({ retainIdle: "1 day" }),
     Auth.layerSignedCookie({ secret: options.secret })
   )
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(

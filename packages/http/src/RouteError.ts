@@ -52,6 +52,15 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
   limitBytes: Schema.Number
 }) {}
 
+/**
+ * The body is not declared as JSON (415): `content-type` must be `application/json` (parameters such as a charset
+ * are allowed) or another `application/*+json` type. Refusing other types keeps a cross-site HTML form or a
+ * no-preflight `fetch` (`text/plain`, form encodings) from starting runs. @since 0.1.0
+ */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
+  message: Schema.String
+}) {}
+
 /** The session's run is still going and the route refuses to start another (409). @since 0.1.0 */
 export class SessionBusy extends Schema.TaggedError<SessionBusy>()("SessionBusy", {
   message: Schema.String,
@@ -67,7 +76,15 @@ export class TooManyRuns extends Schema.TaggedError<TooManyRuns>()("TooManyRuns"
 
 /** @since 0.1.0 */
 export type RouteError =
-  Unauthorized | Forbidden | SessionNotFound | BadRequest | InvalidBody | PayloadTooLarge | SessionBusy | TooManyRuns
+  | Unauthorized
+  | Forbidden
+  | SessionNotFound
+  | BadRequest
+  | InvalidBody
+  | PayloadTooLarge
+  | UnsupportedMediaType
+  | SessionBusy
+  | TooManyRuns
 
 /** The HTTP status of a refusal. @since 0.1.0 */
 export const status = (error: RouteError): number => {
@@ -84,6 +101,8 @@ export const status = (error: RouteError): number => {
       return 422
     case "PayloadTooLarge":
       return 413
+    case "UnsupportedMediaType":
+      return 415
     case "SessionBusy":
       return 409
     case "TooManyRuns":

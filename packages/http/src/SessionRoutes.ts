@@ -1,8 +1,8 @@
 /**
  * The session routes, for any @effect/platform `HttpRouter`:
  *
- * - `POST /sessions/:id/messages` `{ message, disconnect? }`: starts a run of the
- *   agent on the session's conversation and streams its events as Server-Sent Events;
+ * - `POST /sessions/:id/messages` `{ message, disconnect? }` (as `application/json`): starts a
+ *   run of the agent on the session's conversation and streams its events as Server-Sent Events;
  * - `POST /sessions/:id/cancel`: Stop; cancels the run with `UserAbort` and answers
  *   what was cancelled (reason, tokens, writes rolled back);
  * - `GET /sessions/:id`: the session's status (running, or its last outcome);
@@ -225,7 +225,10 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
           message: `session ${who.sessionId} belongs to another caller`
         })
       }
-      const previous = yield* registry.get(who.sessionId)
+      // A run the registry still holds for a session the store no longer knows (forgotten, see
+      // `SessionStore.MemoryOptions.retainIdle`) belongs to whoever had the id before: its transcript must not
+      // become this caller's history. (If it is still going, the start is refused below.)
+      const previous = Option.isSome(existing) ? yield* registry.get(who.sessionId) : Option.none<AgentRun.AgentRun>()
       const busy = Option.isSome(previous) && (yield* isRunning(previous.value)) ? previous : Option.none()
       if (Option.isSome(busy) && onConflict === "refuse") {
         return yield* new RouteError.SessionBusy({

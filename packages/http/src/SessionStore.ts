@@ -4,6 +4,8 @@
  * ends (completed, cancelled or failed) its transcript becomes the session's,
  * so the next message continues the conversation; a cancelled run's
  * transcript is closed by the core (every tool call answered), so it is valid too.
+ * The in-memory store keeps every session for the life of the process, or
+ * forgets one once it has been idle for `retainIdle` (`layerMemoryWith`).
  *
  * @example
  * ```ts
@@ -19,7 +21,8 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, FiberSet, Layer, Option, Schema } from "effect"
+import { Context, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema } from "effect"
+import type { Scope } from "effect"
 import type { AgentRun, Message } from "@tether/core"
 import type { CallerId } from "./Auth.js"
 
@@ -62,29 +65,109 @@ export interface Service {
 /** @since 0.1.0 */
 export class SessionStore extends Context.Tag("@tether/http/SessionStore")<SessionStore, Service>() {}
 
-/** Makes an in-memory store whose followers live as long as the current scope. @since 0.1.0 */
-export const makeMemory = Effect.gen(function* () {
-  const sessions = new Map<string, Session>()
-  const followers = yield* FiberSet.make()
-  const service: Service = {
-    get: (sessionId) => Effect.sync(() => Option.fromNullable(sessions.get(sessionId))),
-    save: (session) => Effect.sync(() => void sessions.set(session.id, session)),
-    ownedBy: (owner) => Effect.sync(() => Array.from(sessions.values()).filter((session) => session.owner === owner)),
-    follow: (sessionId, run) =>
-      FiberSet.run(
-        followers,
-        Effect.flatMap(run.outcome, (outcome) =>
-          Effect.sync(() => {
-            const session = sessions.get(sessionId)
-            if (session !== undefined && session.runId === run.id) {
-              sessions.set(sessionId, { ...session, transcript: outcome.transcript })
-            }
-          })
-        )
-      ).pipe(Effect.asVoid)
-  }
-  return service
-})
+/** @since 0.1.0 */
+export interface MemoryOptions {
+  /**
+   * How long a session is kept once it is idle: no run of it going (none followed and not yet ended), no save.
+   * Then it is forgotten with its conversation: its routes answer 404, and a message to its id starts a new
+   * session (of whoever sends it). A sweep forgets it, every minute (every `retainIdle` if that is shorter, but
+   * not more often than every second). Default `Duration.infinity`: every session stays for the life of the
+   * process (the soak measured ~3-6 KB a short conversation), so a long-lived server should set it.
+   */
+  readonly retainIdle?: Duration.DurationInput | undefined
+}
 
-/** Sessions in memory, for one process. @since 0.1.0 */
+/** Makes an in-memory store whose followers (and sweeper) live as long as the current scope. @since 0.1.0 */
+export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<Service, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const sessions = new Map<string, Session>()
+    const byOwner = new Map<CallerId, Set<string>>()
+    // When each session last changed, by Effect's Clock, and how many of its runs are followed and not yet ended.
+    const touchedAt = new Map<string, number>()
+    const following = new Map<string, number>()
+    const followers = yield* FiberSet.make()
+    const clock = yield* Effect.clock
+
+    const put = (session: Session) => {
+      const previous = sessions.get(session.id)
+      if (previous !== undefined && previous.owner !== session.owner) byOwner.get(previous.owner)?.delete(session.id)
+      sessions.set(session.id, session)
+      const owned = byOwner.get(session.owner)
+      if (owned === undefined) byOwner.set(session.owner, new Set([session.id]))
+      else owned.add(session.id)
+      touchedAt.set(session.id, clock.unsafeCurrentTimeMillis())
+    }
+    const drop = (sessionId: string) => {
+      const session = sessions.get(sessionId)
+      if (session === undefined) return
+      sessions.delete(sessionId)
+      touchedAt.delete(sessionId)
+      const owned = byOwner.get(session.owner)
+      owned?.delete(sessionId)
+      if (owned?.size === 0) byOwner.delete(session.owner)
+    }
+    const countFollower = (sessionId: string, delta: 1 | -1) => {
+      const count = (following.get(sessionId) ?? 0) + delta
+      if (count === 0) following.delete(sessionId)
+      else following.set(sessionId, count)
+    }
+
+    const retainIdle = Duration.decode(options.retainIdle ?? Duration.infinity)
+    if (Duration.isFinite(retainIdle)) {
+      const retainMillis = Duration.toMillis(retainIdle)
+      const sweep = Effect.sync(() => {
+        const now = clock.unsafeCurrentTimeMillis()
+        for (const [sessionId, at] of touchedAt) {
+          if (now - at >= retainMillis && !following.has(sessionId)) drop(sessionId)
+        }
+      })
+      const every = Duration.max(Duration.min(retainIdle, Duration.minutes(1)), Duration.seconds(1))
+      yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(every)))
+    }
+
+    const service: Service = {
+      get: (sessionId) => Effect.sync(() => Option.fromNullable(sessions.get(sessionId))),
+      save: (session) => Effect.sync(() => put(session)),
+      ownedBy: (owner) =>
+        Effect.sync(() => Array.from(byOwner.get(owner) ?? [], (sessionId) => sessions.get(sessionId)!)),
+      follow: (sessionId, run) =>
+        Effect.suspend(() => {
+          countFollower(sessionId, 1)
+          return FiberSet.run(
+            followers,
+            run.outcome.pipe(
+              Effect.tap((outcome) =>
+                Effect.sync(() => {
+                  const session = sessions.get(sessionId)
+                  if (session !== undefined && session.runId === run.id)
+                    put({ ...session, transcript: outcome.transcript })
+                })
+              ),
+              Effect.ensuring(Effect.sync(() => countFollower(sessionId, -1)))
+            )
+          )
+        }).pipe(Effect.asVoid)
+    }
+    return service
+  })
+
+/** Makes an in-memory store that keeps every session (see `makeMemoryWith`). @since 0.1.0 */
+export const makeMemory: Effect.Effect<Service, never, Scope.Scope> = makeMemoryWith({})
+
+/** Sessions in memory, for one process, kept for its life (see `layerMemoryWith`). @since 0.1.0 */
 export const layerMemory: Layer.Layer<SessionStore> = Layer.scoped(SessionStore, makeMemory)
+
+/**
+ * Sessions in memory, for one process, each forgotten `retainIdle` after it went idle.
+ *
+ * @example
+ * ```ts
+ * import { SessionStore } from "@tether/http"
+ *
+ * const sessions = SessionStore.layerMemoryWith({ retainIdle: "1 hour" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<SessionStore> =>
+  Layer.scoped(SessionStore, makeMemoryWith(options))

@@ -124,6 +124,66 @@ describe("bad input", () => {
       })
   )
 
+  it.scopedLive(
+    "a body not declared as JSON gets 415 and starts nothing; JSON types with parameters or +json pass",
+    () =>
+      Effect.gen(function* () {
+        const harness = yield* Harness.start({ script: Harness.orderThenSlowText(1, "1 millis") })
+        const body = JSON.stringify({ message: "buy" })
+        const post = (sessionId: string, contentType: string | undefined) =>
+          Effect.async<{ readonly status: number; readonly json: any }>((resume) => {
+            const request = http.request({
+              port: harness.port,
+              method: "POST",
+              path: `/api/sessions/${sessionId}/messages`,
+              agent: false,
+              headers: { ...Harness.alice, ...(contentType === undefined ? {} : { "content-type": contentType }) }
+            })
+            request.on("response", (response) => {
+              let text = ""
+              response.on("data", (chunk) => (text += chunk))
+              response.on("end", () =>
+                resume(
+                  Effect.succeed({
+                    status: response.statusCode ?? 0,
+                    json: response.statusCode === 200 ? text : JSON.parse(text)
+                  })
+                )
+              )
+            })
+            request.on("error", (error) => resume(Effect.die(error)))
+            request.end(body)
+          })
+
+        // What a cross-site form or a no-preflight fetch can send, and no type at all.
+        for (const type of [
+          "text/plain",
+          "text/plain;charset=UTF-8",
+          "application/x-www-form-urlencoded",
+          "multipart/form-data; boundary=x",
+          "application/jsonp",
+          undefined
+        ]) {
+          const refused = yield* post("s-form", type)
+          expect(refused.status, String(type)).toBe(415)
+          expect(refused.json.error).toMatchObject({ _tag: "UnsupportedMediaType" })
+          expect(refused.json.error.message).toMatch(/application\/json/)
+        }
+        expect(Option.isNone(yield* harness.store.get("s-form"))).toBe(true)
+        expect(yield* harness.model.requests).toHaveLength(0)
+
+        for (const [sessionId, type] of [
+          ["s-charset", "Application/JSON; charset=utf-8"],
+          ["s-suffix", "application/vnd.example+json"]
+        ] as const) {
+          const accepted = yield* post(sessionId, type)
+          expect(accepted.status, type).toBe(200)
+          expect(accepted.json).toMatch(/RunCompleted/)
+        }
+        expect(yield* harness.model.requests).toHaveLength(4)
+      })
+  )
+
   it.scopedLive("too many runs per caller get 429, a message to a busy session 409; nothing changes", () =>
     Effect.gen(function* () {
       const harness = yield* Harness.start({

@@ -134,4 +134,37 @@ describe("detach policy", () => {
       expect(requests.at(-1)?.messages.length).toBeGreaterThan(1)
     })
   )
+
+  it.scopedLive("a session idle past retainIdle is forgotten; its id starts afresh, without the old conversation", () =>
+    Effect.gen(function* () {
+      // The store forgets the session long before the registry forgets its run.
+      const harness = yield* Harness.start({ script: Harness.orderThenSlowText(2, "5 millis"), retainIdle: "1 second" })
+      const send = (who: Record<string, string>, message: string) =>
+        Client.openEventStream({
+          port: harness.port,
+          method: "POST",
+          path: "/api/sessions/s-i/messages",
+          headers: who,
+          body: JSON.stringify({ message })
+        }).pipe(Effect.flatMap((stream) => stream.ended.pipe(Effect.timeout("10 seconds"))))
+      const status = (who: Record<string, string>) =>
+        Client.requestJson({ port: harness.port, method: "GET", path: "/api/sessions/s-i", headers: who })
+
+      expect((yield* send(Harness.alice, "buy a secret gift")).at(-1)?.event).toBe("RunCompleted")
+      const gone = yield* status(Harness.alice).pipe(
+        Effect.delay("100 millis"),
+        Effect.repeat({ until: (answer) => answer.status === 404 }),
+        Effect.timeout("10 seconds")
+      )
+      expect(gone.json.error._tag).toBe("SessionNotFound")
+      expect(Option.isSome(yield* harness.registry.get("s-i"))).toBe(true)
+
+      const before = (yield* harness.model.requests).length
+      expect((yield* send(Harness.bob, "hello")).at(-1)?.event).toBe("RunCompleted")
+      const first = (yield* harness.model.requests)[before]!
+      expect(first.messages).toEqual([{ role: "user", content: [{ type: "text", text: "hello" }] }])
+      expect((yield* status(Harness.bob)).json).toMatchObject({ status: "ended", messages: 4 })
+      expect((yield* status(Harness.alice)).status).toBe(403)
+    })
+  )
 })

@@ -2,7 +2,7 @@ import { IncomingMessage } from "node:http"
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpIncomingMessage } from "@effect/platform"
 import { Effect, Option, ParseResult, Schema } from "effect"
-import { BadRequest, InvalidBody, PayloadTooLarge } from "../RouteError.js"
+import { BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType } from "../RouteError.js"
 
 const tooLarge = (limitBytes: number) =>
   new PayloadTooLarge({ message: `the body is larger than ${limitBytes} bytes`, limitBytes })
@@ -77,18 +77,32 @@ const readText = (
         )
       )
 
+/** `application/json` or `application/<anything>+json`, with any parameters. */
+const isJsonMediaType = (contentType: string | undefined): boolean => {
+  if (contentType === undefined) return false
+  const essence = contentType.split(";", 1)[0]!.trim().toLowerCase()
+  return essence === "application/json" || (essence.startsWith("application/") && essence.endsWith("+json"))
+}
+
 /**
  * Reads a JSON body of at most `limitBytes` bytes. A declared `content-length`
- * over the limit is refused before anything is read.
+ * over the limit is refused before anything is read; a body not declared as
+ * JSON is refused once read (so that the refusal reaches a client still sending).
  */
 export const readJson = (
   request: HttpServerRequest.HttpServerRequest,
   limitBytes: number
-): Effect.Effect<unknown, BadRequest | PayloadTooLarge> =>
+): Effect.Effect<unknown, BadRequest | PayloadTooLarge | UnsupportedMediaType> =>
   Effect.gen(function* () {
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > limitBytes) return yield* tooLarge(limitBytes)
     const text = yield* readText(request, limitBytes)
+    const contentType = request.headers["content-type"]
+    if (!isJsonMediaType(contentType)) {
+      return yield* new UnsupportedMediaType({
+        message: `the body must be sent as application/json, not ${contentType === undefined ? "without a content-type" : JSON.stringify(contentType)}`
+      })
+    }
     if (Buffer.byteLength(text, "utf8") > limitBytes) return yield* tooLarge(limitBytes)
     if (text.trim() === "") return yield* new BadRequest({ message: "the body is empty; expected a JSON object" })
     const json = yield* Effect.try({

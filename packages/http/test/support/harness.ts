@@ -62,6 +62,8 @@ export const start = (options: {
   readonly routes?: SessionRoutes.Options | undefined
   /** How long the registry keeps an ended run (its default when not given). */
   readonly retainEnded?: Duration.DurationInput | undefined
+  /** How long the session store keeps an idle session (its default when not given). */
+  readonly retainIdle?: Duration.DurationInput | undefined
 }): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const app = HttpRouter.empty.pipe(
@@ -69,7 +71,7 @@ export const start = (options: {
     )
     const services = Layer.mergeAll(
       RunRegistry.layerWith({ retainEnded: options.retainEnded }),
-      SessionStore.layerMemory,
+      SessionStore.layerMemoryWith({ retainIdle: options.retainIdle }),
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),
       StagedWrites.layerMemory

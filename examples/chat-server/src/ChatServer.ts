@@ -28,7 +28,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Console, Duration, Effect, Layer, Option } from "effect"
 import type { Redacted } from "effect"
 import { RunRegistry } from "@tether/core"
-import { Auth, GracefulShutdown, RouteError, SessionRoutes, SessionStore } from "@tether/http"
+import { Auth, GracefulShutdown, RouteError, SessionRoutes } from "@tether/http"
 import * as Assistant from "./Assistant.js"
 import { ModelInfo } from "./Model.js"
 import * as Page from "./Page.js"
@@ -97,7 +97,7 @@ export const router = (options: Omit<Options, "port" | "host">) =>
 
 /**
  * The server on `options.port`; it needs the model (`LanguageModel`,
- * `ModelInfo`) and the storage (`StagedWrites`, `Orders`), which outlive it.
+ * `ModelInfo`) and the storage (`StagedWrites`, `Orders`, `SessionStore`), which outlive it.
  *
  * @since 0.1.0
  */
@@ -124,12 +124,7 @@ export const layer = (options: Options) => {
       yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
     })
   )
-  const services = Layer.mergeAll(
-    RunRegistry.layer,
-    // A tab's conversation is kept while it is used, and forgotten a day after its last message.
-    SessionStore.layerMemoryWith({ retainIdle: "1 day" }),
-    Auth.layerSignedCookie({ secret: options.secret })
-  )
+  const services = Layer.mergeAll(RunRegistry.layer, Auth.layerSignedCookie({ secret: options.secret }))
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
     Layer.provide(services)
   )

@@ -1,13 +1,15 @@
 /**
- * Where orders are written: SQLite in `.data/chat.db` by default, PostgreSQL
- * when `DATABASE_URL` is set. Staged writes go through `SqlStagedWrites`; the
- * `Orders` service reads back what was committed.
+ * Where orders and sessions are written: SQLite in `.data/chat.db` by default,
+ * PostgreSQL when `DATABASE_URL` is set. Staged writes go through
+ * `SqlStagedWrites`; the `Orders` service reads back what was committed; the
+ * sessions (owners and conversations) are rows of `SqlSessionStore`, so a
+ * conversation outlives a restart of the server.
  *
  * @example
  * ```ts
  * import * as Storage from "./Storage.js"
  *
- * const storage = Storage.layerSqlite(".data/chat.db") // StagedWrites, Orders
+ * const storage = Storage.layerSqlite(".data/chat.db") // StagedWrites, Orders, SessionStore
  * ```
  *
  * @since 0.1.0
@@ -15,7 +17,8 @@
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect"
 import type { StagedWrites } from "@tether/core"
-import { SqlStagedWrites } from "@tether/sql"
+import type { SessionStore } from "@tether/http"
+import { SqlSessionStore, SqlStagedWrites } from "@tether/sql"
 import { Order, ordersTable } from "./Assistant.js"
 
 /** @since 0.1.0 */
@@ -47,6 +50,13 @@ const ordersLayer = (label: string) =>
     }))
   )
 
+/** What the storage provides. @since 0.1.0 */
+export type Provided = StagedWrites.StagedWrites | Orders | SessionStore.SessionStore
+
+/** Orders and sessions on the `SqlClient` of `SqlStagedWrites`' layer. */
+const onDatabase = (label: string, sessionsTable: string | undefined) =>
+  Layer.merge(ordersLayer(label), SqlSessionStore.layer({ sessionsTable }))
+
 /** Why the store could not open: the database failed, or its configuration is bad. @since 0.1.0 */
 export type StorageError = Layer.Layer.Error<ReturnType<typeof SqlStagedWrites.layerSqlite>> | ConfigError.ConfigError
 
@@ -54,24 +64,25 @@ export type StorageError = Layer.Layer.Error<ReturnType<typeof SqlStagedWrites.l
 export const defaultSqliteFile = ".data/chat.db"
 
 /** SQLite in `filename` (its directory is created). @since 0.1.0 */
-export const layerSqlite = (filename: string): Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> =>
-  ordersLayer(`SQLite ${filename}`).pipe(Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename })))
+export const layerSqlite = (filename: string): Layer.Layer<Provided, StorageError> =>
+  onDatabase(`SQLite ${filename}`, undefined).pipe(Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename })))
 
 /**
- * PostgreSQL at `url`; the records go to `recordsTable` (default `SqlStagedWrites`'s, `tether_records`).
+ * PostgreSQL at `url`; the records go to `recordsTable` (default `SqlStagedWrites`'s, `tether_records`), the
+ * sessions to `sessionsTable` (default `SqlSessionStore`'s, `tether_sessions`).
  *
  * @since 0.1.0
  */
 export const layerPg = (
   url: Redacted.Redacted<string>,
-  options: { readonly recordsTable?: string | undefined } = {}
-): Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> =>
-  ordersLayer("PostgreSQL").pipe(
+  options: { readonly recordsTable?: string | undefined; readonly sessionsTable?: string | undefined } = {}
+): Layer.Layer<Provided, StorageError> =>
+  onDatabase("PostgreSQL", options.sessionsTable).pipe(
     Layer.provideMerge(SqlStagedWrites.layerPg({ url, recordsTable: options.recordsTable }))
   )
 
 /** PostgreSQL when `DATABASE_URL` is set, else SQLite in `CHAT_DB_FILE` (default `.data/chat.db`). @since 0.1.0 */
-export const layerFromEnv: Layer.Layer<StagedWrites.StagedWrites | Orders, StorageError> = Layer.unwrapEffect(
+export const layerFromEnv: Layer.Layer<Provided, StorageError> = Layer.unwrapEffect(
   Effect.gen(function* () {
     const url = yield* Config.redacted("DATABASE_URL").pipe(Config.withDefault(Redacted.make("")))
     const file = yield* Config.string("CHAT_DB_FILE").pipe(Config.withDefault(defaultSqliteFile))

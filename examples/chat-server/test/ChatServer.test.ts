@@ -1,6 +1,10 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SessionClient as Client } from "@tether/testing"
+import * as Storage from "../src/Storage.js"
 import * as Harness from "./support/harness.js"
 import * as Scenarios from "./support/scenarios.js"
 
@@ -51,6 +55,15 @@ describe("chat server (real SDK against FakeAnthropic, SQLite)", () => {
 
   it.scopedLive("Stop while the answer streams: the API request is aborted and the order never appears", () =>
     Scenarios.stopRollsBackItsOrder(Harness.start)
+  )
+
+  it.scopedLive("a conversation outlives a restart of the server: its session is a row of the SQLite file", () =>
+    Effect.gen(function* () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-chat-restart-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      const file = path.join(dir, "chat.db")
+      yield* Scenarios.conversationOutlivesARestart((offline) => Harness.start(offline, Storage.layerSqlite(file)))
+    })
   )
 
   it.scopedLive(

@@ -1,6 +1,7 @@
 /**
  * The chat server on PostgreSQL (`Storage.layerPg`, what `DATABASE_URL` selects): the same order scenarios as on
- * SQLite. Each server's records go to a table of its own (on SQLite each gets a fresh file), dropped afterwards.
+ * SQLite. Each server's records and sessions go to tables of its own (on SQLite each gets a fresh file), dropped
+ * afterwards.
  * Where PostgreSQL is unreachable the tests are skipped with a message, except under `CI=true`, where they run and
  * fail.
  */
@@ -18,8 +19,8 @@ const url =
     ? process.env.DATABASE_URL
     : "postgres://postgres@127.0.0.1:5432/test"
 const tables: Array<string> = []
-const newTable = () => {
-  const table = `tether_records_chat_${process.pid}_${crypto.randomBytes(4).toString("hex")}`
+const newTable = (kind: "records" | "sessions" = "records") => {
+  const table = `tether_${kind}_chat_${process.pid}_${crypto.randomBytes(4).toString("hex")}`
   tables.push(table)
   return table
 }
@@ -40,7 +41,10 @@ const isCi = process.env.CI === "true"
 if (reachable !== "" && !isCi) console.warn(`PostgreSQL at ${url} is unreachable (${reachable}): skipping its tests`)
 
 const onPostgres: Scenarios.Start = (offline) =>
-  Harness.start(offline, Storage.layerPg(Redacted.make(url), { recordsTable: newTable() }))
+  Harness.start(
+    offline,
+    Storage.layerPg(Redacted.make(url), { recordsTable: newTable(), sessionsTable: newTable("sessions") })
+  )
 
 describe.skipIf(reachable !== "" && !isCi)("chat server on PostgreSQL (real SDK against FakeAnthropic)", () => {
   afterAll(() =>
@@ -58,4 +62,11 @@ describe.skipIf(reachable !== "" && !isCi)("chat server on PostgreSQL (real SDK 
   it.scopedLive("Stop while the answer streams: the order rolls back and never reaches PostgreSQL", () =>
     Scenarios.stopRollsBackItsOrder(onPostgres)
   )
+
+  it.scopedLive("a conversation outlives a restart of the server: its session is a row in PostgreSQL", () => {
+    const tablesOfOneDatabase = { recordsTable: newTable(), sessionsTable: newTable("sessions") }
+    return Scenarios.conversationOutlivesARestart((offline) =>
+      Harness.start(offline, Storage.layerPg(Redacted.make(url), tablesOfOneDatabase))
+    )
+  })
 })

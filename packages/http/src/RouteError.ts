@@ -74,6 +74,11 @@ export class TooManyRuns extends Schema.TaggedError<TooManyRuns>()("TooManyRuns"
   limit: Schema.Number
 }) {}
 
+/** The session store failed (a database down): nothing was started or stopped; try again (503). @since 0.1.0 */
+export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("StoreUnavailable", {
+  message: Schema.String
+}) {}
+
 /** @since 0.1.0 */
 export type RouteError =
   | Unauthorized
@@ -85,6 +90,7 @@ export type RouteError =
   | UnsupportedMediaType
   | SessionBusy
   | TooManyRuns
+  | StoreUnavailable
 
 /** The HTTP status of a refusal. @since 0.1.0 */
 export const status = (error: RouteError): number => {
@@ -107,6 +113,8 @@ export const status = (error: RouteError): number => {
       return 409
     case "TooManyRuns":
       return 429
+    case "StoreUnavailable":
+      return 503
   }
 }
 

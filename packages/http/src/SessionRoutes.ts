@@ -43,7 +43,7 @@ import type { Agent, AgentRun, LanguageModel } from "@tether/core"
 import * as Auth from "./Auth.js"
 import * as RouteError from "./RouteError.js"
 import * as ServerSentEvents from "./ServerSentEvents.js"
-import { DisconnectPolicy, SessionStore, type Session } from "./SessionStore.js"
+import { DisconnectPolicy, SessionStore, type Session, type SessionStoreError } from "./SessionStore.js"
 import * as Body from "./internal/body.js"
 import * as Json from "./internal/json.js"
 
@@ -140,10 +140,20 @@ const latestRun = (session: Session) =>
 
 const isRunning = (run: AgentRun.AgentRun) => Effect.map(run.poll, Option.isNone)
 
+/** Refusals as JSON; a store that failed is logged and answered with 503. */
 const respond = <R>(
-  effect: Effect.Effect<HttpServerResponse.HttpServerResponse, RouteError.RouteError, R>
+  effect: Effect.Effect<HttpServerResponse.HttpServerResponse, RouteError.RouteError | SessionStoreError, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
-  Effect.catchAll(effect, (error) => Effect.succeed(RouteError.toResponse(error)))
+  Effect.catchAll(effect, (error) =>
+    error._tag === "SessionStoreError"
+      ? Effect.as(
+          Effect.logError("the session store failed", error),
+          RouteError.toResponse(
+            new RouteError.StoreUnavailable({ message: "the session store is unavailable; try again" })
+          )
+        )
+      : Effect.succeed(RouteError.toResponse(error))
+  )
 
 /**
  * Streams a run's events. When `cancelOnDisconnect`, the request's scope
@@ -272,7 +282,10 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
               })
           )
         )
-      yield* store.save({ id: who.sessionId, owner: who.caller, disconnect, transcript: history, runId: run.id })
+      // A run whose session could not be saved has nobody to stream to or stop it: it is cancelled at once.
+      yield* store
+        .save({ id: who.sessionId, owner: who.caller, disconnect, transcript: history, runId: run.id })
+        .pipe(Effect.tapError(() => run.cancel(new CancelReason.Interrupted())))
       yield* store.follow(who.sessionId, run)
       return { run, disconnect }
     })

@@ -48,16 +48,26 @@ export interface Session {
   readonly runId: string | undefined
 }
 
+/**
+ * The store could not read or write (a database down, a row that does not decode). The routes answer it with
+ * 503 `StoreUnavailable`. @since 0.1.0
+ */
+export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
 /** @since 0.1.0 */
 export interface Service {
-  readonly get: (sessionId: string) => Effect.Effect<Option.Option<Session>>
+  readonly get: (sessionId: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
   /** Creates or replaces a session. */
-  readonly save: (session: Session) => Effect.Effect<void>
+  readonly save: (session: Session) => Effect.Effect<void, SessionStoreError>
   /** The sessions `owner` started. */
-  readonly ownedBy: (owner: CallerId) => Effect.Effect<ReadonlyArray<Session>>
+  readonly ownedBy: (owner: CallerId) => Effect.Effect<ReadonlyArray<Session>, SessionStoreError>
   /**
    * Follows `run`: when it ends, its transcript becomes the session's (unless a
-   * newer run of the session has started since). The follower lives as long as the store.
+   * newer run of the session has started since). The follower lives as long as the
+   * store; a store that fails to save the transcript logs it.
    */
   readonly follow: (sessionId: string, run: AgentRun.AgentRun) => Effect.Effect<void>
 }

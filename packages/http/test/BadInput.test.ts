@@ -1,6 +1,7 @@
 import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
+import { SessionStore } from "@tether/http"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
@@ -36,6 +37,26 @@ const postChunked = (port: number, path: string, body: string) =>
     for (let i = 0; i < body.length; i += 4096) request.write(body.slice(i, i + 4096))
     request.end()
   })
+
+/** The in-memory store, failing every call (`all`) or only saves (`save`) while `mode` says so. */
+const flakyStore = (mode: { current: "none" | "all" | "save" }) =>
+  Layer.scoped(
+    SessionStore.SessionStore,
+    Effect.map(SessionStore.makeMemory, (store): SessionStore.Service => {
+      const failing = <A>(effect: Effect.Effect<A, SessionStore.SessionStoreError>, isSave = false) =>
+        Effect.suspend(() =>
+          mode.current === "all" || (isSave && mode.current === "save")
+            ? new SessionStore.SessionStoreError({ message: "the database is down" })
+            : effect
+        )
+      return {
+        get: (id) => failing(store.get(id)),
+        save: (session) => failing(store.save(session), true),
+        ownedBy: (owner) => failing(store.ownedBy(owner)),
+        follow: store.follow
+      }
+    })
+  )
 
 describe("bad input", () => {
   it.scopedLive("a chunked body gets the same answers: 400 for bad JSON, 413 (not a reset) past the limit", () =>
@@ -181,6 +202,53 @@ describe("bad input", () => {
           expect(accepted.json).toMatch(/RunCompleted/)
         }
         expect(yield* harness.model.requests).toHaveLength(4)
+      })
+  )
+
+  it.scopedLive(
+    "a failing session store gets 503 StoreUnavailable; a run whose session was not saved is cancelled",
+    () =>
+      Effect.gen(function* () {
+        const mode: { current: "none" | "all" | "save" } = { current: "all" }
+        const harness = yield* Harness.start({
+          script: Harness.orderThenSlowText(50, "20 millis"),
+          sessionStore: flakyStore(mode)
+        })
+        const post = (sessionId: string) =>
+          Client.requestJson({
+            port: harness.port,
+            method: "POST",
+            path: `/api/sessions/${sessionId}/messages`,
+            headers: Harness.alice,
+            body: JSON.stringify({ message: "buy" })
+          })
+        const get = (path: string) =>
+          Client.requestJson({ port: harness.port, method: "GET", path, headers: Harness.alice })
+
+        for (const answer of [yield* post("s-down"), yield* get("/api/sessions/s-down")]) {
+          expect(answer.status).toBe(503)
+          expect(answer.json.error).toMatchObject({ _tag: "StoreUnavailable" })
+        }
+        expect(yield* harness.registry.get("s-down")).toEqual(Option.none())
+
+        // The store fails only the save, after the run has started: the run is cancelled, not left unwatched.
+        mode.current = "save"
+        const refused = yield* post("s-save")
+        expect(refused.status).toBe(503)
+        const outcome = yield* Harness.outcomeOf(harness, "s-save")
+        expect(outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "Interrupted" } })
+        expect(yield* harness.registry.running).toEqual([])
+        expect((yield* harness.committed).size).toBe(0)
+
+        mode.current = "none"
+        const stream = yield* Client.openEventStream({
+          port: harness.port,
+          method: "POST",
+          path: "/api/sessions/s-up/messages",
+          headers: Harness.alice,
+          body: JSON.stringify({ message: "buy" })
+        })
+        expect(stream.status).toBe(200)
       })
   )
 

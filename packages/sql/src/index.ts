@@ -1,7 +1,8 @@
 /**
  * @tether/sql: staged writes for Tether runs on SQLite or PostgreSQL. A run's
  * writes land in one short transaction when it succeeds, never when it fails,
- * is interrupted or its process dies.
+ * is interrupted or its process dies. `SqlSessionStore` keeps @tether/http's
+ * sessions (owners, conversations) in the same database.
  *
  * @example
  * ```ts
@@ -18,4 +19,5 @@
  *
  * @since 0.1.0
  */
+export * as SqlSessionStore from "./SqlSessionStore.js"
 export * as SqlStagedWrites from "./SqlStagedWrites.js"

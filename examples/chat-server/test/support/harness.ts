@@ -8,8 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import type { StagedWrites } from "@tether/core"
-import { Auth } from "@tether/http"
+import { Auth, SessionStore } from "@tether/http"
 import { FakeAnthropic } from "@tether/testing"
 import * as ChatServer from "../../src/ChatServer.js"
 import * as Model from "../../src/Model.js"
@@ -29,12 +28,13 @@ export interface Harness {
   readonly url: string
   readonly fake: FakeAnthropic.Service
   readonly orders: Storage.Service
+  readonly sessions: SessionStore.Service
   readonly shutdown: Effect.Effect<void>
 }
 
 export const start = (
   offline: OfflineScript.Options = {},
-  storage?: Layer.Layer<StagedWrites.StagedWrites | Storage.Orders, Storage.StorageError>
+  storage?: Layer.Layer<Storage.Provided, Storage.StorageError>
 ): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-chat-"))
@@ -59,6 +59,7 @@ export const start = (
       url: `http://127.0.0.1:${port}`,
       fake: Context.get(context, FakeAnthropic.FakeAnthropic),
       orders: Context.get(context, Storage.Orders),
+      sessions: Context.get(context, SessionStore.SessionStore),
       shutdown: Scope.close(scope, Exit.void)
     }
   })

@@ -1,10 +1,10 @@
 /**
- * What the chat-server tests share: a caller, sending a message, waiting for an order, and the two scenarios that
- * each storage runs (SQLite in ChatServer.test.ts, PostgreSQL in ChatServerPg.test.ts).
+ * What the chat-server tests share: a caller, sending a message, waiting for an order, and the scenarios that each
+ * storage runs (SQLite in ChatServer.test.ts, PostgreSQL in ChatServerPg.test.ts).
  */
 import { expect } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Effect } from "effect"
+import { Effect, Option, Schedule } from "effect"
 import { SessionClient as Client } from "@tether/testing"
 import type * as OfflineScript from "../../src/OfflineScript.js"
 import * as Harness from "./harness.js"
@@ -93,4 +93,36 @@ export const stopRollsBackItsOrder = (start: Start) =>
     expect(yield* harness.orders.list).toEqual([])
     const listed = yield* Client.requestJson({ port: harness.port, method: "GET", path: "/orders", headers: alice })
     expect(listed.json).toEqual({ orders: [] })
+  })
+
+/**
+ * A conversation outlives a restart of the server: `start` puts every server it starts on the same database. The
+ * session, its owner and its transcript come back; the next message goes on from them.
+ */
+export const conversationOutlivesARestart = (start: Start) =>
+  Effect.gen(function* () {
+    const first = yield* start({ answerWords: 5 })
+    const events = yield* (yield* ask(first, "s-keep", "Find a quiet grinder and order one")).ended.pipe(
+      Effect.timeout("20 seconds")
+    )
+    expect(events.at(-1)?.event).toBe("RunCompleted")
+    const ended = yield* Harness.waitForStatus(first, alice, "s-keep", (status) => status.status === "ended")
+    // The store writes an ended run's transcript right after the run ends.
+    yield* first.sessions.get("s-keep").pipe(
+      Effect.map((session) => Option.getOrThrow(session).transcript.length),
+      Effect.filterOrFail((length) => length === ended.messages),
+      Effect.retry(Schedule.spaced("20 millis")),
+      Effect.timeout("10 seconds")
+    )
+    yield* first.shutdown
+
+    const second = yield* start({ answerWords: 5 })
+    const status = (headers: Record<string, string>) =>
+      Client.requestJson({ port: second.port, method: "GET", path: "/api/sessions/s-keep", headers })
+    expect((yield* status(alice)).json).toMatchObject({ status: "idle", messages: ended.messages })
+    expect((yield* status(Harness.cookieFor("bob"))).status).toBe(403)
+    const next = yield* (yield* ask(second, "s-keep", "And a kettle?")).ended.pipe(Effect.timeout("20 seconds"))
+    expect(next.at(-1)?.event).toBe("RunCompleted")
+    const request = (yield* second.fake.requests)[0]!
+    expect(request.request?.messages.length).toBe(ended.messages + 1)
   })

@@ -64,6 +64,8 @@ export const start = (options: {
   readonly retainEnded?: Duration.DurationInput | undefined
   /** How long the session store keeps an idle session (its default when not given). */
   readonly retainIdle?: Duration.DurationInput | undefined
+  /** The session store; default the in-memory one (with `retainIdle`). */
+  readonly sessionStore?: Layer.Layer<SessionStore.SessionStore> | undefined
 }): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const app = HttpRouter.empty.pipe(
@@ -71,7 +73,7 @@ export const start = (options: {
     )
     const services = Layer.mergeAll(
       RunRegistry.layerWith({ retainEnded: options.retainEnded }),
-      SessionStore.layerMemoryWith({ retainIdle: options.retainIdle }),
+      options.sessionStore ?? SessionStore.layerMemoryWith({ retainIdle: options.retainIdle }),
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),
       StagedWrites.layerMemory

@@ -1,0 +1,145 @@
+import { SqlClient } from "@effect/sql"
+import { expect, it } from "@effect/vitest"
+import { Agent, RunRegistry } from "@tether/core"
+import type { LanguageModel, Message } from "@tether/core"
+import { Auth, SessionStore } from "@tether/http"
+import { ScriptedModel } from "@tether/testing"
+import { Effect, Either, Layer, Option, Schedule } from "effect"
+import type { Scope } from "effect"
+import { SqlSessionStore } from "../src/index.js"
+import { describeEachDatabase, TestNamespace } from "./support/TestDatabase.js"
+
+const alice = Auth.CallerId.make("alice")
+const bob = Auth.CallerId.make("bob")
+
+const transcript: ReadonlyArray<Message.Message> = [
+  { role: "user", content: [{ type: "text", text: "buy o-1, «quoted» 'text' \\ and emoji 🙂" }] },
+  {
+    role: "assistant",
+    content: [{ type: "tool_use", id: "t-1", name: "place_order", input: { id: "o-1", n: [1, 2] } }]
+  },
+  { role: "user", content: [{ type: "tool_result", toolUseId: "t-1", content: "placed", isError: false }] },
+  { role: "assistant", content: [{ type: "text", text: "done" }] }
+]
+
+const session = (
+  id: string,
+  owner: Auth.CallerId,
+  extra: Partial<SessionStore.Session> = {}
+): SessionStore.Session => ({
+  id,
+  owner,
+  disconnect: "cancel",
+  transcript: [],
+  runId: undefined,
+  ...extra
+})
+
+/** A store on the test database, in a table of the test's own. */
+const makeStore = Effect.flatMap(TestNamespace, (ns) => SqlSessionStore.make({ sessionsTable: ns.table("sessions") }))
+
+const agent = Agent.make({ name: "a" })
+const model = ScriptedModel.layer(() => ScriptedModel.text("hello there", { chunks: 2, delay: "20 millis" }))
+
+describeEachDatabase((db) => {
+  const test = <A, E>(
+    name: string,
+    self: () => Effect.Effect<
+      A,
+      E,
+      | Layer.Layer.Success<ReturnType<typeof db.layer>>
+      | RunRegistry.RunRegistry
+      | LanguageModel.LanguageModel
+      | Scope.Scope
+    >
+  ) =>
+    it.live(name, () =>
+      Effect.scoped(self()).pipe(
+        Effect.provide(Layer.mergeAll(RunRegistry.layer, model).pipe(Layer.provideMerge(db.layer())))
+      )
+    )
+
+  test("a session round-trips: owner, policy, run id and a transcript of every block kind", () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore
+      expect(yield* store.get("s-1")).toEqual(Option.none())
+      const saved = session("s-1", alice, { disconnect: "detach", transcript, runId: "run-1" })
+      yield* store.save(saved)
+      yield* store.save(session("s-2", alice))
+      yield* store.save(session("s-3", bob))
+      expect(yield* store.get("s-1")).toEqual(Option.some(saved))
+      expect(Option.getOrThrow(yield* store.get("s-2")).runId).toBeUndefined()
+      expect((yield* store.ownedBy(alice)).map((s) => s.id)).toEqual(["s-1", "s-2"])
+      // A save replaces the whole session, owner included.
+      yield* store.save(session("s-2", bob, { transcript: transcript.slice(0, 1) }))
+      expect((yield* store.ownedBy(alice)).map((s) => s.id)).toEqual(["s-1"])
+      expect((yield* store.ownedBy(bob)).map((s) => s.id)).toEqual(["s-2", "s-3"])
+      expect(Option.getOrThrow(yield* store.get("s-2")).transcript).toEqual(transcript.slice(0, 1))
+    }))
+
+  test("sessions are rows: a store built later on the same database finds them", () =>
+    Effect.gen(function* () {
+      yield* Effect.scoped(Effect.flatMap(makeStore, (store) => store.save(session("kept", alice, { transcript }))))
+      const later = yield* makeStore
+      expect(Option.getOrThrow(yield* later.get("kept")).transcript).toEqual(transcript)
+      const ns = yield* TestNamespace
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql`SELECT id, owner FROM ${sql(ns.table("sessions"))}`
+      expect(rows).toEqual([{ id: "kept", owner: "alice" }])
+    }))
+
+  test("a followed run's transcript becomes the session's; a run that is no longer the latest changes nothing", () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore
+      const registry = yield* RunRegistry.RunRegistry
+      const waitForTranscript = (sessionId: string, length: number) =>
+        store.get(sessionId).pipe(
+          Effect.map((s) => Option.getOrThrow(s).transcript),
+          Effect.filterOrFail((t) => t.length === length),
+          Effect.retry(Schedule.spaced("10 millis")),
+          Effect.timeout("5 seconds")
+        )
+
+      const run = yield* registry.start("s-f", agent, "hi")
+      yield* store.save(session("s-f", alice, { runId: run.id }))
+      yield* store.follow("s-f", run)
+      const outcome = yield* run.outcome
+      expect(yield* waitForTranscript("s-f", 2)).toEqual(outcome.transcript)
+
+      // "old" ends after the session moved on to another run id: its transcript is not written.
+      const old = yield* registry.start("s-old", agent, "hi")
+      yield* store.save(session("s-old", alice, { runId: old.id }))
+      yield* store.follow("s-old", old)
+      yield* store.save(session("s-old", alice, { runId: "a-newer-run", transcript: transcript.slice(0, 1) }))
+      yield* old.outcome
+      // The follower's write (or its absence) is observable once a later follower of the same store has written.
+      const marker = yield* registry.start("s-marker", agent, "hi")
+      yield* store.save(session("s-marker", alice, { runId: marker.id }))
+      yield* store.follow("s-marker", marker)
+      yield* waitForTranscript("s-marker", 2)
+      expect(Option.getOrThrow(yield* store.get("s-old")).transcript).toEqual(transcript.slice(0, 1))
+    }))
+
+  test("a row that does not decode, or a table that is gone, is a SessionStoreError, not a defect", () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore
+      const ns = yield* TestNamespace
+      const sql = yield* SqlClient.SqlClient
+      const table = ns.table("sessions")
+      yield* store.save(session("bad", alice))
+      yield* sql`UPDATE ${sql(table)} SET transcript = ${"not json"} WHERE id = ${"bad"}`
+      const read = yield* Effect.either(store.get("bad"))
+      expect(Either.isLeft(read) && read.left._tag).toBe("SessionStoreError")
+      expect(Either.isLeft(yield* Effect.either(store.ownedBy(alice)))).toBe(true)
+
+      yield* sql`DROP TABLE ${sql(table)}`
+      const failures: ReadonlyArray<Either.Either<unknown, SessionStore.SessionStoreError>> = [
+        yield* Effect.either(store.get("bad")),
+        yield* Effect.either(store.save(session("new", alice))),
+        yield* Effect.either(store.ownedBy(alice))
+      ]
+      for (const failed of failures) {
+        expect(Either.isLeft(failed) && failed.left).toMatchObject({ _tag: "SessionStoreError" })
+      }
+    }))
+})

@@ -1,7 +1,7 @@
 /**
  * Typed failures of a run (as opposed to cancellations, which carry a
  * `CancelReason`). Model failures are `ModelError`s; staged-write failures are
- * `StagedWriteError`s.
+ * `StagedWriteError`s, or `WriteConflictError`s when a record changed under an `Expect`.
  *
  * @example
  * ```ts
@@ -18,7 +18,7 @@
  */
 import { Schema } from "effect"
 import type { ModelError } from "./ModelError.js"
-import type { StagedWriteError } from "./StagedWrites.js"
+import type { StagedWriteError, WriteConflictError } from "./StagedWrites.js"
 
 /** The model still asked for tools after `maxTurns` turns. @since 0.1.0 */
 export class MaxTurnsError extends Schema.TaggedError<MaxTurnsError>()("MaxTurnsError", {
@@ -33,4 +33,4 @@ export class SubtaskFailedError extends Schema.TaggedError<SubtaskFailedError>()
 }) {}
 
 /** @since 0.1.0 */
-export type AgentError = ModelError | MaxTurnsError | SubtaskFailedError | StagedWriteError
+export type AgentError = ModelError | MaxTurnsError | SubtaskFailedError | StagedWriteError | WriteConflictError

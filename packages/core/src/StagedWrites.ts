@@ -6,6 +6,11 @@
  * Core holds the interface and an in-memory layer; `@tether/sql` backs it with
  * SQLite or PostgreSQL.
  *
+ * A run that read a record and stages a write based on it also stages an
+ * `expect` of what it read: at commit, a record changed since (by a run that
+ * committed in between) fails the commit with `WriteConflictError`, and
+ * nothing of the run lands (no lost update, however long the run took).
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -20,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Ref, Schema } from "effect"
+import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 
 /** Set `table[key]` to `value` (JSON). @since 0.1.0 */
@@ -39,8 +44,18 @@ export class Statement extends Schema.TaggedClass<Statement>()("Statement", {
   params: Schema.Array(Schema.Unknown)
 }) {}
 
+/**
+ * A precondition, checked at commit where it stands among the run's writes: `table[key]` holds `expected` (equal
+ * as JSON: key order does not matter), or is absent when `expected` is `None`. @since 0.1.0
+ */
+export class Expect extends Schema.TaggedClass<Expect>()("Expect", {
+  table: Schema.String,
+  key: Schema.String,
+  expected: Schema.Option(Schema.Unknown)
+}) {}
+
 /** @since 0.1.0 */
-export const Write = Schema.Union(Upsert, Delete, Statement)
+export const Write = Schema.Union(Upsert, Delete, Statement, Expect)
 /** @since 0.1.0 */
 export type Write = typeof Write.Type
 
@@ -51,6 +66,52 @@ export const remove = (table: string, key: string): Write => new Delete({ table,
 /** @since 0.1.0 */
 export const statement = (sql: string, params: ReadonlyArray<unknown> = []): Write => new Statement({ sql, params })
 
+/**
+ * At commit, `table[key]` must still be `expected`: what the run read (`SqlStagedWrites.read` gives an `Option`),
+ * `Option.none()` for "still absent". Otherwise the commit fails with `WriteConflictError` and applies nothing.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { AgentRun, StagedWrites } from "@tether/core"
+ *
+ * declare const current: Option.Option<{ readonly count: number }> // as read from the store
+ * const take = Effect.gen(function* () {
+ *   const count = Option.match(current, { onNone: () => 0, onSome: (stock) => stock.count })
+ *   yield* AgentRun.stage(StagedWrites.expect("stock", "kettle", current))
+ *   yield* AgentRun.stage(StagedWrites.upsert("stock", "kettle", { count: count - 1 }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const expect = (table: string, key: string, expected: Option.Option<unknown>): Write =>
+  new Expect({ table, key, expected })
+
+/**
+ * Whether a record's current value meets an `Expect`: both absent, or both present and equal as JSON (what a SQL
+ * backend stores: key order, `undefined` members and `toJSON` do not matter; a value without a JSON form, such as
+ * a `bigint` or a cycle, equals nothing). For backends. @since 0.1.0
+ */
+export const meetsExpectation = (expected: Option.Option<unknown>, current: Option.Option<unknown>): boolean => {
+  if (Option.isNone(expected) || Option.isNone(current)) return Option.isNone(expected) && Option.isNone(current)
+  const json = canonicalJson(expected.value)
+  return json !== undefined && json === canonicalJson(current.value)
+}
+
+/** JSON text with every object's keys sorted; `undefined` for a value without a JSON form. */
+const canonicalJson = (value: unknown): string | undefined => {
+  try {
+    return JSON.stringify(value, (_key, node: unknown) =>
+      typeof node === "object" && node !== null && !Array.isArray(node)
+        ? Object.fromEntries(Object.entries(node).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : node
+    )
+  } catch {
+    return undefined
+  }
+}
+
 /** A one-line description of a write, for events and logs. @since 0.1.0 */
 export const describe = (write: Write): string => {
   switch (write._tag) {
@@ -60,12 +121,24 @@ export const describe = (write: Write): string => {
       return `delete ${write.table}/${write.key}`
     case "Statement":
       return write.sql.length > 80 ? `${write.sql.slice(0, 77)}...` : write.sql
+    case "Expect":
+      return `expect ${write.table}/${write.key} ${Option.isSome(write.expected) ? "unchanged" : "absent"}`
   }
 }
 
 /** A write could not be staged, committed or rolled back. @since 0.1.0 */
 export class StagedWriteError extends Schema.TaggedError<StagedWriteError>()("StagedWriteError", {
   operation: Schema.Literal("begin", "stage", "commit", "rollback"),
+  message: Schema.String
+}) {}
+
+/**
+ * A commit found a record other than its `Expect` said (another run committed it in between): nothing of the
+ * commit was applied. Retrying the run reads the record afresh. @since 0.1.0
+ */
+export class WriteConflictError extends Schema.TaggedError<WriteConflictError>()("WriteConflictError", {
+  table: Schema.String,
+  key: Schema.String,
   message: Schema.String
 }) {}
 
@@ -78,8 +151,11 @@ export class StagedWriteError extends Schema.TaggedError<StagedWriteError>()("St
  */
 export interface Transaction {
   readonly stage: (write: Write) => Effect.Effect<void, StagedWriteError>
-  /** Applies every staged write atomically; returns how many were applied. */
-  readonly commit: Effect.Effect<number, StagedWriteError>
+  /**
+   * Applies every staged write atomically; returns how many were staged (an `Expect` counts as one, as it has its
+   * `WriteStaged` event). On failure nothing was applied and the writes stay staged.
+   */
+  readonly commit: Effect.Effect<number, StagedWriteError | WriteConflictError>
   /** Discards every staged write; returns how many were discarded. */
   readonly rollback: Effect.Effect<number, StagedWriteError>
 }
@@ -101,21 +177,42 @@ export class MemoryStore extends Context.Tag("@tether/core/StagedWrites/MemorySt
   { readonly snapshot: Effect.Effect<Snapshot>; readonly commits: Effect.Effect<number> }
 >() {}
 
-const applyWrite = (tables: Map<string, Map<string, unknown>>, write: Upsert | Delete): void => {
+/** The conflict of an `Expect` that a commit found unmet. @since 0.1.0 */
+export const conflict = (runId: string, write: Expect): WriteConflictError =>
+  new WriteConflictError({
+    table: write.table,
+    key: write.key,
+    message: `run ${runId}: ${write.table}/${write.key} is not what the run expected (${Option.isSome(write.expected) ? "it changed" : "it exists"} since the run read it); nothing was applied`
+  })
+
+type MemoryWrite = Upsert | Delete | Expect
+
+/** Applies `write` to `tables`; an unmet `Expect` is returned instead. */
+const applyWrite = (tables: Map<string, Map<string, unknown>>, write: MemoryWrite): Expect | undefined => {
   const table = tables.get(write.table) ?? new Map<string, unknown>()
   tables.set(write.table, table)
-  if (write._tag === "Upsert") table.set(write.key, write.value)
-  else table.delete(write.key)
+  switch (write._tag) {
+    case "Upsert":
+      table.set(write.key, write.value)
+      return
+    case "Delete":
+      table.delete(write.key)
+      return
+    case "Expect": {
+      const current = table.has(write.key) ? Option.some(table.get(write.key)) : Option.none()
+      return meetsExpectation(write.expected, current) ? undefined : write
+    }
+  }
 }
 
 const makeMemory = Effect.gen(function* () {
   const committed = yield* Ref.make<Snapshot>(new Map())
   const commitCount = yield* Ref.make(0)
   const service: Service = {
-    begin: () =>
+    begin: (runId) =>
       Effect.gen(function* () {
         // `undefined` once the transaction ended: a late write (from work that ignored the cancel) is refused.
-        const staged = yield* Ref.make<ReadonlyArray<Upsert | Delete> | undefined>([])
+        const staged = yield* Ref.make<ReadonlyArray<MemoryWrite> | undefined>([])
         const discard = Ref.getAndSet(staged, undefined).pipe(Effect.map((writes) => writes?.length ?? 0))
         yield* Effect.addFinalizer(() => discard)
         const ended = (operation: "stage" | "commit") =>
@@ -134,11 +231,19 @@ const makeMemory = Effect.gen(function* () {
             Effect.gen(function* () {
               const writes = yield* Ref.getAndSet(staged, undefined)
               if (writes === undefined) return yield* ended("commit")
-              yield* Ref.update(committed, (snapshot) => {
+              const unmet = yield* Ref.modify(committed, (snapshot): [Expect | undefined, Snapshot] => {
                 const tables = new Map([...snapshot].map(([name, table]) => [name, new Map(table)]))
-                writes.forEach((write) => applyWrite(tables, write))
-                return tables
+                for (const write of writes) {
+                  const failed = applyWrite(tables, write)
+                  if (failed !== undefined) return [failed, snapshot]
+                }
+                return [undefined, tables]
               })
+              if (unmet !== undefined) {
+                // As on a SQL backend: nothing applied, the writes stay staged.
+                yield* Ref.set(staged, writes)
+                return yield* conflict(runId, unmet)
+              }
               if (writes.length > 0) yield* Ref.update(commitCount, (n) => n + 1)
               return writes.length
             })

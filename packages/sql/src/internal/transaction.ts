@@ -1,10 +1,10 @@
 import type { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { StagedWrites } from "@tether/core"
-import { Chunk, Effect, Ref } from "effect"
+import { Chunk, Effect, Option, Ref } from "effect"
 import type { Scope } from "effect"
 import type { Dialect } from "./records.js"
-import { lockRecordsTable } from "./records.js"
+import { lockRecordsTable, read } from "./records.js"
 
 /** @internal */
 export interface Backend {
@@ -22,6 +22,7 @@ type Prepared =
   | { readonly _tag: "Upsert"; readonly table: string; readonly key: string; readonly json: string }
   | { readonly _tag: "Delete"; readonly table: string; readonly key: string }
   | { readonly _tag: "Statement"; readonly sql: string; readonly params: ReadonlyArray<unknown> }
+  | { readonly _tag: "Expect"; readonly write: StagedWrites.Expect }
 
 type State =
   | { readonly _tag: "Open"; readonly writes: Chunk.Chunk<Prepared> }
@@ -29,12 +30,18 @@ type State =
   | { readonly _tag: "Committed" }
   | { readonly _tag: "RolledBack" }
 
-const describePrepared = (write: Prepared): string =>
-  write._tag === "Upsert"
-    ? StagedWrites.describe(StagedWrites.upsert(write.table, write.key, null))
-    : write._tag === "Delete"
-      ? StagedWrites.describe(StagedWrites.remove(write.table, write.key))
-      : StagedWrites.describe(StagedWrites.statement(write.sql, write.params))
+const describePrepared = (write: Prepared): string => {
+  switch (write._tag) {
+    case "Upsert":
+      return StagedWrites.describe(StagedWrites.upsert(write.table, write.key, null))
+    case "Delete":
+      return StagedWrites.describe(StagedWrites.remove(write.table, write.key))
+    case "Statement":
+      return StagedWrites.describe(StagedWrites.statement(write.sql, write.params))
+    case "Expect":
+      return StagedWrites.describe(write.write)
+  }
+}
 
 const causeMessage = (error: SqlError): string => {
   const cause: unknown = error.cause
@@ -42,30 +49,44 @@ const causeMessage = (error: SqlError): string => {
   return cause === undefined ? error.message : String(cause)
 }
 
+/** A value's JSON text; a value without one fails the `stage` call. */
+const toJson = (runId: string, write: StagedWrites.Write, value: unknown) =>
+  Effect.try({
+    try: () => JSON.stringify(value) as string | undefined,
+    catch: (cause) => cause
+  }).pipe(
+    Effect.filterOrFail(
+      (json): json is string => json !== undefined,
+      () => "the value has no JSON form"
+    ),
+    Effect.mapError(
+      (cause) =>
+        new StagedWrites.StagedWriteError({
+          operation: "stage",
+          message: `run ${runId}: ${StagedWrites.describe(write)}: ${cause instanceof Error ? cause.message : String(cause)}`
+        })
+    )
+  )
+
 const prepare = (runId: string, write: StagedWrites.Write): Effect.Effect<Prepared, StagedWrites.StagedWriteError> => {
   switch (write._tag) {
     case "Upsert":
-      return Effect.try({
-        try: () => JSON.stringify(write.value) as string | undefined,
-        catch: (cause) => cause
-      }).pipe(
-        Effect.filterOrFail(
-          (json): json is string => json !== undefined,
-          () => "the value has no JSON form"
-        ),
-        Effect.mapBoth({
-          onFailure: (cause) =>
-            new StagedWrites.StagedWriteError({
-              operation: "stage",
-              message: `run ${runId}: ${StagedWrites.describe(write)}: ${cause instanceof Error ? cause.message : String(cause)}`
-            }),
-          onSuccess: (json): Prepared => ({ _tag: "Upsert", table: write.table, key: write.key, json })
-        })
-      )
+      return Effect.map(toJson(runId, write, write.value), (json): Prepared => ({
+        _tag: "Upsert",
+        table: write.table,
+        key: write.key,
+        json
+      }))
     case "Delete":
       return Effect.succeed({ _tag: "Delete", table: write.table, key: write.key })
     case "Statement":
       return Effect.succeed({ _tag: "Statement", sql: write.sql, params: [...write.params] })
+    case "Expect":
+      // The expected value is compared as JSON at commit: one without a JSON form could never match.
+      return Option.match(write.expected, {
+        onNone: () => Effect.succeed<Prepared>({ _tag: "Expect", write }),
+        onSome: (value) => Effect.as(toJson(runId, write, value), { _tag: "Expect", write } as Prepared)
+      })
   }
 }
 
@@ -90,9 +111,24 @@ const runStatement = (
         )
     : sql.unsafe(write.sql, write.params)
 
-const apply = (backend: Backend, write: Prepared): Effect.Effect<unknown, SqlError> => {
+/** What stopped a commit: a write that failed, an `Expect` unmet, or the transaction itself. */
+type CommitFailure =
+  | { readonly _tag: "WriteFailed"; readonly write: string; readonly error: SqlError }
+  | { readonly _tag: "Unmet"; readonly write: StagedWrites.Expect }
+
+/** Applies one write; an `Expect` reads the record (inside the transaction, after the run's earlier writes). */
+const apply = (
+  backend: Backend,
+  write: Prepared
+): Effect.Effect<unknown, SqlError | Extract<CommitFailure, { _tag: "Unmet" }>> => {
   const { records, sql } = backend
   switch (write._tag) {
+    case "Expect":
+      return Effect.flatMap(read(sql, backend.dialect, records, write.write.table, write.write.key), (current) =>
+        StagedWrites.meetsExpectation(write.write.expected, current)
+          ? Effect.void
+          : Effect.fail({ _tag: "Unmet" as const, write: write.write })
+      )
     case "Upsert":
       return sql`INSERT INTO ${sql(records)} (table_name, key, value) VALUES (${write.table}, ${write.key}, ${write.json})
         ON CONFLICT (table_name, key) DO UPDATE SET value = excluded.value`
@@ -113,31 +149,41 @@ const applyAll = (backend: Backend, runId: string, writes: Chunk.Chunk<Prepared>
       Effect.gen(function* () {
         if (backend.dialect === "pg") {
           yield* lockRecordsTable(backend.sql, backend.records).pipe(
-            Effect.mapError((error) => ({ write: "the commit lock", error }))
+            Effect.mapError((error): CommitFailure => ({ _tag: "WriteFailed", write: "the commit lock", error }))
           )
         }
         for (const [index, write] of Chunk.toReadonlyArray(writes).entries()) {
           yield* apply(backend, write).pipe(
-            Effect.mapError((error) => ({
-              write: `write ${index + 1} of ${Chunk.size(writes)} (${describePrepared(write)})`,
-              error
-            }))
+            Effect.mapError((error): CommitFailure =>
+              error._tag === "Unmet"
+                ? error
+                : {
+                    _tag: "WriteFailed",
+                    write: `write ${index + 1} of ${Chunk.size(writes)} (${describePrepared(write)})`,
+                    error
+                  }
+            )
           )
         }
       })
     )
     .pipe(
-      Effect.mapError((failure) =>
-        "write" in failure
-          ? new StagedWrites.StagedWriteError({
+      Effect.mapError((failure) => {
+        switch (failure._tag) {
+          case "Unmet":
+            return StagedWrites.conflict(runId, failure.write)
+          case "WriteFailed":
+            return new StagedWrites.StagedWriteError({
               operation: "commit",
               message: `run ${runId}: ${failure.write} failed, nothing was applied: ${causeMessage(failure.error)}`
             })
-          : new StagedWrites.StagedWriteError({
+          default:
+            return new StagedWrites.StagedWriteError({
               operation: "commit",
               message: `run ${runId}: the transaction failed, nothing was applied: ${causeMessage(failure)}`
             })
-      )
+        }
+      })
     )
 
 const alreadyCommitting = (runId: string, operation: "stage" | "commit" | "rollback") =>

@@ -10,7 +10,11 @@ import type { Scope } from "effect"
 export const runLikeCore = <A, E, R>(
   runId: string,
   body: (tx: StagedWrites.Transaction) => Effect.Effect<A, E, R>
-): Effect.Effect<number, E | StagedWrites.StagedWriteError, StagedWrites.StagedWrites | Exclude<R, Scope.Scope>> =>
+): Effect.Effect<
+  number,
+  E | StagedWrites.StagedWriteError | StagedWrites.WriteConflictError,
+  StagedWrites.StagedWrites | Exclude<R, Scope.Scope>
+> =>
   Effect.scoped(
     Effect.gen(function* () {
       const staged = yield* StagedWrites.StagedWrites

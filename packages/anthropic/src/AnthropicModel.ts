@@ -23,7 +23,7 @@
  * @since 0.1.0
  */
 import Anthropic from "@anthropic-ai/sdk"
-import { LanguageModel } from "@tether/core"
+import { LanguageModel, ModelError } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
@@ -53,6 +53,28 @@ export interface Options {
   readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
   /** The SDK's own log level. Default "off": its failures come back as typed errors. */
   readonly logLevel?: "off" | "error" | "warn" | "info" | "debug" | undefined
+  /**
+   * Extended thinking: each turn may think for up to `budgetTokens` (at least 1024), capped at the turn's
+   * `maxTokens` less one (thinking is part of a turn's output, and a run near its token ceiling gets a smaller
+   * `maxTokens`). The thinking streams as `ThinkingDelta`s and counts against the token budget like any output;
+   * each signed block goes into the transcript, so a tool loop sends it back as the API requires. A turn with no
+   * room for 1024 tokens of thinking fails with `InvalidRequestError` before any request.
+   */
+  readonly thinking?: { readonly budgetTokens: number } | undefined
+}
+
+/** The minimum thinking budget the Messages API accepts. @since 0.1.0 */
+export const minThinkingBudget = 1024
+
+/** The thinking budget of a turn of `maxTokens`, or why it cannot think as configured. */
+const thinkingBudgetOf = (budgetTokens: number, maxTokens: number): number | string => {
+  if (!Number.isInteger(budgetTokens) || budgetTokens < minThinkingBudget) {
+    return `the thinking budget must be an integer of at least ${minThinkingBudget} tokens, not ${budgetTokens}`
+  }
+  const budget = Math.min(budgetTokens, maxTokens - 1)
+  return budget >= minThinkingBudget
+    ? budget
+    : `the turn's maxTokens (${maxTokens}) leaves no room to think: thinking needs at least ${minThinkingBudget} tokens, and fewer than maxTokens`
 }
 
 /**
@@ -82,15 +104,31 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
         maxRetryDelay: Duration.decode(options.maxRetryDelay ?? Duration.seconds(30))
       })
     }
+    const thinking = options.thinking?.budgetTokens
+    /** The request's parameters, or why it cannot be sent. */
+    const paramsOf = (request: LanguageModel.TurnRequest) => {
+      const budget = thinking === undefined ? undefined : thinkingBudgetOf(thinking, request.maxTokens)
+      return typeof budget === "string"
+        ? new ModelError.InvalidRequestError({ message: budget })
+        : toParams(model, request, budget)
+    }
     return LanguageModel.LanguageModel.of({
-      runTurn: (request, onEvents) =>
+      runTurn: (request, onEvents) => {
+        const params = paramsOf(request)
         // No span of its own: the agent loop's `Agent.turn` span covers the call (a span per turn costs a few
         // KiB per live run and tens of microseconds).
-        runTurn(settings, toParams(model, request), request.signal, onEvents),
-      streamTurn: (request) =>
-        streamTurn(settings, toParams(model, request), request.signal).pipe(
-          Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })
-        )
+        return params instanceof ModelError.InvalidRequestError
+          ? Effect.fail(params)
+          : runTurn(settings, params, request.signal, onEvents)
+      },
+      streamTurn: (request) => {
+        const params = paramsOf(request)
+        return params instanceof ModelError.InvalidRequestError
+          ? Stream.fail(params)
+          : streamTurn(settings, params, request.signal).pipe(
+              Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })
+            )
+      }
     })
   })
 

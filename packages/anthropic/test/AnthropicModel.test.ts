@@ -6,7 +6,8 @@ import { AnthropicModel } from "../src/index.js"
 import { retryAfterMillis } from "../src/internal/errors.js"
 import { apiKey, collectTurn, modelFor, turnError, unhandledRejectionsDuring, userTurn } from "./helpers.js"
 
-const { Stop, TextDelta, ThinkingDelta, ToolInputDelta, ToolUseEnd, ToolUseStart, Usage } = LanguageModel.ModelEvent
+const { Stop, TextDelta, ThinkingDelta, ThinkingEnd, ToolInputDelta, ToolUseEnd, ToolUseStart, Usage } =
+  LanguageModel.ModelEvent
 
 describe("AnthropicModel: mapping the stream", () => {
   it.scopedLive("a text and tool_use stream becomes ModelEvents in order, with usage and stop reason", () =>
@@ -38,29 +39,35 @@ describe("AnthropicModel: mapping the stream", () => {
     })
   )
 
-  it.scopedLive("thinking deltas map to ThinkingDelta; a tool call without input JSON ends with {}", () =>
-    Effect.gen(function* () {
-      const noInput: FakeAnthropic.ToolUseBlock = {
-        type: "tool_use",
-        id: "toolu_2",
-        name: "now",
-        input: {},
-        chunks: []
-      }
-      const fake = yield* FakeAnthropic.make([
-        FakeAnthropic.stream([FakeAnthropic.thinkingBlock("Hmm."), noInput], { stopReason: "tool_use", inputTokens: 7 })
-      ])
-      const model = yield* modelFor(fake)
-      const events = yield* collectTurn(model)
-      expect(events).toEqual([
-        Usage({ inputTokens: 7, outputTokens: 1 }),
-        ThinkingDelta({ text: "Hmm." }),
-        ToolUseStart({ id: "toolu_2", name: "now" }),
-        ToolUseEnd({ id: "toolu_2", name: "now", inputJson: "{}" }),
-        Usage({ inputTokens: 7, outputTokens: 1 }),
-        Stop({ reason: "tool_use" })
-      ])
-    })
+  it.scopedLive(
+    "thinking deltas map to ThinkingDelta, the signed block to ThinkingEnd; a tool call without input JSON ends with {}",
+    () =>
+      Effect.gen(function* () {
+        const noInput: FakeAnthropic.ToolUseBlock = {
+          type: "tool_use",
+          id: "toolu_2",
+          name: "now",
+          input: {},
+          chunks: []
+        }
+        const fake = yield* FakeAnthropic.make([
+          FakeAnthropic.stream([FakeAnthropic.thinkingBlock("Hmm."), noInput], {
+            stopReason: "tool_use",
+            inputTokens: 7
+          })
+        ])
+        const model = yield* modelFor(fake)
+        const events = yield* collectTurn(model)
+        expect(events).toEqual([
+          Usage({ inputTokens: 7, outputTokens: 1 }),
+          ThinkingDelta({ text: "Hmm." }),
+          ThinkingEnd({ block: { type: "thinking", thinking: "Hmm.", signature: FakeAnthropic.signatureOf("Hmm.") } }),
+          ToolUseStart({ id: "toolu_2", name: "now" }),
+          ToolUseEnd({ id: "toolu_2", name: "now", inputJson: "{}" }),
+          Usage({ inputTokens: 7, outputTokens: 1 }),
+          Stop({ reason: "tool_use" })
+        ])
+      })
   )
 
   it.scopedLive("the request goes out in the wire format: system, snake_case tool results, tools, max_tokens", () =>

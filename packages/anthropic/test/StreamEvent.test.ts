@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck, Schema } from "effect"
-import { decode } from "../src/internal/events.js"
+import { LanguageModel } from "@tether/core"
+import { decode, initialState, toModelEvents } from "../src/internal/events.js"
 
 // The protocol as a Schema: the reference the hand-written decoder (it runs once per streamed token) is held to.
 const NullableNumber = Schema.optional(Schema.NullOr(Schema.Number))
@@ -30,7 +31,9 @@ const Reference = Schema.Union(
     index: Schema.Number,
     content_block: Schema.Union(
       Schema.Struct({ type: Schema.Literal("tool_use"), id: Schema.String, name: Schema.String }),
-      OtherType(["tool_use"])
+      Schema.Struct({ type: Schema.Literal("thinking"), thinking: Schema.String, signature: Schema.String }),
+      Schema.Struct({ type: Schema.Literal("redacted_thinking"), data: Schema.String }),
+      OtherType(["tool_use", "thinking", "redacted_thinking"])
     )
   }),
   Schema.Struct({
@@ -40,7 +43,8 @@ const Reference = Schema.Union(
       Schema.Struct({ type: Schema.Literal("text_delta"), text: Schema.String }),
       Schema.Struct({ type: Schema.Literal("thinking_delta"), thinking: Schema.String }),
       Schema.Struct({ type: Schema.Literal("input_json_delta"), partial_json: Schema.String }),
-      OtherType(["text_delta", "thinking_delta", "input_json_delta"])
+      Schema.Struct({ type: Schema.Literal("signature_delta"), signature: Schema.String }),
+      OtherType(["text_delta", "thinking_delta", "input_json_delta", "signature_delta"])
     )
   }),
   Schema.Struct({ type: Schema.Literal("content_block_stop"), index: Schema.Number }),
@@ -74,7 +78,15 @@ const replaceAt = (value: unknown, path: ReadonlyArray<string>, replacement: unk
 }
 
 const wireEvent = Arbitrary.make(Schema.encodedSchema(Reference))
-const common = ["message_start", "content_block_delta", "text_delta", "tool_use", "message_stop"] as const
+const common = [
+  "message_start",
+  "content_block_delta",
+  "text_delta",
+  "tool_use",
+  "thinking",
+  "signature_delta",
+  "message_stop"
+] as const
 const payload = FastCheck.oneof(
   wireEvent,
   // a well-formed event with one value somewhere inside it replaced
@@ -109,5 +121,29 @@ describe("the stream event decoder", () => {
       }),
       { numRuns: 3000 }
     )
+  })
+
+  it("a thinking block becomes ThinkingEnd once signed; unsigned it is left out; a redacted one goes as it came", () => {
+    const state = initialState()
+    const events = [
+      { type: "message_start", message: { usage: { input_tokens: 5 } } },
+      { type: "content_block_start", index: 0, content_block: { type: "thinking", thinking: "", signature: "" } },
+      { type: "content_block_delta", index: 0, delta: { type: "thinking_delta", thinking: "Hmm" } },
+      { type: "content_block_delta", index: 0, delta: { type: "signature_delta", signature: "sig-1" } },
+      { type: "content_block_stop", index: 0 },
+      { type: "content_block_start", index: 1, content_block: { type: "thinking", thinking: "", signature: "" } },
+      { type: "content_block_delta", index: 1, delta: { type: "thinking_delta", thinking: "cut short" } },
+      { type: "content_block_stop", index: 1 },
+      { type: "content_block_start", index: 2, content_block: { type: "redacted_thinking", data: "c2VjcmV0" } },
+      { type: "content_block_stop", index: 2 }
+    ].flatMap((data) => toModelEvents(state, Either.getOrThrow(decode(data))))
+    const { ThinkingDelta, ThinkingEnd, Usage } = LanguageModel.ModelEvent
+    expect(events).toEqual([
+      Usage({ inputTokens: 5, outputTokens: 0 }),
+      ThinkingDelta({ text: "Hmm" }),
+      ThinkingEnd({ block: { type: "thinking", thinking: "Hmm", signature: "sig-1" } }),
+      ThinkingDelta({ text: "cut short" }),
+      ThinkingEnd({ block: { type: "redacted_thinking", data: "c2VjcmV0" } })
+    ])
   })
 })

@@ -20,7 +20,7 @@
  */
 import { Context, Data } from "effect"
 import type { Effect, Stream } from "effect"
-import type { Message } from "./Message.js"
+import type { Message, RedactedThinkingBlock, ThinkingBlock } from "./Message.js"
 import type { ModelError } from "./ModelError.js"
 
 /** What a tool looks like to the model. @since 0.1.0 */
@@ -58,6 +58,8 @@ export type StopReason = "end_turn" | "tool_use" | "max_tokens" | "stop_sequence
 export type ModelEvent = Data.TaggedEnum<{
   TextDelta: { readonly text: string }
   ThinkingDelta: { readonly text: string }
+  /** A thinking block is complete and signed (or arrived redacted): it goes into the assistant message. */
+  ThinkingEnd: { readonly block: ThinkingBlock | RedactedThinkingBlock }
   ToolUseStart: { readonly id: string; readonly name: string }
   ToolInputDelta: { readonly id: string; readonly partialJson: string }
   /** `inputJson` is the whole input as the model sent it, not yet decoded. */

@@ -1,6 +1,7 @@
 /**
  * The transcript of a session: provider-neutral messages made of text, tool
- * use and tool result blocks. A transcript Tether hands back always pairs every
+ * use and tool result blocks, and the model's thinking (kept, signed, so that a
+ * tool loop can send it back). A transcript Tether hands back always pairs every
  * `tool_use` with a `tool_result`, even after a cancel.
  *
  * @example
@@ -39,8 +40,25 @@ export const ToolResultBlock = Schema.Struct({
 /** @since 0.1.0 */
 export type ToolResultBlock = typeof ToolResultBlock.Type
 
+/**
+ * The model's thinking, as it streamed, with the provider's `signature` of it: the provider checks the signature
+ * when the block comes back in a later request. @since 0.1.0
+ */
+export const ThinkingBlock = Schema.Struct({
+  type: Schema.Literal("thinking"),
+  thinking: Schema.String,
+  signature: Schema.String
+})
 /** @since 0.1.0 */
-export const ContentBlock = Schema.Union(TextBlock, ToolUseBlock, ToolResultBlock)
+export type ThinkingBlock = typeof ThinkingBlock.Type
+
+/** Thinking the provider only hands out encrypted (`data`), to be sent back as it is. @since 0.1.0 */
+export const RedactedThinkingBlock = Schema.Struct({ type: Schema.Literal("redacted_thinking"), data: Schema.String })
+/** @since 0.1.0 */
+export type RedactedThinkingBlock = typeof RedactedThinkingBlock.Type
+
+/** @since 0.1.0 */
+export const ContentBlock = Schema.Union(TextBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock, RedactedThinkingBlock)
 /** @since 0.1.0 */
 export type ContentBlock = typeof ContentBlock.Type
 

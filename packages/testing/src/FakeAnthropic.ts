@@ -27,6 +27,7 @@ import type { IncomingHttpHeaders } from "node:http"
 import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { FakeServer } from "./internal/fakeAnthropicServer.js"
+import { signatureOf as signature } from "./internal/fakeAnthropicThinking.js"
 import type { WireRequest } from "./internal/fakeAnthropicWire.js"
 
 export type { WireRequest } from "./internal/fakeAnthropicWire.js"
@@ -183,6 +184,12 @@ export const textBlock = (
   type: "text",
   chunks: toChunks(text, options.tokens)
 })
+
+/**
+ * The signature the fake gives a thinking block of this text (a hash of it). With `thinking` on, the fake checks
+ * it, as the API does, on every thinking block a request sends back. @since 0.1.0
+ */
+export const signatureOf: (thinking: string) => string = signature
 
 /** A thinking block, chunked like `textBlock`. @since 0.1.0 */
 export const thinkingBlock = (

@@ -32,6 +32,7 @@ export type Step =
   | { readonly _tag: "ToolUse"; readonly id: string | undefined; readonly name: string; readonly inputJson: string }
   | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
   | { readonly _tag: "Fail"; readonly error: ModelError.ModelError }
+  | { readonly _tag: "Thinking"; readonly text: string; readonly signature: string }
 
 /** One turn's steps. @since 0.1.0 */
 export type Turn = ReadonlyArray<Step>
@@ -71,6 +72,15 @@ export const toolUseRaw = (name: string, inputJson: string, options?: { readonly
 })
 
 /** @since 0.1.0 */
+/**
+ * A thinking block: its text as one `ThinkingDelta`, then the signed block (`ThinkingEnd`). @since 0.1.0
+ */
+export const thinking = (text: string, options?: { readonly signature?: string | undefined }): Step => ({
+  _tag: "Thinking",
+  text,
+  signature: options?.signature ?? "scripted-signature"
+})
+
 export const delay = (duration: Duration.DurationInput): Step => ({ _tag: "Delay", duration })
 
 /** @since 0.1.0 */
@@ -119,6 +129,19 @@ const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Eff
             ? Stream.empty
             : Stream.fromEffect(Effect.as(onChunk, LanguageModel.ModelEvent.TextDelta({ text: content })))
         }
+        case "Thinking":
+          outputTokens += LanguageModel.estimateTokens(step.text)
+          return Stream.fromEffect(
+            Effect.as(onChunk, LanguageModel.ModelEvent.ThinkingDelta({ text: step.text }))
+          ).pipe(
+            Stream.concat(
+              Stream.make(
+                LanguageModel.ModelEvent.ThinkingEnd({
+                  block: { type: "thinking", thinking: step.text, signature: step.signature }
+                })
+              )
+            )
+          )
         case "ToolUse": {
           usedTools = true
           const id = step.id ?? `toolu_scripted_${++toolUseCounter}`

@@ -10,18 +10,23 @@ interface Usage {
   readonly cache_read_input_tokens?: Nullable<number>
 }
 
-/** An event, content block or delta of a `type` the mapping skips (ping, signature_delta, ...). */
+/** An event, content block or delta of a `type` the mapping skips (ping, citations_delta, ...). */
 interface Ignored {
   readonly type: "ignored"
   readonly original: string
 }
 
-type ContentBlock = { readonly type: "tool_use"; readonly id: string; readonly name: string } | Ignored
+type ContentBlock =
+  | { readonly type: "tool_use"; readonly id: string; readonly name: string }
+  | { readonly type: "thinking"; readonly thinking: string; readonly signature: string }
+  | { readonly type: "redacted_thinking"; readonly data: string }
+  | Ignored
 
 type Delta =
   | { readonly type: "text_delta"; readonly text: string }
   | { readonly type: "thinking_delta"; readonly thinking: string }
   | { readonly type: "input_json_delta"; readonly partial_json: string }
+  | { readonly type: "signature_delta"; readonly signature: string }
   | Ignored
 
 /** The stream events the mapping reads, as `decode` checks them. */
@@ -92,11 +97,26 @@ const contentBlock = (value: unknown): ContentBlock | Mismatch => {
   const head = typed(value, "content_block")
   if (head instanceof Mismatch) return head
   const { fields: block, type } = head
-  if (type !== "tool_use") return { type: "ignored", original: type }
-  const id = string(block.id, "content_block.id")
-  if (id instanceof Mismatch) return id
-  const name = string(block.name, "content_block.name")
-  return name instanceof Mismatch ? name : { type, id, name }
+  switch (type) {
+    case "tool_use": {
+      const id = string(block.id, "content_block.id")
+      if (id instanceof Mismatch) return id
+      const name = string(block.name, "content_block.name")
+      return name instanceof Mismatch ? name : { type, id, name }
+    }
+    case "thinking": {
+      const thinking = string(block.thinking, "content_block.thinking")
+      if (thinking instanceof Mismatch) return thinking
+      const signature = string(block.signature, "content_block.signature")
+      return signature instanceof Mismatch ? signature : { type, thinking, signature }
+    }
+    case "redacted_thinking": {
+      const data = string(block.data, "content_block.data")
+      return data instanceof Mismatch ? data : { type, data }
+    }
+    default:
+      return { type: "ignored", original: type }
+  }
 }
 
 const delta = (value: unknown): Delta | Mismatch => {
@@ -115,6 +135,10 @@ const delta = (value: unknown): Delta | Mismatch => {
     case "input_json_delta": {
       const json = string(fields.partial_json, "delta.partial_json")
       return json instanceof Mismatch ? json : { type, partial_json: json }
+    }
+    case "signature_delta": {
+      const signature = string(fields.signature, "delta.signature")
+      return signature instanceof Mismatch ? signature : { type, signature }
     }
     default:
       return { type: "ignored", original: type }
@@ -196,7 +220,12 @@ const toStopReason = (reason: string): LanguageModel.StopReason => {
   return stopReasons.find((known) => known === reason) ?? "unknown"
 }
 
-/** What a turn has seen so far: usage, open tool calls, the stop reason. */
+/** A thinking block being streamed (signed by a `signature_delta`), or one that arrived redacted. */
+type ThinkingInProgress =
+  | { readonly type: "thinking"; thinking: string; signature: string }
+  | { readonly type: "redacted_thinking"; readonly data: string }
+
+/** What a turn has seen so far: usage, open tool calls and thinking blocks, the stop reason. */
 export interface TurnState {
   inputTokens: number
   outputTokens: number
@@ -206,6 +235,7 @@ export interface TurnState {
   /** Content blocks started and not yet stopped, by index. */
   readonly openBlocks: Set<number>
   readonly toolCalls: Map<number, { readonly id: string; readonly name: string; json: string }>
+  readonly thinking: Map<number, ThinkingInProgress>
 }
 
 export const initialState = (): TurnState => ({
@@ -215,7 +245,8 @@ export const initialState = (): TurnState => ({
   isStarted: false,
   isStopped: false,
   openBlocks: new Set(),
-  toolCalls: new Map()
+  toolCalls: new Map(),
+  thinking: new Map()
 })
 
 /**
@@ -248,6 +279,7 @@ const {
   Stop,
   TextDelta,
   ThinkingDelta,
+  ThinkingEnd,
   ToolInputDelta,
   ToolUseEnd,
   ToolUseStart,
@@ -272,14 +304,32 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
     case "content_block_start": {
       state.openBlocks.add(event.index)
       const block = event.content_block
-      if (block.type === "ignored") return []
-      state.toolCalls.set(event.index, { id: block.id, name: block.name, json: "" })
-      return [ToolUseStart({ id: block.id, name: block.name })]
+      switch (block.type) {
+        case "ignored":
+          return []
+        case "thinking":
+          state.thinking.set(event.index, { type: "thinking", thinking: block.thinking, signature: block.signature })
+          return block.thinking === "" ? [] : [ThinkingDelta({ text: block.thinking })]
+        case "redacted_thinking":
+          state.thinking.set(event.index, block)
+          return []
+        case "tool_use":
+          state.toolCalls.set(event.index, { id: block.id, name: block.name, json: "" })
+          return [ToolUseStart({ id: block.id, name: block.name })]
+      }
     }
     case "content_block_delta": {
       const delta = event.delta
       if (delta.type === "text_delta") return delta.text === "" ? [] : [TextDelta({ text: delta.text })]
-      if (delta.type === "thinking_delta") return delta.thinking === "" ? [] : [ThinkingDelta({ text: delta.thinking })]
+      if (delta.type === "thinking_delta" || delta.type === "signature_delta") {
+        const block = state.thinking.get(event.index)
+        if (delta.type === "signature_delta") {
+          if (block?.type === "thinking") block.signature += delta.signature
+          return []
+        }
+        if (block?.type === "thinking") block.thinking += delta.thinking
+        return delta.thinking === "" ? [] : [ThinkingDelta({ text: delta.thinking })]
+      }
       if (delta.type === "ignored") return []
       const call = state.toolCalls.get(event.index)
       if (call === undefined || delta.partial_json === "") return []
@@ -288,6 +338,20 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
     }
     case "content_block_stop": {
       state.openBlocks.delete(event.index)
+      const thinking = state.thinking.get(event.index)
+      if (thinking !== undefined) {
+        state.thinking.delete(event.index)
+        // Unsigned thinking cannot be sent back (the API checks the signature): it stays out of the transcript.
+        if (thinking.type === "thinking" && thinking.signature === "") return []
+        return [
+          ThinkingEnd({
+            block:
+              thinking.type === "thinking"
+                ? { type: "thinking", thinking: thinking.thinking, signature: thinking.signature }
+                : { type: "redacted_thinking", data: thinking.data }
+          })
+        ]
+      }
       const call = state.toolCalls.get(event.index)
       if (call === undefined) return []
       state.toolCalls.delete(event.index)

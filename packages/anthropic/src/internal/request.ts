@@ -1,7 +1,12 @@
 import type Anthropic from "@anthropic-ai/sdk"
 import type { LanguageModel, Message } from "@tether/core"
 
-type WireBlock = Anthropic.TextBlockParam | Anthropic.ToolUseBlockParam | Anthropic.ToolResultBlockParam
+type WireBlock =
+  | Anthropic.TextBlockParam
+  | Anthropic.ToolUseBlockParam
+  | Anthropic.ToolResultBlockParam
+  | Anthropic.ThinkingBlockParam
+  | Anthropic.RedactedThinkingBlockParam
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -29,6 +34,10 @@ const toWireBlock = (block: Message.ContentBlock): ReadonlyArray<WireBlock> => {
       return [{ type: "tool_use", id: block.id, name: block.name, input: toolInput(block.input) }]
     case "tool_result":
       return [{ type: "tool_result", tool_use_id: block.toolUseId, content: block.content, is_error: block.isError }]
+    case "thinking":
+      return [{ type: "thinking", thinking: block.thinking, signature: block.signature }]
+    case "redacted_thinking":
+      return [{ type: "redacted_thinking", data: block.data }]
   }
 }
 
@@ -53,15 +62,17 @@ const toWireTool = (tool: LanguageModel.ToolDefinition): Anthropic.Tool => {
   return wire
 }
 
-/** The Messages API request for one turn. */
+/** The Messages API request for one turn; with `thinkingBudget`, extended thinking is on. */
 export const toParams = (
   model: string,
-  request: LanguageModel.TurnRequest
+  request: LanguageModel.TurnRequest,
+  thinkingBudget?: number | undefined
 ): Anthropic.MessageCreateParamsStreaming => ({
   model,
   max_tokens: request.maxTokens,
   messages: request.messages.map(toWireMessage),
   ...(request.system === undefined || request.system === "" ? {} : { system: request.system }),
   ...(request.tools.length === 0 ? {} : { tools: request.tools.map(toWireTool) }),
+  ...(thinkingBudget === undefined ? {} : { thinking: { type: "enabled", budget_tokens: thinkingBudget } }),
   stream: true
 })

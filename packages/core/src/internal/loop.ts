@@ -10,7 +10,7 @@ import * as RunEvent from "../RunEvent.js"
 import type { Reservation } from "../TokenBudget.js"
 import type { CurrentRun, RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
-import type { Cell } from "./transcript.js"
+import { assistantContent, type Cell, nothingStreamed, type Streaming } from "./transcript.js"
 import { withSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
 
@@ -61,6 +61,7 @@ const streamTurn = (
     let text = ""
     const toolUses: Array<CompletedToolUse> = []
     let blocks: ReadonlyArray<ToolUseBlock> = []
+    let thinking: Streaming["thinking"] = []
     const usage = () => ({
       inputTokens: inputTokens ?? estimatedInput,
       outputTokens: Math.max(reportedOutput, Math.ceil(streamedChars / 4))
@@ -77,13 +78,17 @@ const streamTurn = (
         case "TextDelta":
           streamedChars += event.text.length
           text += event.text
-          cell.current = { ...cell.current, streaming: { text, toolUses: blocks } }
+          cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
           ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
           return observe()
         case "ThinkingDelta":
         case "ToolInputDelta":
           streamedChars += event._tag === "ThinkingDelta" ? event.text.length : event.partialJson.length
           return observe()
+        case "ThinkingEnd":
+          thinking = [...thinking, event.block]
+          cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
+          return
         case "ToolUseStart":
           return
         case "ToolUseEnd": {
@@ -92,7 +97,7 @@ const streamTurn = (
           const s = cell.current
           cell.current = {
             ...s,
-            streaming: { text, toolUses: blocks },
+            streaming: { thinking, text, toolUses: blocks },
             toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
           }
           return
@@ -107,7 +112,7 @@ const streamTurn = (
           return
       }
     }
-    cell.current = { ...cell.current, streaming: { text: "", toolUses: [] } }
+    cell.current = { ...cell.current, streaming: nothingStreamed }
     return consume(model, request, onEvent).pipe(
       Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
       Effect.onExit(() =>
@@ -142,8 +147,7 @@ const consume = (
 /** Moves the streamed assistant message into the transcript. */
 const finishTurn = (cell: Cell) => {
   const s = cell.current
-  const text = s.streaming?.text ?? ""
-  const content = [...(text.length > 0 ? [{ type: "text" as const, text }] : []), ...(s.streaming?.toolUses ?? [])]
+  const content = s.streaming === undefined ? [] : assistantContent(s.streaming)
   const messages: ReadonlyArray<Message.Message> =
     content.length > 0 ? [...s.messages, { role: "assistant", content }] : s.messages
   cell.current = { ...s, messages, streaming: undefined }

@@ -1,4 +1,11 @@
-import type { Message, ToolResultBlock, ToolUseBlock } from "../Message.js"
+import type {
+  ContentBlock,
+  Message,
+  RedactedThinkingBlock,
+  ThinkingBlock,
+  ToolResultBlock,
+  ToolUseBlock
+} from "../Message.js"
 
 /** Where each tool call of the current turn stands. */
 export type ToolStatus =
@@ -10,10 +17,33 @@ export type ToolStatus =
 /** The transcript of one agent as a run builds it, including a turn still streaming. */
 export interface TranscriptState {
   readonly messages: ReadonlyArray<Message>
-  /** The assistant message being streamed: text so far and tool uses completed so far. */
-  readonly streaming: { readonly text: string; readonly toolUses: ReadonlyArray<ToolUseBlock> } | undefined
+  /** The assistant message being streamed: thinking blocks, text so far and tool uses completed so far. */
+  readonly streaming: Streaming | undefined
   readonly toolStatus: ReadonlyMap<string, ToolStatus>
 }
+
+/** What a turn has streamed so far, complete blocks only (a thinking block counts once it is signed). */
+export interface Streaming {
+  readonly thinking: ReadonlyArray<ThinkingBlock | RedactedThinkingBlock>
+  readonly text: string
+  readonly toolUses: ReadonlyArray<ToolUseBlock>
+}
+
+/** An empty turn. */
+export const nothingStreamed: Streaming = { thinking: [], text: "", toolUses: [] }
+
+/**
+ * The assistant message's content for what streamed: thinking first (where the provider puts it), then the text,
+ * then the tool uses. Empty when nothing but thinking streamed: a message of thinking alone is not one to keep.
+ */
+export const assistantContent = (streaming: Streaming): ReadonlyArray<ContentBlock> =>
+  streaming.text.length === 0 && streaming.toolUses.length === 0
+    ? []
+    : [
+        ...streaming.thinking,
+        ...(streaming.text.length > 0 ? [{ type: "text" as const, text: streaming.text }] : []),
+        ...streaming.toolUses
+      ]
 
 /**
  * One agent's transcript state, replaced (never mutated in place) as the run goes. A plain cell, not a `Ref`:
@@ -54,10 +84,7 @@ const honestResult = (toolUseId: string, status: ToolStatus | undefined, why: st
 export const close = (state: TranscriptState, why: string): ReadonlyArray<Message> => {
   const messages = [...state.messages]
   if (state.streaming !== undefined) {
-    const content = [
-      ...(state.streaming.text.length > 0 ? [{ type: "text" as const, text: state.streaming.text }] : []),
-      ...state.streaming.toolUses
-    ]
+    const content = assistantContent(state.streaming)
     if (content.length > 0) messages.push({ role: "assistant", content })
   }
   const last = messages[messages.length - 1]

@@ -1,4 +1,5 @@
 import type { Block, StreamReply } from "../FakeAnthropic.js"
+import { signatureOf } from "./fakeAnthropicThinking.js"
 
 /** One write of an SSE response. `token` steps are content deltas: they are paced and counted. */
 export type Step =
@@ -78,7 +79,7 @@ export const streamSteps = (reply: StreamReply, messageId: string, inputTokens: 
       event("content_block_delta", {
         type: "content_block_delta",
         index,
-        delta: { type: "signature_delta", signature: "fake-signature" }
+        delta: { type: "signature_delta", signature: signatureOf(block.chunks.join("")) }
       })
     }
     event("content_block_stop", { type: "content_block_stop", index })
@@ -108,7 +109,7 @@ export const jsonMessage = (reply: StreamReply, messageId: string, inputTokens: 
       case "text":
         return { type: "text", text }
       case "thinking":
-        return { type: "thinking", thinking: text, signature: "fake-signature" }
+        return { type: "thinking", thinking: text, signature: signatureOf(text) }
       case "tool_use":
         return { type: "tool_use", id: block.id, name: block.name, input: block.input }
     }

@@ -1,4 +1,5 @@
 import { Either, ParseResult, Schema } from "effect"
+import { thinkingIssue } from "./fakeAnthropicThinking.js"
 
 const NonEmptyText = Schema.String.pipe(
   Schema.filter((text) => text.trim().length > 0, { message: () => "text content blocks must be non-empty" })
@@ -17,9 +18,13 @@ const ToolResultBlock = Schema.Struct({
   content: Schema.optional(Schema.Union(Schema.String, Schema.Array(Schema.Unknown))),
   is_error: Schema.optional(Schema.Boolean)
 })
-const OtherBlock = Schema.Struct({
-  type: Schema.Literal("thinking", "redacted_thinking", "image", "document", "search_result")
+const ThinkingBlock = Schema.Struct({
+  type: Schema.Literal("thinking"),
+  thinking: Schema.String,
+  signature: Schema.String
 })
+const RedactedThinkingBlock = Schema.Struct({ type: Schema.Literal("redacted_thinking"), data: Schema.String })
+const OtherBlock = Schema.Struct({ type: Schema.Literal("image", "document", "search_result") })
 
 /** The request body of `POST /v1/messages`, as far as the fake checks it. */
 export const WireRequest = Schema.Struct({
@@ -30,7 +35,9 @@ export const WireRequest = Schema.Struct({
       role: Schema.Literal("user", "assistant"),
       content: Schema.Union(
         NonEmptyText,
-        Schema.Array(Schema.Union(TextBlock, ToolUseBlock, ToolResultBlock, OtherBlock))
+        Schema.Array(
+          Schema.Union(TextBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock, RedactedThinkingBlock, OtherBlock)
+        )
       )
     })
   ),
@@ -44,7 +51,16 @@ export const WireRequest = Schema.Struct({
       })
     )
   ),
-  stream: Schema.optional(Schema.Boolean)
+  stream: Schema.optional(Schema.Boolean),
+  thinking: Schema.optional(
+    Schema.Union(
+      Schema.Struct({
+        type: Schema.Literal("enabled"),
+        budget_tokens: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1024))
+      }),
+      Schema.Struct({ type: Schema.Literal("disabled") })
+    )
+  )
 })
 export type WireRequest = typeof WireRequest.Type
 
@@ -62,5 +78,10 @@ export const parseWireRequest = (text: string): Either.Either<WireRequest, strin
     // A union reports one issue per member: the deepest one names the field that is wrong.
     const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error).sort((a, b) => b.path.length - a.path.length)
     return issue === undefined ? "invalid request" : `${issue.path.join(".")}: ${issue.message}`
-  })
+  }).pipe(
+    Either.flatMap((request) => {
+      const issue = thinkingIssue(request)
+      return issue === undefined ? Either.right(request) : Either.left(issue)
+    })
+  )
 }

@@ -7,8 +7,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { SqlStagedWrites } from "../src/index.js"
-import { describeEachDatabase, postgres, postgresUrl, TestNamespace } from "./support/TestDatabase.js"
-import { yieldTimes } from "./support/runs.js"
+import { describeEachDatabase, liveTest, postgres, postgresUrl, TestNamespace } from "./support/TestDatabase.js"
+import { begin, yieldTimes } from "./support/runs.js"
 
 const { Records } = SqlStagedWrites
 
@@ -26,13 +26,8 @@ const createOrders = Effect.gen(function* () {
   return { orders, insertOrder, orderIds }
 })
 
-const begin = (runId: string) => Effect.flatMap(StagedWrites.StagedWrites, (staged) => staged.begin(runId))
-
 describeEachDatabase((db) => {
-  const test = <A, E>(
-    name: string,
-    self: () => Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof db.layer>>>
-  ) => it.live(name, () => Effect.provide(self(), db.layer()))
+  const test = liveTest(db)
 
   test("commit applies every staged write in order and returns how many there were", () =>
     Effect.gen(function* () {

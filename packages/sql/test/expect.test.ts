@@ -3,24 +3,18 @@
  * stands among the run's writes; an unmet one fails the commit with `WriteConflictError` and applies nothing.
  * Concurrent read-modify-write runs that expect what they read, and retry on a conflict, never lose an update.
  */
-import { expect, it, layer } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
 import { StagedWrites } from "@tether/core"
 import { Effect, FastCheck as fc, Option, Schedule } from "effect"
-import type { Layer } from "effect"
 import { SqlStagedWrites } from "../src/index.js"
-import { describeEachDatabase } from "./support/TestDatabase.js"
-import { runLikeCore, yieldTimes } from "./support/runs.js"
+import { describeEachDatabase, liveTest } from "./support/TestDatabase.js"
+import { begin, runLikeCore, yieldTimes } from "./support/runs.js"
 
 const commitNow = (runId: string, writes: ReadonlyArray<StagedWrites.Write>) =>
   runLikeCore(runId, (tx) => Effect.forEach(writes, tx.stage, { discard: true }))
 
-const begin = (runId: string) => Effect.flatMap(StagedWrites.StagedWrites, (staged) => staged.begin(runId))
-
 describeEachDatabase((db) => {
-  const test = <A, E>(
-    name: string,
-    self: () => Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof db.layer>>>
-  ) => it.live(name, () => Effect.provide(self(), db.layer()))
+  const test = liveTest(db)
 
   test("expectations that hold commit (key order does not matter, even in jsonb); an Expect sees earlier writes", () =>
     Effect.gen(function* () {

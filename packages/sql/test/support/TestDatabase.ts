@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { describe } from "@effect/vitest"
+import { describe, it } from "@effect/vitest"
 import type { StagedWrites } from "@tether/core"
 import { Context, Effect, Layer, Redacted } from "effect"
 import * as crypto from "node:crypto"
@@ -142,3 +142,9 @@ export const describeEachDatabase = (body: (db: TestDatabase) => void): void => 
     else describe.skip(`${db.name} (skipped: unreachable at ${postgresUrl})`, () => body(db))
   }
 }
+
+/** A live test on a fresh database of `db` (a new file or new tables for each test). */
+export const liveTest =
+  (db: TestDatabase) =>
+  <A, E>(name: string, self: () => Effect.Effect<A, E, TestServices>): void =>
+    it.live(name, () => Effect.provide(self(), db.layer()))

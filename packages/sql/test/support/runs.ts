@@ -2,6 +2,9 @@ import { StagedWrites } from "@tether/core"
 import { Effect, Exit } from "effect"
 import type { Scope } from "effect"
 
+/** Opens a run's transaction on the `StagedWrites` in context. */
+export const begin = (runId: string) => Effect.flatMap(StagedWrites.StagedWrites, (staged) => staged.begin(runId))
+
 /**
  * Runs `body` the way core runs an agent: `begin` in the run's scope before
  * anything else, `Effect.uninterruptible(tx.commit)` once the body succeeded,

@@ -69,6 +69,19 @@ describeEachDatabase((db) => {
       expect(yield* SqlStagedWrites.read("stock", "kettle")).toEqual(Option.some({ count: 1 }))
     }))
 
+  test("the expectation is the value as it was staged: changing the object afterwards changes nothing", () =>
+    Effect.gen(function* () {
+      yield* commitNow("setup", [StagedWrites.upsert("stock", "kettle", { count: 2 })])
+      const count = yield* runLikeCore("run-1", (tx) =>
+        Effect.gen(function* () {
+          const expected = { count: 2 }
+          yield* tx.stage(StagedWrites.expect("stock", "kettle", Option.some(expected)))
+          expected.count = 3
+        })
+      )
+      expect(count).toBe(1)
+    }))
+
   test("an expected value with no JSON form fails at stage", () =>
     Effect.gen(function* () {
       const error = yield* Effect.scoped(

@@ -100,7 +100,10 @@ export const readJson = (
     const contentType = request.headers["content-type"]
     if (!isJsonMediaType(contentType)) {
       return yield* new UnsupportedMediaType({
-        message: `the body must be sent as application/json, not ${contentType === undefined ? "without a content-type" : JSON.stringify(contentType)}`
+        message:
+          contentType === undefined
+            ? "the body must be sent as application/json (the request has no content-type)"
+            : `the body must be sent as application/json, not ${JSON.stringify(contentType)}`
       })
     }
     if (Buffer.byteLength(text, "utf8") > limitBytes) return yield* tooLarge(limitBytes)

@@ -82,10 +82,19 @@ const prepare = (runId: string, write: StagedWrites.Write): Effect.Effect<Prepar
     case "Statement":
       return Effect.succeed({ _tag: "Statement", sql: write.sql, params: [...write.params] })
     case "Expect":
-      // The expected value is compared as JSON at commit: one without a JSON form could never match.
+      // Compared as JSON at commit: a value without a JSON form could never match, and like an upsert's value it
+      // is taken as it is now (a later change to the object does not change the expectation).
       return Option.match(write.expected, {
         onNone: () => Effect.succeed<Prepared>({ _tag: "Expect", write }),
-        onSome: (value) => Effect.as(toJson(runId, write, value), { _tag: "Expect", write } as Prepared)
+        onSome: (value) =>
+          Effect.map(toJson(runId, write, value), (json): Prepared => ({
+            _tag: "Expect",
+            write: new StagedWrites.Expect({
+              table: write.table,
+              key: write.key,
+              expected: Option.some(JSON.parse(json))
+            })
+          }))
       })
   }
 }

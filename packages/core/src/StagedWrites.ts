@@ -189,20 +189,16 @@ type MemoryWrite = Upsert | Delete | Expect
 
 /** Applies `write` to `tables`; an unmet `Expect` is returned instead. */
 const applyWrite = (tables: Map<string, Map<string, unknown>>, write: MemoryWrite): Expect | undefined => {
+  if (write._tag === "Expect") {
+    // Only reads: an expectation on a table nobody wrote leaves no empty table behind.
+    const table = tables.get(write.table)
+    const current = table?.has(write.key) ? Option.some(table.get(write.key)) : Option.none()
+    return meetsExpectation(write.expected, current) ? undefined : write
+  }
   const table = tables.get(write.table) ?? new Map<string, unknown>()
   tables.set(write.table, table)
-  switch (write._tag) {
-    case "Upsert":
-      table.set(write.key, write.value)
-      return
-    case "Delete":
-      table.delete(write.key)
-      return
-    case "Expect": {
-      const current = table.has(write.key) ? Option.some(table.get(write.key)) : Option.none()
-      return meetsExpectation(write.expected, current) ? undefined : write
-    }
-  }
+  if (write._tag === "Upsert") table.set(write.key, write.value)
+  else table.delete(write.key)
 }
 
 const makeMemory = Effect.gen(function* () {

@@ -58,13 +58,16 @@ describe("StagedWrites.expect", () => {
           const tx = yield* begin("run-1")
           yield* tx.stage(StagedWrites.expect("stock", "kettle", Option.some({ sku: "k", count: 2 })))
           yield* tx.stage(StagedWrites.expect("stock", "grinder", Option.none()))
+          yield* tx.stage(StagedWrites.expect("carts", "c-1", Option.none()))
           yield* tx.stage(StagedWrites.upsert("stock", "kettle", { count: 1, sku: "k" }))
           yield* tx.stage(StagedWrites.expect("stock", "kettle", Option.some({ count: 1, sku: "k" })))
           return yield* tx.commit
         })
       )
-      expect(count).toBe(4)
+      expect(count).toBe(5)
       expect((yield* snapshot).get("stock")?.get("kettle")).toEqual({ count: 1, sku: "k" })
+      // An expectation only reads: no empty "carts" table appears.
+      expect([...(yield* snapshot).keys()]).toEqual(["stock"])
     }).pipe(Effect.provide(StagedWrites.layerMemory))
   )
 

@@ -71,7 +71,6 @@ export const toolUseRaw = (name: string, inputJson: string, options?: { readonly
   inputJson
 })
 
-/** @since 0.1.0 */
 /**
  * A thinking block: its text as one `ThinkingDelta`, then the signed block (`ThinkingEnd`). @since 0.1.0
  */
@@ -81,6 +80,7 @@ export const thinking = (text: string, options?: { readonly signature?: string |
   signature: options?.signature ?? "scripted-signature"
 })
 
+/** @since 0.1.0 */
 export const delay = (duration: Duration.DurationInput): Step => ({ _tag: "Delay", duration })
 
 /** @since 0.1.0 */

@@ -321,14 +321,15 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
     case "content_block_delta": {
       const delta = event.delta
       if (delta.type === "text_delta") return delta.text === "" ? [] : [TextDelta({ text: delta.text })]
-      if (delta.type === "thinking_delta" || delta.type === "signature_delta") {
+      if (delta.type === "thinking_delta") {
         const block = state.thinking.get(event.index)
-        if (delta.type === "signature_delta") {
-          if (block?.type === "thinking") block.signature += delta.signature
-          return []
-        }
         if (block?.type === "thinking") block.thinking += delta.thinking
         return delta.thinking === "" ? [] : [ThinkingDelta({ text: delta.thinking })]
+      }
+      if (delta.type === "signature_delta") {
+        const block = state.thinking.get(event.index)
+        if (block?.type === "thinking") block.signature += delta.signature
+        return []
       }
       if (delta.type === "ignored") return []
       const call = state.toolCalls.get(event.index)
@@ -343,14 +344,8 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
         state.thinking.delete(event.index)
         // Unsigned thinking cannot be sent back (the API checks the signature): it stays out of the transcript.
         if (thinking.type === "thinking" && thinking.signature === "") return []
-        return [
-          ThinkingEnd({
-            block:
-              thinking.type === "thinking"
-                ? { type: "thinking", thinking: thinking.thinking, signature: thinking.signature }
-                : { type: "redacted_thinking", data: thinking.data }
-          })
-        ]
+        // (A copy of the thinking: the state's block is the one the deltas appended to.)
+        return [ThinkingEnd({ block: thinking.type === "thinking" ? { ...thinking } : thinking })]
       }
       const call = state.toolCalls.get(event.index)
       if (call === undefined) return []

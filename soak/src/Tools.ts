@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import { Agent, AgentRun, StagedWrites, Tool } from "@tether/core"
+import { CommandTool } from "@tether/node"
 import { Effect, Schema } from "effect"
 
 /** The table the tools write to. @since 0.1.0 */
@@ -108,7 +109,8 @@ export const make = (observed: Observations) => {
     }
   })
 
-  const shell = Tool.command("shell", {
+  const shell = CommandTool.make({
+    name: "shell",
     description: "Runs a short child process",
     input: Input,
     output: Schema.String,

@@ -62,11 +62,16 @@ const page = (secret: Redacted.Redacted<string>) =>
     )
     if (Option.isSome(known)) return html
     const caller = Auth.CallerId.make(`guest-${randomUUID()}`)
-    return HttpServerResponse.unsafeSetCookie(html, Auth.defaultCookieName, Auth.signCookieValue(secret, caller), {
-      httpOnly: true,
-      sameSite: "strict",
-      path: "/"
-    })
+    return HttpServerResponse.unsafeSetCookie(
+      html,
+      Auth.defaultCookieName,
+      yield* Auth.signCookieValue(secret, caller),
+      {
+        httpOnly: true,
+        sameSite: "strict",
+        path: "/"
+      }
+    )
   })
 
 /** The committed orders, for callers with a valid cookie. */

@@ -1,7 +1,7 @@
 import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { SessionStore } from "@tether/http"
+import { SessionStore } from "@tether/core"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 

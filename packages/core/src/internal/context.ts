@@ -48,8 +48,11 @@ export interface RunContext {
   readonly childScope: Scope.Scope
   /** Every subtask spawned in the run, in order (append-only): a cancel interrupts them all at once. */
   readonly subtasks: Array<SubtaskEntry>
-  /** Aborted when the run is cancelled, before its fibers are interrupted; given to every model request. */
-  readonly cancelled: AbortSignal
+  /**
+   * A signal for one model request, aborted (with the run's reason) when the run is cancelled, before its fibers are
+   * interrupted; `release` once the request is over.
+   */
+  readonly requestSignal: () => { readonly signal: AbortSignal; readonly release: () => void }
   /** Cancels the root run without waiting for it (safe to call from inside the tree). */
   readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
   /** `requestCancel`, synchronously (for a provider's event callback). */

@@ -1,12 +1,11 @@
-import { Cause, Effect, Exit, HashSet, Option, Ref } from "effect"
-import { HttpServerError } from "@effect/platform"
+import { Cause, Effect, Exit, FiberId, HashSet, Option, Ref } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
 import type { RunOutcome } from "../AgentRun.js"
 import * as CancelReason from "../CancelReason.js"
 import * as RunEvent from "../RunEvent.js"
 import type { EventCommon, RunContext } from "./context.js"
 import type { LoopResult } from "./loop.js"
-import { describeError } from "./tools.js"
+import { describeError } from "./describe.js"
 import * as Transcript from "./transcript.js"
 import { make as makeEvent } from "./event.js"
 
@@ -20,10 +19,16 @@ export interface Ending {
   readonly exit: Effect.Effect<LoopResult, AgentError>
 }
 
+/**
+ * The fiber id with which @effect/platform's HTTP servers interrupt a handler whose client went away
+ * (`clientAbortFiberId`), rebuilt here (ids compare by value) so that core needs no HTTP platform.
+ */
+export const clientAbortFiberId = FiberId.runtime(-499, 0)
+
 /** Why a run whose body was interrupted stopped: the recorded reason, else what the interruptors tell. */
 export const reasonOf = (recorded: Option.Option<CancelReason.CancelReason>, cause: Cause.Cause<unknown>) =>
   Option.getOrElse(recorded, () =>
-    HashSet.has(Cause.interruptors(cause), HttpServerError.clientAbortFiberId)
+    HashSet.has(Cause.interruptors(cause), clientAbortFiberId)
       ? new CancelReason.ClientDisconnected()
       : new CancelReason.Interrupted()
   )

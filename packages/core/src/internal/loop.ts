@@ -187,8 +187,11 @@ export const runLoop = <R>(
             )
           )
         )
-      const request = { ...base, maxTokens: reservation.maxTokens, signal: ctx.cancelled }
-      const toolUses = yield* streamTurn(model, request, estimatedInput, reservation, ctx, cell)
+      const { signal, release } = ctx.requestSignal()
+      const request = { ...base, maxTokens: reservation.maxTokens, signal }
+      const toolUses = yield* streamTurn(model, request, estimatedInput, reservation, ctx, cell).pipe(
+        Effect.ensuring(Effect.sync(release))
+      )
       finishTurn(cell)
       if (toolUses.length === 0) {
         const transcript = cell.current.messages

@@ -1,4 +1,3 @@
-import { setMaxListeners } from "node:events"
 import {
   Cause,
   Deferred,
@@ -101,15 +100,16 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     let isCancelRequested = false
     const stopped = yield* Deferred.make<void>()
     const subtasks: Array<SubtaskEntry> = []
-    const cancelSignal = new AbortController()
-    // Every in-flight model request of the tree listens to it (sub-agents and concurrent tools: many at once).
-    setMaxListeners(0, cancelSignal.signal)
+    // One controller per in-flight model request of the tree (sub-agents and concurrent tools: many at once), each
+    // with its provider's listeners only: a single shared signal would collect a listener per request.
+    const requestControllers = new Set<AbortController>()
     const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none): void => {
       recordedReason ??= reason
       isCancelRequested = true
       // Signal first: model requests abort in this very call, then the fibers unwind. The reason is the signal's
       // (a plain value: no DOMException with its stack trace for every run cancelled).
-      cancelSignal.abort(recordedReason)
+      for (const controller of requestControllers) controller.abort(recordedReason)
+      requestControllers.clear()
       bodyFiber?.unsafeInterruptAsFork(requester)
       // The whole tree at once: subtasks stop alongside the body, not after it.
       for (const subtask of subtasks) subtask.fiber.unsafeInterruptAsFork(requester)
@@ -164,7 +164,12 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
           compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
           childScope,
           subtasks,
-          cancelled: cancelSignal.signal,
+          requestSignal: () => {
+            const controller = new AbortController()
+            if (isCancelRequested) controller.abort(recordedReason)
+            else requestControllers.add(controller)
+            return { signal: controller.signal, release: () => void requestControllers.delete(controller) }
+          },
           requestCancel,
           cancelNow,
           nextId: (prefix) => `${prefix}_${runId}_${++seq}`

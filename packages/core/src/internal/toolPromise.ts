@@ -4,7 +4,7 @@ import * as RunEvent from "../RunEvent.js"
 import { StagedWriteError, type Write } from "../StagedWrites.js"
 import { ToolPromiseError, type PromiseContext } from "../Tool.js"
 import { CurrentRun, type RunContext } from "./context.js"
-import { describeError } from "./tools.js"
+import { describeError } from "./describe.js"
 import { make as makeEvent } from "./event.js"
 
 /** The id of the tool call the current fiber runs, from the run context the call provides. */

@@ -9,8 +9,8 @@ import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import type { Duration } from "effect"
-import { Agent, AgentRun, RunRegistry, StagedWrites, Tool } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes, SessionStore } from "@tether/http"
+import { Agent, AgentRun, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
+import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
 import { ScriptedModel } from "@tether/testing"
 
 export const tokens = { "token-alice": "alice", "token-bob": "bob" } as const

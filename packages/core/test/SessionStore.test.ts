@@ -1,18 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, TestClock } from "effect"
-import { Agent, RunRegistry, StagedWrites } from "@tether/core"
+import { Agent, RunRegistry, SessionStore, StagedWrites } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
-import { Auth, SessionStore } from "@tether/http"
 
 const agent = Agent.make({ name: "a" })
 // Each run streams for 10 minutes (two chunks, 5 minutes apart).
 const slowModel = ScriptedModel.layer(() => ScriptedModel.text("done", { chunks: 2, delay: "5 minutes" }))
 const services = Layer.mergeAll(slowModel, StagedWrites.layerMemory, RunRegistry.layerWith({ retainEnded: "1 hour" }))
 
-const alice = Auth.CallerId.make("alice")
-const bob = Auth.CallerId.make("bob")
+const alice = SessionStore.CallerId.make("alice")
+const bob = SessionStore.CallerId.make("bob")
 
-const session = (id: string, owner: Auth.CallerId, runId?: string): SessionStore.Session => ({
+const session = (id: string, owner: SessionStore.CallerId, runId?: string): SessionStore.Session => ({
   id,
   owner,
   disconnect: "cancel",

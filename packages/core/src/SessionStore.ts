@@ -1,5 +1,5 @@
 /**
- * What the routes remember of a session between requests: its owner, its
+ * What an application remembers of a session between requests (the routes of `@tether/http` use it): its owner, its
  * disconnect policy, its latest run and the conversation so far. When a run
  * ends (completed, cancelled or failed) its transcript becomes the session's,
  * so the next message continues the conversation; a cancelled run's
@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * import { Effect, Option } from "effect"
- * import { SessionStore } from "@tether/http"
+ * import { SessionStore } from "@tether/core"
  *
  * const owner = Effect.gen(function* () {
  *   const store = yield* SessionStore.SessionStore
@@ -23,8 +23,21 @@
  */
 import { Context, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema } from "effect"
 import type { Scope } from "effect"
-import type { AgentRun, Message } from "@tether/core"
-import type { CallerId } from "./Auth.js"
+import type { AgentRun } from "./AgentRun.js"
+import type { Message } from "./Message.js"
+
+/**
+ * Who owns a session: the caller that started it, as an authentication layer names it (`@tether/http`'s `Auth`).
+ * Letters, digits, `_`, `-`, `.`, `@`, `:`; 1 to 128 characters.
+ *
+ * @since 0.1.0
+ */
+export const CallerId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_.@:-]{1,128}$/),
+  Schema.brand("@tether/core/CallerId")
+)
+/** @since 0.1.0 */
+export type CallerId = typeof CallerId.Type
 
 /**
  * What a client disconnect does to the run it was streaming: `cancel`
@@ -43,7 +56,7 @@ export interface Session {
   readonly owner: CallerId
   readonly disconnect: DisconnectPolicy
   /** The conversation so far: the transcript of the latest run that ended. */
-  readonly transcript: ReadonlyArray<Message.Message>
+  readonly transcript: ReadonlyArray<Message>
   /** The latest run's id. */
   readonly runId: string | undefined
 }
@@ -69,11 +82,11 @@ export interface Service {
    * newer run of the session has started since). The follower lives as long as the
    * store; a store that fails to save the transcript logs it.
    */
-  readonly follow: (sessionId: string, run: AgentRun.AgentRun) => Effect.Effect<void>
+  readonly follow: (sessionId: string, run: AgentRun) => Effect.Effect<void>
 }
 
 /** @since 0.1.0 */
-export class SessionStore extends Context.Tag("@tether/http/SessionStore")<SessionStore, Service>() {}
+export class SessionStore extends Context.Tag("@tether/core/SessionStore")<SessionStore, Service>() {}
 
 /** @since 0.1.0 */
 export interface MemoryOptions {
@@ -172,7 +185,7 @@ export const layerMemory: Layer.Layer<SessionStore> = Layer.scoped(SessionStore,
  *
  * @example
  * ```ts
- * import { SessionStore } from "@tether/http"
+ * import { SessionStore } from "@tether/core"
  *
  * const sessions = SessionStore.layerMemoryWith({ retainIdle: "1 hour" })
  * ```

@@ -129,7 +129,7 @@ export const layer = (options: Options) => {
       yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
     })
   )
-  const services = Layer.mergeAll(RunRegistry.layer, Auth.layerSignedCookie({ secret: options.secret }))
+  const services = Layer.mergeAll(RunRegistry.layer(), Auth.layerSignedCookie({ secret: options.secret }))
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
     Layer.provide(services)
   )

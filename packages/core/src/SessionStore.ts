@@ -5,7 +5,7 @@
  * so the next message continues the conversation; a cancelled run's
  * transcript is closed by the core (every tool call answered), so it is valid too.
  * The in-memory store keeps every session for the life of the process, or
- * forgets one once it has been idle for `retainIdle` (`layerMemoryWith`).
+ * forgets one once it has been idle for `retainIdle` (`layerMemory({ retainIdle })`).
  *
  * @example
  * ```ts
@@ -16,7 +16,7 @@
  *   const store = yield* SessionStore.SessionStore
  *   const session = yield* store.get("session-1")
  *   return Option.map(session, (s) => s.owner)
- * }).pipe(Effect.provide(SessionStore.layerMemory))
+ * }).pipe(Effect.provide(SessionStore.layerMemory()))
  * ```
  *
  * @since 0.1.0
@@ -101,7 +101,7 @@ export interface MemoryOptions {
 }
 
 /** Makes an in-memory store whose followers (and sweeper) live as long as the current scope. @since 0.1.0 */
-export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<Service, never, Scope.Scope> =>
+export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const sessions = new Map<string, Session>()
     const byOwner = new Map<CallerId, Set<string>>()
@@ -174,23 +174,17 @@ export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<Service, n
     return service
   })
 
-/** Makes an in-memory store that keeps every session (see `makeMemoryWith`). @since 0.1.0 */
-export const makeMemory: Effect.Effect<Service, never, Scope.Scope> = makeMemoryWith({})
-
-/** Sessions in memory, for one process, kept for its life (see `layerMemoryWith`). @since 0.1.0 */
-export const layerMemory: Layer.Layer<SessionStore> = Layer.scoped(SessionStore, makeMemory)
-
 /**
- * Sessions in memory, for one process, each forgotten `retainIdle` after it went idle.
+ * Sessions in memory, for one process: kept for its life, or each forgotten `retainIdle` after it went idle.
  *
  * @example
  * ```ts
  * import { SessionStore } from "@tether/core"
  *
- * const sessions = SessionStore.layerMemoryWith({ retainIdle: "1 hour" })
+ * const sessions = SessionStore.layerMemory({ retainIdle: "1 hour" })
  * ```
  *
  * @since 0.1.0
  */
-export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<SessionStore> =>
-  Layer.scoped(SessionStore, makeMemoryWith(options))
+export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<SessionStore> =>
+  Layer.scoped(SessionStore, makeMemory(options))

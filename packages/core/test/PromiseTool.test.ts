@@ -1,6 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Runtime, Schema } from "effect"
-import { Agent, AgentRun, CancelReason, Checkpoint, Message, StagedWrites, Tool } from "@tether/core"
+import {
+  Agent,
+  AgentRun,
+  CancelReason,
+  Checkpoint,
+  CurrentRun,
+  Message,
+  PromiseTool,
+  StagedWrites,
+  Tool
+} from "@tether/core"
 import type { RunEvent } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 import {
@@ -89,7 +99,8 @@ describe("Tool.fromPromise", () => {
       const lateWrite = new Promise<unknown>((resolve) => {
         resolveLate = resolve
       })
-      const slow = Tool.fromPromise("slow_writer", {
+      const slow = PromiseTool.make({
+        name: "slow_writer",
         description: "Writes too late",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -106,7 +117,8 @@ describe("Tool.fromPromise", () => {
           return "late"
         }
       })
-      const quick = Tool.make("quick_writer", {
+      const quick = Tool.make({
+        name: "quick_writer",
         description: "Writes",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -139,9 +151,10 @@ describe("Tool.fromPromise", () => {
     )
   )
 
-  it.live("a rejected Promise goes back to the model as a ToolPromiseError", () =>
+  it.live("a rejected Promise goes back to the model as a PromiseToolError", () =>
     Effect.gen(function* () {
-      const broken = Tool.fromPromise("broken", {
+      const broken = PromiseTool.make({
+        name: "broken",
         description: "Rejects",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -149,9 +162,9 @@ describe("Tool.fromPromise", () => {
           throw new Error("boom")
         }
       })
-      const result = yield* Agent.run(Agent.make({ name: "b", tools: [broken] }), "go")
+      const result = yield* AgentRun.run(Agent.make({ name: "b", tools: [broken] }), "go")
       const toolResult = result.transcript[2]!.content[0] as Message.ToolResultBlock
-      expect(toolResult).toMatchObject({ isError: true, content: "ToolPromiseError: boom" })
+      expect(toolResult).toMatchObject({ isError: true, content: "PromiseToolError: boom" })
     }).pipe(Effect.provide(setup([[ScriptedModel.toolUse("broken", {})], ScriptedModel.text("ok")])))
   )
 
@@ -161,12 +174,13 @@ describe("Tool.fromPromise", () => {
       const lateWrite = new Promise<Exit.Exit<void, StagedWrites.StagedWriteError>>((resolve) => {
         resolveLate = resolve
       })
-      const leaky = Tool.make("leaky", {
+      const leaky = Tool.make({
+        name: "leaky",
         description: "Starts work outside Effect and returns",
         input: Schema.Struct({}),
         output: Schema.String,
         handler: () =>
-          Effect.map(Effect.runtime<AgentRun.CurrentRun>(), (runtime) => {
+          Effect.map(Effect.runtime<CurrentRun.CurrentRun>(), (runtime) => {
             void sleep(200).then(() =>
               Runtime.runPromiseExit(runtime)(AgentRun.stage(StagedWrites.upsert("leaked", "k", 1))).then(resolveLate)
             )
@@ -253,7 +267,8 @@ describe("Checkpoint.run", () => {
   it.live("a tool whose loop has checkpoints stops with its run", () =>
     Effect.gen(function* () {
       let steps = 0
-      const crunch = Tool.make("crunch", {
+      const crunch = Tool.make({
+        name: "crunch",
         description: "Crunches for 10 s",
         input: Schema.Struct({}),
         output: Schema.Number,

@@ -26,7 +26,7 @@
  * declare const assistant: Agent.Agent<never>
  * const app = HttpRouter.empty.pipe(HttpRouter.mount("/api", SessionRoutes.router(assistant)))
  * const server = GracefulShutdown.serve(app).pipe(
- *   Layer.provide([RunRegistry.layer, SessionStore.layerMemory, Auth.layerBearer({ "secret-token": "alice" })]),
+ *   Layer.provide([RunRegistry.layer(), SessionStore.layerMemory(), Auth.layerBearer({ "secret-token": "alice" })]),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
  * )
  * // ...and a LanguageModel layer for the agent.
@@ -95,11 +95,7 @@ export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,100
 
 /** What the routes need: the registry, the store, `Auth`, and the agent's model and services. @since 0.1.0 */
 export type Requirements<R> =
-  | RunRegistry.RunRegistry
-  | SessionStore.SessionStore
-  | Auth.Auth
-  | LanguageModel.LanguageModel
-  | Exclude<R, AgentRun.CurrentRun>
+  RunRegistry.RunRegistry | SessionStore.SessionStore | Auth.Auth | LanguageModel.LanguageModel | R
 
 interface Caller {
   readonly caller: Auth.CallerId

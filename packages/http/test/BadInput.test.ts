@@ -42,7 +42,7 @@ const postChunked = (port: number, path: string, body: string) =>
 const flakyStore = (mode: { current: "none" | "all" | "save" }) =>
   Layer.scoped(
     SessionStore.SessionStore,
-    Effect.map(SessionStore.makeMemory, (store): SessionStore.Service => {
+    Effect.map(SessionStore.makeMemory(), (store): SessionStore.Service => {
       const failing = <A>(effect: Effect.Effect<A, SessionStore.SessionStoreError>, isSave = false) =>
         Effect.suspend(() =>
           mode.current === "all" || (isSave && mode.current === "save")

@@ -48,7 +48,7 @@ export interface Spec {
 }
 
 /** @since 0.1.0 @category models */
-export interface CommandTool<in out I, in out O> extends Tool.Tool<I, O, never> {
+export interface CommandTool<in out I, in out O> extends Tool.Tool<I, O, CommandToolError> {
   readonly handler: (input: I) => Effect.Effect<O, CommandToolError>
   /** The pids of this tool's commands still running (each leads its own process group). */
   readonly running: Effect.Effect<ReadonlyArray<number>>
@@ -83,15 +83,15 @@ export const make = <I, IE, O, OE>(options: Options<I, IE, O, OE>): CommandTool<
     killGrace: Duration.decode(options.killGrace ?? "1 second"),
     running
   })
-  return {
-    ...Tool.make(options.name, {
+  return Object.assign(
+    Tool.make({
+      name: options.name,
       description: options.description,
       input: options.input,
       output: options.output,
       timeout: options.timeout,
       handler
     }),
-    handler,
-    running: internal.runningPids(running)
-  }
+    { handler, running: internal.runningPids(running) }
+  )
 }

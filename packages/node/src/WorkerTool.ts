@@ -54,7 +54,7 @@ export interface Stats {
 }
 
 /** @since 0.1.0 @category models */
-export interface WorkerTool<in out I, in out O> extends Tool.Tool<I, O, never> {
+export interface WorkerTool<in out I, in out O> extends Tool.Tool<I, O, WorkerToolError> {
   readonly handler: (input: I) => Effect.Effect<O, WorkerToolError>
   /** The pool's threads now. */
   readonly workers: Effect.Effect<Stats>
@@ -91,18 +91,17 @@ export const make = <I, IE, O, OE>(options: Options<I, IE, O, OE>): WorkerTool<I
     execArgv: options.execArgv
   })
   const handler = internal.handler(options.name, options.input, options.output, pool)
-  return {
-    ...Tool.make(options.name, {
+  return Object.assign(
+    Tool.make({
+      name: options.name,
       description: options.description,
       input: options.input,
       output: options.output,
       timeout: options.timeout,
       handler
     }),
-    handler,
-    workers: pool.stats,
-    shutdown: pool.shutdown
-  }
+    { handler, workers: pool.stats, shutdown: pool.shutdown }
+  )
 }
 
 /**

@@ -3,7 +3,7 @@ import { Effect, FastCheck as fc, Fiber, Schema } from "effect"
 import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Agent, AgentRun, StagedWrites, Tool } from "@tether/core"
+import { Agent, AgentRun, PromiseTool, StagedWrites } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 import { CommandTool, WorkerTool } from "@tether/node"
 import {
@@ -311,7 +311,8 @@ type Kind = "cooperative" | "stubborn" | "worker" | "command"
 const mixedRun = (kinds: ReadonlyArray<Kind>, interruptAfterMillis: number) => {
   const pidFile = tempFile("prop")
   const lateWrites: Array<Promise<"landed" | "refused">> = []
-  const stubborn = Tool.fromPromise("stubborn", {
+  const stubborn = PromiseTool.make({
+    name: "stubborn",
     description: "Ignores its abort signal",
     input: Schema.Struct({}),
     output: Schema.String,

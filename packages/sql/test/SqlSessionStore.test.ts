@@ -55,7 +55,7 @@ describeEachDatabase((db) => {
   ) =>
     it.live(name, () =>
       Effect.scoped(self()).pipe(
-        Effect.provide(Layer.mergeAll(RunRegistry.layer, model).pipe(Layer.provideMerge(db.layer())))
+        Effect.provide(Layer.mergeAll(RunRegistry.layer(), model).pipe(Layer.provideMerge(db.layer())))
       )
     )
 

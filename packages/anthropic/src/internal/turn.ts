@@ -1,7 +1,7 @@
 import type Anthropic from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
-import { Duration, Effect, Either, Schedule, Stream } from "effect"
+import { Duration, Effect, Either, Schedule } from "effect"
 import type { RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
 import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
@@ -20,7 +20,7 @@ export interface TurnSettings {
   readonly retry: Schedule.Schedule<unknown, AttemptFailure>
 }
 
-/** Where a response's events go: a stream's emitter, or a callback of the push-based turn. */
+/** Where a response's events go: the callbacks of the push-based turn. */
 interface Sink {
   readonly array: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
   readonly fail: (failure: AttemptFailure) => void
@@ -132,30 +132,6 @@ const requestController = (cancelled: AbortSignal | undefined, finished: { reado
 }
 
 /**
- * One request as a stream. The controller is released by the stream's scope, so when the consumer is
- * interrupted the first thing that happens is `abort()`: nothing waits on the SDK's iterator (the pending read
- * settles by itself, into a mailbox that is already shut).
- */
-const attempt = (
-  client: Anthropic,
-  params: Anthropic.MessageCreateParamsStreaming,
-  cancelled: AbortSignal | undefined
-): Stream.Stream<LanguageModel.ModelEvent, AttemptFailure> =>
-  Stream.asyncPush<LanguageModel.ModelEvent, AttemptFailure>((emit) => {
-    const finished = { isRead: false }
-    return Effect.acquireRelease(
-      Effect.sync(() => requestController(cancelled, finished)),
-      ({ release }) => Effect.sync(release)
-    ).pipe(
-      Effect.tap(({ signal }) =>
-        Effect.sync(() => {
-          void pump(client, params, signal, emit, finished)
-        })
-      )
-    )
-  })
-
-/**
  * One request, push-based: `onEvents` gets the events as they arrive, and the effect ends with the response.
  * Interrupting it aborts the request at once (the canceller); no stream machinery sits in between.
  */
@@ -223,20 +199,6 @@ export const retryPolicy = (settings: {
     )
   )
 
-/** One turn: request, map, retry before the first event; each attempt waits for a rate-limit permit. */
-export const streamTurn = (
-  settings: TurnSettings,
-  params: Anthropic.MessageCreateParamsStreaming,
-  cancelled?: AbortSignal | undefined
-): Stream.Stream<LanguageModel.ModelEvent, ModelError.ModelError> => {
-  const once = attempt(settings.client, params, cancelled)
-  const limited = settings.rateLimiter === undefined ? once : Stream.unwrap(settings.rateLimiter(Effect.succeed(once)))
-  return limited.pipe(
-    Stream.retry(settings.retry),
-    Stream.mapError((failure) => failure.error)
-  )
-}
-
 /**
  * `Effect.retry`, except that the schedule's driver is only made once an attempt has failed: a turn that
  * succeeds at once (nearly all of them) pays nothing for its retry policy. The first failure is the
@@ -256,7 +218,7 @@ const retryAfterFailure =
       })
     )
 
-/** One turn, push-based (see `attemptPush`), with the same retries and rate limiting as `streamTurn`. */
+/** One turn, push-based (see `attemptPush`): each attempt waits for a rate-limit permit; retries before the first event. */
 export const runTurn = (
   settings: TurnSettings,
   params: Anthropic.MessageCreateParamsStreaming,

@@ -1,6 +1,6 @@
 import { Cause, Effect, Exit, FiberId, HashSet, Option, Ref } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
-import type { RunOutcome } from "../AgentRun.js"
+import type { RunOutcome } from "../RunOutcome.js"
 import * as CancelReason from "../CancelReason.js"
 import * as RunEvent from "../RunEvent.js"
 import type { EventCommon, RunContext } from "./context.js"
@@ -25,13 +25,11 @@ export interface Ending {
  */
 export const clientAbortFiberId = FiberId.runtime(-499, 0)
 
-/** Why a run whose body was interrupted stopped: the recorded reason, else what the interruptors tell. */
-export const reasonOf = (recorded: Option.Option<CancelReason.CancelReason>, cause: Cause.Cause<unknown>) =>
-  Option.getOrElse(recorded, () =>
-    HashSet.has(Cause.interruptors(cause), clientAbortFiberId)
-      ? new CancelReason.ClientDisconnected()
-      : new CancelReason.Interrupted()
-  )
+/** Why a fiber was interrupted, as its interruptors tell: a client that went away, or anything else. */
+export const reasonOfInterruption = (cause: Cause.Cause<unknown>): CancelReason.CancelReason =>
+  HashSet.has(Cause.interruptors(cause), clientAbortFiberId)
+    ? new CancelReason.ClientDisconnected()
+    : new CancelReason.Interrupted()
 
 /** Waits for every subtask, including those spawned while waiting; reports the first that failed. */
 export const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFailedError> =>
@@ -114,7 +112,7 @@ export const settle = (
       return yield* failed(ctx, committed.cause, transcript)
     }
     if (Cause.isInterruptedOnly(bodyExit.cause)) {
-      const reason = reasonOf(recordedReason, bodyExit.cause)
+      const reason = Option.getOrElse(recordedReason, () => reasonOfInterruption(bodyExit.cause))
       const why = CancelReason.describe(reason)
       const undone = yield* undo(ctx)
       yield* ctx.emit((c) =>

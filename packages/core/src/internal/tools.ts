@@ -4,7 +4,8 @@ import type * as StagedWrites from "../StagedWrites.js"
 import type { ToolResultBlock } from "../Message.js"
 import * as RunEvent from "../RunEvent.js"
 import * as Tool from "../Tool.js"
-import { CurrentRun, runEnded, type RunContext } from "./context.js"
+import { provide, type RunContext } from "./context.js"
+import { runEnded } from "./staging.js"
 import type { Cell, ToolStatus } from "./transcript.js"
 import { describeError } from "./describe.js"
 import { withSpan } from "./tracing.js"
@@ -71,7 +72,7 @@ export const runToolUse = <R>(
   use: { readonly id: string; readonly name: string; readonly inputJson: string },
   ctx: RunContext,
   cell: Cell
-): Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>> => {
+): Effect.Effect<ToolResultBlock, never, R> => {
   const failed = (error: string) =>
     Effect.as(
       Effect.zipRight(
@@ -100,14 +101,13 @@ export const runToolUse = <R>(
       toolUseId: use.id,
       stageWrite: (write) =>
         Effect.suspend(() => {
-          if (ctx.lifecycle.isEnded) return Effect.fail(runEnded())
+          if (!ctx.acceptsWrites()) return Effect.fail(runEnded())
           if (!isOpen) return Effect.fail(callEnded(tool.name))
           buffer.push(write)
           return Effect.void
         })
     }
-    const exit = yield* withTimeout(tool, tool.handler(decoded.right)).pipe(
-      Effect.provideService(CurrentRun, callCtx),
+    const exit = yield* provide(withTimeout(tool, tool.handler(decoded.right)), callCtx).pipe(
       Effect.ensuring(Effect.sync(() => (isOpen = false))),
       withSpan(`Tool.${tool.name}`, { toolUseId: use.id }),
       Effect.onInterrupt(() =>
@@ -128,5 +128,5 @@ export const runToolUse = <R>(
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some") return yield* failed(describeError(failure.value))
     return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
-  }) as Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>>
+  }) as Effect.Effect<ToolResultBlock, never, R>
 }

@@ -1,7 +1,7 @@
 /** Helpers of the tests of tools that do not cooperate (Promise tools here; worker and command tools in @tether/node). */
 import { afterAll, expect } from "@effect/vitest"
 import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Schema, Stream } from "effect"
-import { AgentRun, CancelReason, StagedWrites, Tool } from "@tether/core"
+import { AgentRun, CancelReason, PromiseTool, StagedWrites } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
 /** Latencies measured by the tests, printed at the end. */
@@ -51,7 +51,8 @@ export const collectEvents = (run: AgentRun.AgentRun) =>
   Effect.fork(Stream.runCollect(run.events).pipe(Effect.map(Chunk.toReadonlyArray)))
 
 /** A Promise tool that waits 10 s unless aborted. */
-export const cooperative = Tool.fromPromise("cooperative", {
+export const cooperative = PromiseTool.make({
+  name: "cooperative",
   description: "Waits 10 s unless aborted",
   input: Schema.Struct({}),
   output: Schema.String,
@@ -71,7 +72,8 @@ export const stubbornFor = (options: {
   readonly resolveAfterMillis: number
   readonly onLateWrite: (error: unknown) => void
 }) =>
-  Tool.fromPromise("stubborn", {
+  PromiseTool.make({
+    name: "stubborn",
     description: "Ignores its abort signal",
     input: Schema.Struct({}),
     output: Schema.String,

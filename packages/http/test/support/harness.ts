@@ -19,7 +19,8 @@ export const bob = { authorization: "Bearer token-bob" }
 
 /** A tool that stages an order, then works for `work`. */
 export const placeOrder = (work: Duration.DurationInput = "10 millis") =>
-  Tool.make("place_order", {
+  Tool.make({
+    name: "place_order",
     description: "Places an order",
     input: Schema.Struct({ id: Schema.String, total: Schema.Number }),
     output: Schema.String,
@@ -72,8 +73,8 @@ export const start = (options: {
       HttpRouter.mount("/api", SessionRoutes.router(options.agent ?? shop, options.routes))
     )
     const services = Layer.mergeAll(
-      RunRegistry.layerWith({ retainEnded: options.retainEnded }),
-      options.sessionStore ?? SessionStore.layerMemoryWith({ retainIdle: options.retainIdle }),
+      RunRegistry.layer({ retainEnded: options.retainEnded }),
+      options.sessionStore ?? SessionStore.layerMemory({ retainIdle: options.retainIdle }),
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),
       StagedWrites.layerMemory

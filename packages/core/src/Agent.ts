@@ -28,14 +28,22 @@ import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import type * as Tool from "./Tool.js"
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface Agent<out R> extends Pipeable, Limits {
   readonly name: string
   readonly system: string | undefined
   readonly tools: ReadonlyArray<Tool.Any<R>>
 }
 
-/** What bounds a run of an agent. @since 0.1.0 @category models */
+/**
+ * What bounds a run of an agent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Limits {
   /** Most turns before the run fails with `MaxTurnsError`. Default 10. */
   readonly maxTurns: number
@@ -47,7 +55,12 @@ export interface Limits {
   readonly tokenBudget: number | undefined
 }
 
-/** What `make` takes. @since 0.1.0 @category models */
+/**
+ * What `make` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options<Tools extends ReadonlyArray<Tool.Any>> extends Partial<Limits> {
   readonly name: string
   readonly system?: string | undefined

@@ -6,10 +6,11 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Agent, AgentError, AgentRun } from "@tether/core"
+ * import { Agent, AgentRun } from "@tether/core"
  *
- * declare const agent: Agent.Agent<never>
- * const program = AgentRun.run(agent, "hello").pipe(
+ * const agent = Agent.make({ name: "assistant", maxTurns: 3 })
+ * const answer = AgentRun.run(agent, "hello").pipe(
+ *   Effect.map((result) => result.text),
  *   Effect.catchTag("MaxTurnsError", (e) => Effect.succeed(`gave up after ${e.maxTurns} turns`))
  * )
  * ```
@@ -21,13 +22,21 @@ import * as CancelReason from "./CancelReason.js"
 import type { ModelError } from "./ModelError.js"
 import type { StagedWriteError, WriteConflictError } from "./StagedWrites.js"
 
-/** The model still asked for tools after `maxTurns` turns. @since 0.1.0 */
+/**
+ * The model still asked for tools after `maxTurns` turns.
+ *
+ * @since 0.1.0
+ */
 export class MaxTurnsError extends Schema.TaggedError<MaxTurnsError>()("MaxTurnsError", {
   agent: Schema.String,
   maxTurns: Schema.Number
 }) {}
 
-/** A subtask that nobody awaited failed, so the run cannot commit. @since 0.1.0 */
+/**
+ * A subtask that nobody awaited failed, so the run cannot commit.
+ *
+ * @since 0.1.0
+ */
 export class SubtaskFailedError extends Schema.TaggedError<SubtaskFailedError>()("SubtaskFailedError", {
   subtask: Schema.String,
   message: Schema.String

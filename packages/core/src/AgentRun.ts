@@ -16,7 +16,7 @@
  * import { Effect } from "effect"
  * import { Agent, AgentRun, CancelReason } from "@tether/core"
  *
- * declare const agent: Agent.Agent<never>
+ * const agent = Agent.make({ name: "planner", system: "Plan trips." })
  *
  * // To its end, on the caller's fiber:
  * const answer = AgentRun.run(agent, "Plan my trip").pipe(Effect.map((result) => result.text))
@@ -51,7 +51,12 @@ import { runNested } from "./internal/nested.js"
 import * as internal from "./internal/run.js"
 import { runEnded, stage as stageIn } from "./internal/staging.js"
 
-/** What a run starts from: a user message, or a history and a message. @since 0.1.0 @category models */
+/**
+ * What a run starts from: a user message, or a history and a message.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type RunInput =
   string | { readonly history?: ReadonlyArray<Message> | undefined; readonly message: string | Message }
 
@@ -87,7 +92,12 @@ export interface RunOptions {
   readonly onLeak?: "warn" | "die" | undefined
 }
 
-/** A running agent. @since 0.1.0 @category models */
+/**
+ * A running agent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AgentRun {
   readonly id: string
   readonly sessionId: string | undefined
@@ -165,15 +175,20 @@ export const run = <R>(
  * @example
  * ```ts
  * import { ManagedRuntime } from "effect"
- * import { Agent, AgentRun, LanguageModel } from "@tether/core"
+ * import { Agent, AgentRun } from "@tether/core"
+ * import { ScriptedModel } from "@tether/testing"
  *
- * declare const agent: Agent.Agent<never>
- * declare const runtime: ManagedRuntime.ManagedRuntime<LanguageModel.LanguageModel, never>
- * const controller = new AbortController()
+ * const agent = Agent.make({ name: "assistant" })
+ * // In production: ManagedRuntime.make(AnthropicModel.layerConfig)
+ * const runtime = ManagedRuntime.make(ScriptedModel.layer([ScriptedModel.text("Hello!")]))
+ *
+ * const controller = new AbortController() // controller.abort() cancels the run
  * const outcome = await AgentRun.runPromise(agent, "hi", {
  *   runtime: await runtime.runtime(),
  *   signal: controller.signal
  * })
+ * console.log(outcome._tag) // "Completed"
+ * await runtime.dispose()
  * ```
  *
  * @since 0.1.0
@@ -237,13 +252,23 @@ export const compensate = (undo: Effect.Effect<void>): Effect.Effect<void, never
     () => Effect.void
   )
 
-/** The id of the run the caller is part of, if any. @since 0.1.0 @category inside a run */
+/**
+ * The id of the run the caller is part of, if any.
+ *
+ * @since 0.1.0
+ * @category inside a run
+ */
 export const currentRunId: Effect.Effect<Option.Option<string>> = Effect.map(
   Effect.serviceOption(CurrentRun),
   Option.map((run) => run.runId)
 )
 
-/** The session of the run the caller is part of, if it was started with one. @since 0.1.0 @category inside a run */
+/**
+ * The session of the run the caller is part of, if it was started with one.
+ *
+ * @since 0.1.0
+ * @category inside a run
+ */
 export const currentSessionId: Effect.Effect<Option.Option<string>> = Effect.map(
   Effect.serviceOption(CurrentRun),
   Option.flatMap((run) => Option.fromNullable(run.sessionId))

@@ -2,6 +2,9 @@
  * Why a run was cancelled. Every cancellation carries one of these into the
  * run's events, its log lines and its outcome.
  *
+ * The reasons without fields skip Schema's validation when built (there is nothing to check): a Stop builds one right
+ * before the abort, and cold, that check alone took about 80 us of the time to the socket's close.
+ *
  * @example
  * ```ts
  * import { CancelReason } from "@tether/core"
@@ -10,39 +13,60 @@
  * console.log(CancelReason.describe(reason)) // "the user pressed Stop"
  * ```
  *
- * The reasons without fields skip Schema's validation when built (there is nothing to check): a Stop builds one right
- * before the abort, and cold, that check alone took about 80 us of the time to the socket's close.
- *
  * @since 0.1.0
  */
 import { Option, Schema } from "effect"
 
-/** The user asked to stop (a Stop button, Ctrl-C). @since 0.1.0 */
+/**
+ * The user asked to stop (a Stop button, Ctrl-C).
+ *
+ * @since 0.1.0
+ */
 export class UserAbort extends Schema.TaggedClass<UserAbort>()("UserAbort", {}) {
   constructor() {
     super({}, true) // no fields: nothing to validate (see the module's note)
   }
 }
-/** The client's connection closed before the run ended. @since 0.1.0 */
+/**
+ * The client's connection closed before the run ended.
+ *
+ * @since 0.1.0
+ */
 export class ClientDisconnected extends Schema.TaggedClass<ClientDisconnected>()("ClientDisconnected", {}) {
   constructor() {
     super({}, true) // no fields: nothing to validate (see the module's note)
   }
 }
-/** The run's deadline passed. @since 0.1.0 */
+/**
+ * The run's deadline passed.
+ *
+ * @since 0.1.0
+ */
 export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", { millis: Schema.Number }) {}
-/** The run tree would have spent more tokens than its budget allows. @since 0.1.0 */
+/**
+ * The run tree would have spent more tokens than its budget allows.
+ *
+ * @since 0.1.0
+ */
 export class BudgetExceeded extends Schema.TaggedClass<BudgetExceeded>()("BudgetExceeded", {
   ceiling: Schema.Number,
   used: Schema.Number
 }) {}
-/** The process is shutting down. @since 0.1.0 */
+/**
+ * The process is shutting down.
+ *
+ * @since 0.1.0
+ */
 export class Shutdown extends Schema.TaggedClass<Shutdown>()("Shutdown", {}) {
   constructor() {
     super({}, true) // no fields: nothing to validate (see the module's note)
   }
 }
-/** A newer run started for the same session. @since 0.1.0 */
+/**
+ * A newer run started for the same session.
+ *
+ * @since 0.1.0
+ */
 export class Superseded extends Schema.TaggedClass<Superseded>()("Superseded", {}) {
   constructor() {
     super({}, true) // no fields: nothing to validate (see the module's note)
@@ -74,7 +98,11 @@ export const CancelReason = Schema.Union(
 /** @since 0.1.0 */
 export type CancelReason = typeof CancelReason.Type
 
-/** A short human sentence for logs and pages. @since 0.1.0 */
+/**
+ * A short human sentence for logs and pages.
+ *
+ * @since 0.1.0
+ */
 export const describe = (reason: CancelReason): string => {
   switch (reason._tag) {
     case "UserAbort":
@@ -94,7 +122,11 @@ export const describe = (reason: CancelReason): string => {
   }
 }
 
-/** Whether `u` is an instance of one of the reasons (no Schema work: it is checked on the way to an abort). @since 0.1.0 */
+/**
+ * Whether `u` is an instance of one of the reasons (no Schema work: it is checked on the way to an abort).
+ *
+ * @since 0.1.0
+ */
 export const isCancelReason = (u: unknown): u is CancelReason =>
   u instanceof UserAbort ||
   u instanceof ClientDisconnected ||

@@ -15,7 +15,8 @@
  * import { Effect, Schema } from "effect"
  * import { Checkpoint, Tool } from "@tether/core"
  *
- * const primes = Tool.make("count_primes", {
+ * const primes = Tool.make({
+ *   name: "count_primes",
  *   description: "Counts the primes below n",
  *   input: Schema.Struct({ n: Schema.Number }),
  *   output: Schema.Number,
@@ -37,7 +38,11 @@
  */
 import { Duration, Effect, Schema } from "effect"
 
-/** The work threw. @since 0.1.0 */
+/**
+ * The work threw.
+ *
+ * @since 0.1.0
+ */
 export class CheckpointError extends Schema.TaggedError<CheckpointError>()("CheckpointError", {
   message: Schema.String,
   error: Schema.Defect
@@ -87,15 +92,17 @@ const failure = (error: unknown) =>
  * import { Effect } from "effect"
  * import { Checkpoint } from "@tether/core"
  *
- * declare const rows: ReadonlyArray<string>
- * declare const index: (row: string) => void
+ * const rows = Array.from({ length: 10_000 }, (_, i) => `row ${i}`)
+ * const index = new Map<string, number>()
  * const indexAll = Checkpoint.run(function* () {
  *   for (const row of rows) {
- *     index(row)
- *     yield
+ *     index.set(row, row.length)
+ *     yield // a checkpoint: an interruption stops the work here
  *   }
- *   return rows.length
+ *   return index.size
  * })
+ *
+ * console.log(await Effect.runPromise(indexAll)) // 10000
  * ```
  *
  * @since 0.1.0

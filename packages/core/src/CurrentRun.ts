@@ -17,7 +17,12 @@
  */
 import { Context } from "effect"
 
-/** What code inside a run can read of it. @since 0.1.0 @category models */
+/**
+ * What code inside a run can read of it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Service {
   readonly runId: string
   /** The session the run was started for, if any (`RunRegistry`, the HTTP routes). */
@@ -28,5 +33,8 @@ export interface Service {
   readonly toolUseId: string | undefined
 }
 
-/** @since 0.1.0 @category tags */
+/**
+ * @since 0.1.0
+ * @category tags
+ */
 export class CurrentRun extends Context.Tag("@tether/core/CurrentRun")<CurrentRun, Service>() {}

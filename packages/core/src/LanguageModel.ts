@@ -30,7 +30,11 @@ import { Cause, Chunk, Context, Data, Effect, Exit, Stream } from "effect"
 import type { Message, RedactedThinkingBlock, ThinkingBlock } from "./Message.js"
 import type { ModelError } from "./ModelError.js"
 
-/** What a tool looks like to the model. @since 0.1.0 */
+/**
+ * What a tool looks like to the model.
+ *
+ * @since 0.1.0
+ */
 export interface ToolDefinition {
   readonly name: string
   readonly description: string
@@ -38,7 +42,11 @@ export interface ToolDefinition {
   readonly inputSchema: object
 }
 
-/** One model turn. @since 0.1.0 */
+/**
+ * One model turn.
+ *
+ * @since 0.1.0
+ */
 export interface TurnRequest {
   readonly system?: string | undefined
   readonly messages: ReadonlyArray<Message>
@@ -53,7 +61,11 @@ export interface TurnRequest {
   readonly signal?: AbortSignal | undefined
 }
 
-/** Why the model stopped. @since 0.1.0 */
+/**
+ * Why the model stopped.
+ *
+ * @since 0.1.0
+ */
 export type StopReason = "end_turn" | "tool_use" | "max_tokens" | "stop_sequence" | "pause_turn" | "refusal" | "unknown"
 
 /**
@@ -75,7 +87,11 @@ export type ModelEvent = Data.TaggedEnum<{
   Stop: { readonly reason: StopReason }
 }>
 
-/** Constructors of `ModelEvent`. @since 0.1.0 */
+/**
+ * Constructors of `ModelEvent`.
+ *
+ * @since 0.1.0
+ */
 export const ModelEvent = Data.taggedEnum<ModelEvent>()
 
 /** @since 0.1.0 */
@@ -91,7 +107,11 @@ export interface Service {
   ) => Effect.Effect<void, ModelError>
 }
 
-/** The model used by agent runs. @since 0.1.0 */
+/**
+ * The model used by agent runs.
+ *
+ * @since 0.1.0
+ */
 export class LanguageModel extends Context.Tag("@tether/core/LanguageModel")<LanguageModel, Service>() {}
 
 /**

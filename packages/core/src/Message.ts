@@ -42,7 +42,9 @@ export type ToolResultBlock = typeof ToolResultBlock.Type
 
 /**
  * The model's thinking, as it streamed, with the provider's `signature` of it: the provider checks the signature
- * when the block comes back in a later request. @since 0.1.0
+ * when the block comes back in a later request.
+ *
+ * @since 0.1.0
  */
 export const ThinkingBlock = Schema.Struct({
   type: Schema.Literal("thinking"),
@@ -52,7 +54,11 @@ export const ThinkingBlock = Schema.Struct({
 /** @since 0.1.0 */
 export type ThinkingBlock = typeof ThinkingBlock.Type
 
-/** Thinking the provider only hands out encrypted (`data`), to be sent back as it is. @since 0.1.0 */
+/**
+ * Thinking the provider only hands out encrypted (`data`), to be sent back as it is.
+ *
+ * @since 0.1.0
+ */
 export const RedactedThinkingBlock = Schema.Struct({ type: Schema.Literal("redacted_thinking"), data: Schema.String })
 /** @since 0.1.0 */
 export type RedactedThinkingBlock = typeof RedactedThinkingBlock.Type
@@ -70,13 +76,25 @@ export const Message = Schema.Struct({
 /** @since 0.1.0 */
 export type Message = typeof Message.Type
 
-/** A user message with one text block. @since 0.1.0 */
+/**
+ * A user message with one text block.
+ *
+ * @since 0.1.0
+ */
 export const user = (text: string): Message => ({ role: "user", content: [{ type: "text", text }] })
 
-/** An assistant message with one text block. @since 0.1.0 */
+/**
+ * An assistant message with one text block.
+ *
+ * @since 0.1.0
+ */
 export const assistant = (text: string): Message => ({ role: "assistant", content: [{ type: "text", text }] })
 
-/** The concatenated text blocks of a message. @since 0.1.0 */
+/**
+ * The concatenated text blocks of a message.
+ *
+ * @since 0.1.0
+ */
 export const text = (message: Message): string =>
   message.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("")
 

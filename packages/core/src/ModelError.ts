@@ -16,32 +16,68 @@ import { Schema } from "effect"
 
 const fields = { message: Schema.String, status: Schema.optional(Schema.Number) }
 
-/** The API key was missing or rejected (401). @since 0.1.0 */
+/**
+ * The API key was missing or rejected (401).
+ *
+ * @since 0.1.0
+ */
 export class AuthenticationError extends Schema.TaggedError<AuthenticationError>()("AuthenticationError", fields) {}
-/** The key may not use this resource (403). @since 0.1.0 */
+/**
+ * The key may not use this resource (403).
+ *
+ * @since 0.1.0
+ */
 export class PermissionError extends Schema.TaggedError<PermissionError>()("PermissionError", fields) {}
-/** The model or endpoint does not exist (404). @since 0.1.0 */
+/**
+ * The model or endpoint does not exist (404).
+ *
+ * @since 0.1.0
+ */
 export class NotFoundError extends Schema.TaggedError<NotFoundError>()("NotFoundError", fields) {}
-/** The request was malformed or too large (400, 413, 422). @since 0.1.0 */
+/**
+ * The request was malformed or too large (400, 413, 422).
+ *
+ * @since 0.1.0
+ */
 export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>()("InvalidRequestError", fields) {}
-/** Too many requests (429). `retryAfterMillis` comes from the `retry-after` header. @since 0.1.0 */
+/**
+ * Too many requests (429). `retryAfterMillis` comes from the `retry-after` header.
+ *
+ * @since 0.1.0
+ */
 export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
   ...fields,
   retryAfterMillis: Schema.optional(Schema.Number)
 }) {}
-/** The provider is overloaded (529). @since 0.1.0 */
+/**
+ * The provider is overloaded (529).
+ *
+ * @since 0.1.0
+ */
 export class OverloadedError extends Schema.TaggedError<OverloadedError>()("OverloadedError", {
   ...fields,
   retryAfterMillis: Schema.optional(Schema.Number)
 }) {}
-/** The provider failed (5xx); a 503 may say when to come back (`retry-after`). @since 0.1.0 */
+/**
+ * The provider failed (5xx); a 503 may say when to come back (`retry-after`).
+ *
+ * @since 0.1.0
+ */
 export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", {
   ...fields,
   retryAfterMillis: Schema.optional(Schema.Number)
 }) {}
-/** The connection failed, timed out or was reset. @since 0.1.0 */
+/**
+ * The connection failed, timed out or was reset.
+ *
+ * @since 0.1.0
+ */
 export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", fields) {}
-/** The provider answered something that is not the protocol (bad JSON, bad SSE). @since 0.1.0 */
+/**
+ * The provider answered something that is not the protocol (bad JSON, bad SSE).
+ *
+ * @since 0.1.0
+ */
 export class MalformedResponseError extends Schema.TaggedError<MalformedResponseError>()(
   "MalformedResponseError",
   fields
@@ -59,7 +95,11 @@ export type ModelError =
   | ConnectionError
   | MalformedResponseError
 
-/** True for failures a later retry may cure: rate limits, overload, server and connection errors. @since 0.1.0 */
+/**
+ * True for failures a later retry may cure: rate limits, overload, server and connection errors.
+ *
+ * @since 0.1.0
+ */
 export const isRetryable = (error: ModelError): boolean =>
   error._tag === "RateLimitError" ||
   error._tag === "OverloadedError" ||

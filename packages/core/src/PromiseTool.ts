@@ -34,13 +34,23 @@ import type { Write } from "./StagedWrites.js"
 import * as Tool from "./Tool.js"
 import * as internal from "./internal/toolPromise.js"
 
-/** The Promise of a `PromiseTool` rejected. @since 0.1.0 @category errors */
+/**
+ * The Promise of a `PromiseTool` rejected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class PromiseToolError extends Schema.TaggedError<PromiseToolError>()("PromiseToolError", {
   tool: Schema.String,
   message: Schema.String
 }) {}
 
-/** What the Promise of a `PromiseTool` can reach of its run. @since 0.1.0 @category models */
+/**
+ * What the Promise of a `PromiseTool` can reach of its run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Context {
   readonly toolUseId: string
   /**
@@ -51,13 +61,21 @@ export interface Context {
   readonly stage: (write: Write) => Promise<void>
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface PromiseTool<in out I, in out O> extends Tool.Tool<I, O, PromiseToolError> {
   /** Promises of this tool that the run abandoned and that have not settled yet. */
   readonly abandoned: Effect.Effect<number>
 }
 
-/** What `make` takes. @since 0.1.0 @category models */
+/**
+ * What `make` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options<I, IE, O, OE> {
   readonly name: string
   readonly description: string

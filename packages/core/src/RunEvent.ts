@@ -33,7 +33,11 @@ export class RunStarted extends Schema.TaggedClass<RunStarted>()("RunStarted", {
 export class TurnStarted extends Schema.TaggedClass<TurnStarted>()("TurnStarted", { ...common, turn: Schema.Number }) {}
 /** @since 0.1.0 */
 export class TextDelta extends Schema.TaggedClass<TextDelta>()("TextDelta", { ...common, text: Schema.String }) {}
-/** Cumulative tokens of the whole run tree, updated as they stream. @since 0.1.0 */
+/**
+ * Cumulative tokens of the whole run tree, updated as they stream.
+ *
+ * @since 0.1.0
+ */
 export class TokensUsed extends Schema.TaggedClass<TokensUsed>()("TokensUsed", {
   ...common,
   tokens: Schema.Number,
@@ -53,7 +57,11 @@ export class ToolSucceeded extends Schema.TaggedClass<ToolSucceeded>()("ToolSucc
   tool: Schema.String,
   output: Schema.Unknown
 }) {}
-/** The tool failed or its input was bad; the model gets the error as a tool result. @since 0.1.0 */
+/**
+ * The tool failed or its input was bad; the model gets the error as a tool result.
+ *
+ * @since 0.1.0
+ */
 export class ToolFailed extends Schema.TaggedClass<ToolFailed>()("ToolFailed", {
   ...common,
   toolUseId: Schema.String,
@@ -155,6 +163,10 @@ export const RunEvent = Schema.Union(
 /** @since 0.1.0 */
 export type RunEvent = typeof RunEvent.Type
 
-/** True for the last event of a run. @since 0.1.0 */
+/**
+ * True for the last event of a run.
+ *
+ * @since 0.1.0
+ */
 export const isTerminal = (event: RunEvent): event is RunCompleted | RunCancelled | RunFailed =>
   event._tag === "RunCompleted" || event._tag === "RunCancelled" || event._tag === "RunFailed"

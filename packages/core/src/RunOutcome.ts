@@ -23,7 +23,10 @@ import type { AgentError } from "./AgentError.js"
 import type { CancelReason } from "./CancelReason.js"
 import type { Message } from "./Message.js"
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export type RunOutcome = Data.TaggedEnum<{
   Completed: {
     readonly runId: string
@@ -53,5 +56,10 @@ export type RunOutcome = Data.TaggedEnum<{
   }
 }>
 
-/** Constructors and matchers of `RunOutcome`. @since 0.1.0 @category constructors */
+/**
+ * Constructors and matchers of `RunOutcome`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const RunOutcome = Data.taggedEnum<RunOutcome>()

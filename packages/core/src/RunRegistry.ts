@@ -9,16 +9,22 @@
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Effect, Layer, Option } from "effect"
  * import { Agent, CancelReason, RunRegistry } from "@tether/core"
+ * import { ScriptedModel } from "@tether/testing"
  *
- * declare const agent: Agent.Agent<never>
+ * const agent = Agent.make({ name: "planner" })
  * const program = Effect.gen(function* () {
  *   const registry = yield* RunRegistry.RunRegistry
  *   yield* registry.start("session-1", agent, "Plan my trip")
  *   // ... later, from another request:
  *   const outcome = yield* registry.cancel("session-1", new CancelReason.UserAbort())
- * }).pipe(Effect.provide(RunRegistry.layer()))
+ *   return Option.map(outcome, (ended) => ended._tag)
+ * })
+ *
+ * const model = ScriptedModel.layer([ScriptedModel.text("Day one: the coast.", { chunks: 4, delay: "1 second" })])
+ * const ended = await Effect.runPromise(program.pipe(Effect.provide(Layer.merge(RunRegistry.layer(), model))))
+ * console.log(ended) // { _id: 'Option', _tag: 'Some', value: 'Cancelled' }
  * ```
  *
  * @since 0.1.0
@@ -32,7 +38,11 @@ import type { LanguageModel } from "./LanguageModel.js"
 import type { RunOutcome } from "./RunOutcome.js"
 import * as internal from "./internal/run.js"
 
-/** A start was refused because the session's run is still going. @since 0.1.0 */
+/**
+ * A start was refused because the session's run is still going.
+ *
+ * @since 0.1.0
+ */
 export class SessionBusyError extends Schema.TaggedError<SessionBusyError>()("SessionBusyError", {
   sessionId: Schema.String,
   runId: Schema.String
@@ -86,7 +96,11 @@ export interface Options {
 
 const isRunning = (run: AgentRun) => Effect.map(run.poll, Option.isNone)
 
-/** Makes a registry whose runs live as long as the current scope. @since 0.1.0 */
+/**
+ * Makes a registry whose runs live as long as the current scope.
+ *
+ * @since 0.1.0
+ */
 export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const fibers = yield* FiberMap.make<string>()

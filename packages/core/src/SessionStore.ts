@@ -63,7 +63,9 @@ export interface Session {
 
 /**
  * The store could not read or write (a database down, a row that does not decode). The routes answer it with
- * 503 `StoreUnavailable`. @since 0.1.0
+ * 503 `StoreUnavailable`.
+ *
+ * @since 0.1.0
  */
 export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
   message: Schema.String,
@@ -100,7 +102,11 @@ export interface MemoryOptions {
   readonly retainIdle?: Duration.DurationInput | undefined
 }
 
-/** Makes an in-memory store whose followers (and sweeper) live as long as the current scope. @since 0.1.0 */
+/**
+ * Makes an in-memory store whose followers (and sweeper) live as long as the current scope.
+ *
+ * @since 0.1.0
+ */
 export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const sessions = new Map<string, Session>()

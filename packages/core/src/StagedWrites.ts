@@ -13,14 +13,17 @@
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
- * import { StagedWrites } from "@tether/core"
+ * import { Effect, Schema } from "effect"
+ * import { AgentRun, StagedWrites, Tool } from "@tether/core"
  *
- * const program = Effect.gen(function* () {
- *   const store = yield* StagedWrites.MemoryStore
- *   // ... run agents whose tools call AgentRun.stage(StagedWrites.upsert("orders", "o-1", { total: 3 }))
- *   return yield* store.snapshot
- * }).pipe(Effect.provide(StagedWrites.layerMemory))
+ * // A tool stages its write; the run commits it only if the run succeeds.
+ * const placeOrder = Tool.make({
+ *   name: "place_order",
+ *   description: "Places an order",
+ *   input: Schema.Struct({ id: Schema.String, total: Schema.Number }),
+ *   output: Schema.String,
+ *   handler: (order) => Effect.as(AgentRun.stage(StagedWrites.upsert("orders", order.id, order)), "placed")
+ * })
  * ```
  *
  * @since 0.1.0
@@ -28,17 +31,29 @@
 import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import type { Scope } from "effect"
 
-/** Set `table[key]` to `value` (JSON). @since 0.1.0 */
+/**
+ * Set `table[key]` to `value` (JSON).
+ *
+ * @since 0.1.0
+ */
 export class Upsert extends Schema.TaggedClass<Upsert>()("Upsert", {
   table: Schema.String,
   key: Schema.String,
   value: Schema.Unknown
 }) {}
 
-/** Remove `table[key]`. @since 0.1.0 */
+/**
+ * Remove `table[key]`.
+ *
+ * @since 0.1.0
+ */
 export class Delete extends Schema.TaggedClass<Delete>()("Delete", { table: Schema.String, key: Schema.String }) {}
 
-/** A SQL statement with positional parameters (SQL backends only). @since 0.1.0 */
+/**
+ * A SQL statement with positional parameters (SQL backends only).
+ *
+ * @since 0.1.0
+ */
 export class Statement extends Schema.TaggedClass<Statement>()("Statement", {
   sql: Schema.String,
   params: Schema.Array(Schema.Unknown)
@@ -46,7 +61,9 @@ export class Statement extends Schema.TaggedClass<Statement>()("Statement", {
 
 /**
  * A precondition, checked at commit where it stands among the run's writes: `table[key]` holds `expected` (equal
- * as JSON: key order does not matter), or is absent when `expected` is `None`. @since 0.1.0
+ * as JSON: key order does not matter), or is absent when `expected` is `None`.
+ *
+ * @since 0.1.0
  */
 export class Expect extends Schema.TaggedClass<Expect>()("Expect", {
   table: Schema.String,
@@ -75,12 +92,13 @@ export const statement = (sql: string, params: ReadonlyArray<unknown> = []): Wri
  * import { Effect, Option } from "effect"
  * import { AgentRun, StagedWrites } from "@tether/core"
  *
- * declare const current: Option.Option<{ readonly count: number }> // as read from the store
- * const take = Effect.gen(function* () {
- *   const count = Option.match(current, { onNone: () => 0, onSome: (stock) => stock.count })
- *   yield* AgentRun.stage(StagedWrites.expect("stock", "kettle", current))
- *   yield* AgentRun.stage(StagedWrites.upsert("stock", "kettle", { count: count - 1 }))
- * })
+ * // In a tool's handler, with `current` as read from the store (e.g. with SqlStagedWrites.read):
+ * const take = (current: Option.Option<{ readonly count: number }>) =>
+ *   Effect.gen(function* () {
+ *     const count = Option.match(current, { onNone: () => 0, onSome: (stock) => stock.count })
+ *     yield* AgentRun.stage(StagedWrites.expect("stock", "kettle", current))
+ *     yield* AgentRun.stage(StagedWrites.upsert("stock", "kettle", { count: count - 1 }))
+ *   })
  * ```
  *
  * @since 0.1.0
@@ -91,7 +109,9 @@ export const expect = (table: string, key: string, expected: Option.Option<unkno
 /**
  * Whether a record's current value meets an `Expect`: both absent, or both present and equal as JSON (what a SQL
  * backend stores: key order, `undefined` members and `toJSON` do not matter; a value without a JSON form, such as
- * a `bigint` or a cycle, equals nothing). For backends. @since 0.1.0
+ * a `bigint` or a cycle, equals nothing). For backends.
+ *
+ * @since 0.1.0
  */
 export const meetsExpectation = (expected: Option.Option<unknown>, current: Option.Option<unknown>): boolean => {
   if (Option.isNone(expected) || Option.isNone(current)) return Option.isNone(expected) && Option.isNone(current)
@@ -112,7 +132,11 @@ const canonicalJson = (value: unknown): string | undefined => {
   }
 }
 
-/** A one-line description of a write, for events and logs. @since 0.1.0 */
+/**
+ * A one-line description of a write, for events and logs.
+ *
+ * @since 0.1.0
+ */
 export const describe = (write: Write): string => {
   switch (write._tag) {
     case "Upsert":
@@ -126,7 +150,11 @@ export const describe = (write: Write): string => {
   }
 }
 
-/** A write could not be staged, committed or rolled back. @since 0.1.0 */
+/**
+ * A write could not be staged, committed or rolled back.
+ *
+ * @since 0.1.0
+ */
 export class StagedWriteError extends Schema.TaggedError<StagedWriteError>()("StagedWriteError", {
   operation: Schema.Literal("begin", "stage", "commit", "rollback"),
   message: Schema.String
@@ -134,7 +162,9 @@ export class StagedWriteError extends Schema.TaggedError<StagedWriteError>()("St
 
 /**
  * A commit found a record other than its `Expect` said (another run committed it in between): nothing of the
- * commit was applied. Retrying the run reads the record afresh. @since 0.1.0
+ * commit was applied. Retrying the run reads the record afresh.
+ *
+ * @since 0.1.0
  */
 export class WriteConflictError extends Schema.TaggedError<WriteConflictError>()("WriteConflictError", {
   table: Schema.String,
@@ -168,16 +198,66 @@ export interface Service {
 /** @since 0.1.0 */
 export class StagedWrites extends Context.Tag("@tether/core/StagedWrites")<StagedWrites, Service>() {}
 
-/** The committed contents of the in-memory store: table -> key -> value. @since 0.1.0 */
+/**
+ * The committed contents of the in-memory store: table -> key -> value.
+ *
+ * @since 0.1.0
+ */
 export type Snapshot = ReadonlyMap<string, ReadonlyMap<string, unknown>>
 
-/** Read access to what the in-memory layer committed. @since 0.1.0 */
+/**
+ * Read access to what the in-memory layer (`layerMemory`) committed: what a test asserts on. `snapshot` is every
+ * committed record, table -> key -> value (an immutable copy: later commits do not change it); `commits` counts
+ * the commits of runs that staged something. A cancelled or failed run leaves both unchanged.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Schema } from "effect"
+ * import { Agent, AgentRun, StagedWrites, Tool } from "@tether/core"
+ * import { ScriptedModel } from "@tether/testing"
+ *
+ * const saveNote = Tool.make({
+ *   name: "save_note",
+ *   description: "Saves a note",
+ *   input: Schema.Struct({ text: Schema.String }),
+ *   output: Schema.String,
+ *   handler: ({ text }) => Effect.as(AgentRun.stage(StagedWrites.upsert("notes", "n-1", { text })), "saved")
+ * })
+ * const agent = Agent.make({ name: "notes", tools: [saveNote] })
+ * const model = ScriptedModel.layer([
+ *   [ScriptedModel.toolUse("save_note", { text: "buy milk" })],
+ *   ScriptedModel.text("Saved.")
+ * ])
+ *
+ * const program = Effect.gen(function* () {
+ *   yield* AgentRun.run(agent, "Note: buy milk")
+ *   const store = yield* StagedWrites.MemoryStore
+ *   const snapshot = yield* store.snapshot
+ *   return { note: snapshot.get("notes")?.get("n-1"), commits: yield* store.commits }
+ * })
+ *
+ * console.log(await Effect.runPromise(program.pipe(Effect.provide(Layer.merge(model, StagedWrites.layerMemory)))))
+ * // { note: { text: 'buy milk' }, commits: 1 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category testing
+ */
 export class MemoryStore extends Context.Tag("@tether/core/StagedWrites/MemoryStore")<
   MemoryStore,
-  { readonly snapshot: Effect.Effect<Snapshot>; readonly commits: Effect.Effect<number> }
+  {
+    /** Every committed record: table -> key -> value. */
+    readonly snapshot: Effect.Effect<Snapshot>
+    /** How many runs committed at least one staged write. */
+    readonly commits: Effect.Effect<number>
+  }
 >() {}
 
-/** The conflict of an `Expect` that a commit found unmet. @since 0.1.0 */
+/**
+ * The conflict of an `Expect` that a commit found unmet.
+ *
+ * @since 0.1.0
+ */
 export const conflict = (runId: string, write: Expect): WriteConflictError =>
   new WriteConflictError({
     table: write.table,

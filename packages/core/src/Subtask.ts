@@ -11,7 +11,7 @@
  * import { Effect } from "effect"
  * import { Agent, AgentRun, Subtask } from "@tether/core"
  *
- * declare const researcher: Agent.Agent<never>
+ * const researcher = Agent.make({ name: "researcher", system: "Summarise what is known." })
  * const handler = (topic: string) =>
  *   Effect.gen(function* () {
  *     const task = yield* Subtask.spawn("research", AgentRun.run(researcher, `Research ${topic}`))
@@ -77,14 +77,22 @@ const spawnIn = <A, E, R>(ctx: RunContext, name: string, effect: Effect.Effect<A
     return { id, name, fiber, entry }
   })
 
-/** Waits for a subtask and returns its result. @since 0.1.0 */
+/**
+ * Waits for a subtask and returns its result.
+ *
+ * @since 0.1.0
+ */
 export const join = <A, E>(subtask: Subtask<A, E>): Effect.Effect<A, E> =>
   Effect.suspend(() => {
     subtask.entry.observed = true
     return Fiber.join(subtask.fiber)
   })
 
-/** Waits for a subtask and returns its exit. @since 0.1.0 */
+/**
+ * Waits for a subtask and returns its exit.
+ *
+ * @since 0.1.0
+ */
 const await_ = <A, E>(subtask: Subtask<A, E>): Effect.Effect<Exit.Exit<A, E>> =>
   Effect.suspend(() => {
     subtask.entry.observed = true
@@ -92,9 +100,17 @@ const await_ = <A, E>(subtask: Subtask<A, E>): Effect.Effect<Exit.Exit<A, E>> =>
   })
 
 export {
-  /** Waits for a subtask and returns its exit. @since 0.1.0 */
+  /**
+   * Waits for a subtask and returns its exit.
+   *
+   * @since 0.1.0
+   */
   await_ as await
 }
 
-/** Interrupts a subtask and waits for it to stop. @since 0.1.0 */
+/**
+ * Interrupts a subtask and waits for it to stop.
+ *
+ * @since 0.1.0
+ */
 export const interrupt = <A, E>(subtask: Subtask<A, E>): Effect.Effect<void> => Fiber.interrupt(subtask.fiber)

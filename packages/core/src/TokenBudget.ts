@@ -23,7 +23,11 @@
  */
 import { Effect, Schema } from "effect"
 
-/** The ledger has too little left to start a model call. @since 0.1.0 */
+/**
+ * The ledger has too little left to start a model call.
+ *
+ * @since 0.1.0
+ */
 export class BudgetExhaustedError extends Schema.TaggedError<BudgetExhaustedError>()("BudgetExhaustedError", {
   ceiling: Schema.Number,
   used: Schema.Number,
@@ -51,13 +55,21 @@ export interface Snapshot {
   readonly exceeded: boolean
 }
 
-/** Usage a call reports as it streams; figures are cumulative for the call. @since 0.1.0 */
+/**
+ * Usage a call reports as it streams; figures are cumulative for the call.
+ *
+ * @since 0.1.0
+ */
 export interface Usage {
   readonly inputTokens: number
   readonly outputTokens: number
 }
 
-/** One model call's claim on the ledger. @since 0.1.0 */
+/**
+ * One model call's claim on the ledger.
+ *
+ * @since 0.1.0
+ */
 export interface Reservation {
   /** `max_tokens` to send: the caller's, clamped to what the ledger had left. */
   readonly maxTokens: number

@@ -31,28 +31,49 @@ import type { CurrentRun } from "./CurrentRun.js"
 import type { ToolDefinition } from "./LanguageModel.js"
 import { describeError as describe } from "./internal/describe.js"
 
-/** The model's input for a tool did not decode. @since 0.1.0 @category errors */
+/**
+ * The model's input for a tool did not decode.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ToolInputError extends Schema.TaggedError<ToolInputError>()("ToolInputError", {
   tool: Schema.String,
   issue: Schema.String
 }) {}
 
-/** The model asked for a tool the agent does not have. @since 0.1.0 @category errors */
+/**
+ * The model asked for a tool the agent does not have.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class UnknownToolError extends Schema.TaggedError<UnknownToolError>()("UnknownToolError", {
   tool: Schema.String,
   available: Schema.Array(Schema.String)
 }) {}
 
-/** A tool ran past its timeout and was interrupted. @since 0.1.0 @category errors */
+/**
+ * A tool ran past its timeout and was interrupted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ToolTimeoutError extends Schema.TaggedError<ToolTimeoutError>()("ToolTimeoutError", {
   tool: Schema.String,
   millis: Schema.Number
 }) {}
 
-/** @since 0.1.0 @category symbols */
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
 export const TypeId: unique symbol = Symbol.for("@tether/core/Tool")
 
-/** @since 0.1.0 @category symbols */
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
 export type TypeId = typeof TypeId
 
 /**
@@ -74,15 +95,30 @@ export interface Tool<in out I, in out O, out E = never, out R = never> extends 
   readonly definition: ToolDefinition
 }
 
-/** Any tool; `R` is what its handler needs. @since 0.1.0 @category models */
+/**
+ * Any tool; `R` is what its handler needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Any<R = any> extends Tool<any, any, any, R> {}
 
-/** The services the handlers of a list of tools need. @since 0.1.0 @category models */
+/**
+ * The services the handlers of a list of tools need.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Requirements<Tools extends ReadonlyArray<Any>> = RequirementsOf<Tools[number]>
 
 type RequirementsOf<T> = T extends { readonly [TypeId]: { readonly _R: (_: never) => infer R } } ? R : never
 
-/** What `make` takes. @since 0.1.0 @category models */
+/**
+ * What `make` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options<I, IE, O, OE, E, R> {
   readonly name: string
   readonly description: string

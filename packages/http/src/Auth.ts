@@ -46,7 +46,11 @@ export interface Service {
 /** @since 0.1.0 */
 export class Auth extends Context.Tag("@tether/http/Auth")<Auth, Service>() {}
 
-/** Looks the caller of `request` up with the `Auth` in context. @since 0.1.0 */
+/**
+ * Looks the caller of `request` up with the `Auth` in context.
+ *
+ * @since 0.1.0
+ */
 export const authenticate = (
   request: HttpServerRequest.HttpServerRequest
 ): Effect.Effect<CallerId, Unauthorized, Auth> => Effect.flatMap(Auth, (auth) => auth.authenticate(request))
@@ -147,7 +151,11 @@ export const verifyCookieValue = (
   value: string
 ): Effect.Effect<Option.Option<CallerId>> => Effect.flatMap(hmacKey(secret), (key) => verify(key, value))
 
-/** The cookie name `layerSignedCookie` reads unless told otherwise. @since 0.1.0 */
+/**
+ * The cookie name `layerSignedCookie` reads unless told otherwise.
+ *
+ * @since 0.1.0
+ */
 export const defaultCookieName = "tether_caller"
 
 /**

@@ -9,19 +9,19 @@
  *
  * @example
  * ```ts
- * import { HttpRouter } from "@effect/platform"
- * import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { NodeHttpServer } from "@effect/platform-node"
  * import { Layer } from "effect"
  * import { createServer } from "node:http"
  * import { RunRegistry } from "@tether/core"
  * import { GracefulShutdown } from "@tether/http"
  *
- * declare const app: HttpRouter.HttpRouter<never, RunRegistry.RunRegistry>
+ * const app = HttpRouter.empty.pipe(HttpRouter.get("/health", HttpServerResponse.text("ok")))
  * const main = GracefulShutdown.serve(app, { deadline: "10 seconds" }).pipe(
  *   Layer.provide(RunRegistry.layer()),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
  * )
- * NodeRuntime.runMain(Layer.launch(main))
+ * // NodeRuntime.runMain(Layer.launch(main)): SIGINT or SIGTERM drains the runs, then closes the server
  * ```
  *
  * @since 0.1.0
@@ -32,7 +32,11 @@ import { Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { CancelReason, RunRegistry } from "@tether/core"
 
-/** How long the drain waits for runs to stop when nothing else is said. @since 0.1.0 */
+/**
+ * How long the drain waits for runs to stop when nothing else is said.
+ *
+ * @since 0.1.0
+ */
 export const defaultDeadline: Duration.Duration = Duration.seconds(10)
 
 /**

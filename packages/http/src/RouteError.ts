@@ -8,7 +8,8 @@
  * ```ts
  * import { RouteError } from "@tether/http"
  *
- * const response = RouteError.toResponse(new RouteError.SessionNotFound({ sessionId: "s-1", message: "no such session" }))
+ * const notFound = new RouteError.SessionNotFound({ sessionId: "s-1", message: "no such session" })
+ * const response = RouteError.toResponse(notFound)
  * // response.status === 404
  * ```
  *
@@ -17,36 +18,64 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Schema } from "effect"
 
-/** No credentials, or credentials that did not verify (401). @since 0.1.0 */
+/**
+ * No credentials, or credentials that did not verify (401).
+ *
+ * @since 0.1.0
+ */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", { message: Schema.String }) {}
 
-/** The session belongs to another caller (403). @since 0.1.0 */
+/**
+ * The session belongs to another caller (403).
+ *
+ * @since 0.1.0
+ */
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
   message: Schema.String,
   sessionId: Schema.String
 }) {}
 
-/** No session (or no run) with this id (404). @since 0.1.0 */
+/**
+ * No session (or no run) with this id (404).
+ *
+ * @since 0.1.0
+ */
 export class SessionNotFound extends Schema.TaggedError<SessionNotFound>()("SessionNotFound", {
   message: Schema.String,
   sessionId: Schema.String
 }) {}
 
-/** The request is malformed: a body that is not JSON, a bad session id or `Last-Event-ID` (400). @since 0.1.0 */
+/**
+ * The request is malformed: a body that is not JSON, a bad session id or `Last-Event-ID` (400).
+ *
+ * @since 0.1.0
+ */
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", { message: Schema.String }) {}
 
-/** One problem of a body that did not match its Schema, with the path of the bad field. @since 0.1.0 */
+/**
+ * One problem of a body that did not match its Schema, with the path of the bad field.
+ *
+ * @since 0.1.0
+ */
 export const Issue = Schema.Struct({ path: Schema.Array(Schema.String), message: Schema.String })
 /** @since 0.1.0 */
 export type Issue = typeof Issue.Type
 
-/** The body is JSON but does not match the route's Schema (422); `issues` name the bad fields. @since 0.1.0 */
+/**
+ * The body is JSON but does not match the route's Schema (422); `issues` name the bad fields.
+ *
+ * @since 0.1.0
+ */
 export class InvalidBody extends Schema.TaggedError<InvalidBody>()("InvalidBody", {
   message: Schema.String,
   issues: Schema.Array(Issue)
 }) {}
 
-/** The body is larger than the route accepts (413). @since 0.1.0 */
+/**
+ * The body is larger than the route accepts (413).
+ *
+ * @since 0.1.0
+ */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   message: Schema.String,
   limitBytes: Schema.Number
@@ -55,26 +84,40 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 /**
  * The body is not declared as JSON (415): `content-type` must be `application/json` (parameters such as a charset
  * are allowed) or another `application/*+json` type. Refusing other types keeps a cross-site HTML form or a
- * no-preflight `fetch` (`text/plain`, form encodings) from starting runs. @since 0.1.0
+ * no-preflight `fetch` (`text/plain`, form encodings) from starting runs.
+ *
+ * @since 0.1.0
  */
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
   message: Schema.String
 }) {}
 
-/** The session's run is still going and the route refuses to start another (409). @since 0.1.0 */
+/**
+ * The session's run is still going and the route refuses to start another (409).
+ *
+ * @since 0.1.0
+ */
 export class SessionBusy extends Schema.TaggedError<SessionBusy>()("SessionBusy", {
   message: Schema.String,
   sessionId: Schema.String,
   runId: Schema.String
 }) {}
 
-/** The caller already has as many runs going as it may (429). @since 0.1.0 */
+/**
+ * The caller already has as many runs going as it may (429).
+ *
+ * @since 0.1.0
+ */
 export class TooManyRuns extends Schema.TaggedError<TooManyRuns>()("TooManyRuns", {
   message: Schema.String,
   limit: Schema.Number
 }) {}
 
-/** The session store failed (a database down): nothing was started or stopped; try again (503). @since 0.1.0 */
+/**
+ * The session store failed (a database down): nothing was started or stopped; try again (503).
+ *
+ * @since 0.1.0
+ */
 export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("StoreUnavailable", {
   message: Schema.String
 }) {}
@@ -92,7 +135,11 @@ export type RouteError =
   | TooManyRuns
   | StoreUnavailable
 
-/** The HTTP status of a refusal. @since 0.1.0 */
+/**
+ * The HTTP status of a refusal.
+ *
+ * @since 0.1.0
+ */
 export const status = (error: RouteError): number => {
   switch (error._tag) {
     case "Unauthorized":
@@ -118,14 +165,22 @@ export const status = (error: RouteError): number => {
   }
 }
 
-/** The JSON body of a refusal: `{ error: { _tag, message, ...fields } }`. @since 0.1.0 */
+/**
+ * The JSON body of a refusal: `{ error: { _tag, message, ...fields } }`.
+ *
+ * @since 0.1.0
+ */
 export const toJson = (error: RouteError): { readonly error: Record<string, unknown> } => {
   const fields: Record<string, unknown> = { _tag: error._tag, message: error.message }
   for (const [key, value] of Object.entries(error)) if (key !== "_tag" && key !== "message") fields[key] = value
   return { error: fields }
 }
 
-/** The response for a refusal, with `WWW-Authenticate` on a 401. @since 0.1.0 */
+/**
+ * The response for a refusal, with `WWW-Authenticate` on a 401.
+ *
+ * @since 0.1.0
+ */
 export const toResponse = (error: RouteError): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.unsafeJson(toJson(error), {
     status: status(error),

@@ -22,14 +22,26 @@ import { BadRequest } from "./RouteError.js"
 
 const encodeEvent = Schema.encodeSync(RunEvent.RunEvent)
 
-/** The SSE frame of one event. @since 0.1.0 */
+/**
+ * The SSE frame of one event.
+ *
+ * @since 0.1.0
+ */
 export const encode = (event: RunEvent.RunEvent): string =>
   `id: ${event.seq}\nevent: ${event._tag}\ndata: ${JSON.stringify(encodeEvent(event))}\n\n`
 
-/** A comment frame: ignored by clients, it keeps proxies from closing an idle stream. @since 0.1.0 */
+/**
+ * A comment frame: ignored by clients, it keeps proxies from closing an idle stream.
+ *
+ * @since 0.1.0
+ */
 export const keepAlive = ": keep-alive\n\n"
 
-/** The response headers of an event stream. @since 0.1.0 */
+/**
+ * The response headers of an event stream.
+ *
+ * @since 0.1.0
+ */
 export const headers: Readonly<Record<string, string>> = {
   "cache-control": "no-cache, no-transform",
   "x-accel-buffering": "no",
@@ -38,7 +50,11 @@ export const headers: Readonly<Record<string, string>> = {
   connection: "close"
 }
 
-/** The keep-alive interval used when none is given. @since 0.1.0 */
+/**
+ * The keep-alive interval used when none is given.
+ *
+ * @since 0.1.0
+ */
 export const defaultKeepAliveInterval: Duration.Duration = Duration.seconds(15)
 
 /**

@@ -23,7 +23,7 @@
  * import { Agent, RunRegistry, SessionStore } from "@tether/core"
  * import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
  *
- * declare const assistant: Agent.Agent<never>
+ * const assistant = Agent.make({ name: "assistant", system: "Be brief." })
  * const app = HttpRouter.empty.pipe(HttpRouter.mount("/api", SessionRoutes.router(assistant)))
  * const server = GracefulShutdown.serve(app).pipe(
  *   Layer.provide([RunRegistry.layer(), SessionStore.layerMemory(), Auth.layerBearer({ "secret-token": "alice" })]),
@@ -46,7 +46,11 @@ import * as ServerSentEvents from "./ServerSentEvents.js"
 import * as Body from "./internal/body.js"
 import * as Json from "./internal/json.js"
 
-/** What one request may ask for. @since 0.1.0 */
+/**
+ * What one request may ask for.
+ *
+ * @since 0.1.0
+ */
 export interface Limits {
   /** Largest request body, in bytes (413 past it). Default 64 KiB. */
   readonly maxBodyBytes: number
@@ -75,7 +79,11 @@ export interface Options {
   readonly keepAliveInterval?: Duration.DurationInput | undefined
 }
 
-/** The body of `POST /sessions/:id/messages`. @since 0.1.0 */
+/**
+ * The body of `POST /sessions/:id/messages`.
+ *
+ * @since 0.1.0
+ */
 export const messageBody = (maxMessageLength: number) =>
   Schema.Struct({
     message: Schema.String.pipe(
@@ -89,11 +97,17 @@ export const messageBody = (maxMessageLength: number) =>
 
 /**
  * Session ids: letters, digits, `_` and `-`, 1 to 100 characters (the longest path parameter
- * @effect/platform's router matches by default). @since 0.1.0
+ * @effect/platform's router matches by default).
+ *
+ * @since 0.1.0
  */
 export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,100}$/))
 
-/** What the routes need: the registry, the store, `Auth`, and the agent's model and services. @since 0.1.0 */
+/**
+ * What the routes need: the registry, the store, `Auth`, and the agent's model and services.
+ *
+ * @since 0.1.0
+ */
 export type Requirements<R> =
   RunRegistry.RunRegistry | SessionStore.SessionStore | Auth.Auth | LanguageModel.LanguageModel | R
 

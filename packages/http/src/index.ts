@@ -7,8 +7,18 @@
  *
  * @since 0.1.0
  */
+
+/** @since 0.1.0 */
 export * as Auth from "./Auth.js"
+
+/** @since 0.1.0 */
 export * as GracefulShutdown from "./GracefulShutdown.js"
+
+/** @since 0.1.0 */
 export * as RouteError from "./RouteError.js"
+
+/** @since 0.1.0 */
 export * as ServerSentEvents from "./ServerSentEvents.js"
+
+/** @since 0.1.0 */
 export * as SessionRoutes from "./SessionRoutes.js"

@@ -36,10 +36,18 @@ import * as internal from "./internal/command.js"
  * @category errors
  */
 export const CommandToolError = internal.CommandToolError
-/** @since 0.1.0 @category errors */
+/**
+ * @since 0.1.0
+ * @category errors
+ */
 export type CommandToolError = internal.CommandToolError
 
-/** What a `CommandTool` runs. `env` is added to this process's environment. @since 0.1.0 @category models */
+/**
+ * What a `CommandTool` runs. `env` is added to this process's environment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Spec {
   readonly cmd: string
   readonly args?: ReadonlyArray<string> | undefined
@@ -47,14 +55,20 @@ export interface Spec {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface CommandTool<in out I, in out O> extends Tool.Tool<I, O, CommandToolError> {
   readonly handler: (input: I) => Effect.Effect<O, CommandToolError>
   /** The pids of this tool's commands still running (each leads its own process group). */
   readonly running: Effect.Effect<ReadonlyArray<number>>
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options<I, IE, O, OE> {
   readonly name: string
   readonly description: string

@@ -36,10 +36,18 @@ import * as internal from "./internal/workerPool.js"
  * @category errors
  */
 export const WorkerToolError = internal.WorkerToolError
-/** @since 0.1.0 @category errors */
+/**
+ * @since 0.1.0
+ * @category errors
+ */
 export type WorkerToolError = internal.WorkerToolError
 
-/** The threads of a `WorkerTool`. @since 0.1.0 @category models */
+/**
+ * The threads of a `WorkerTool`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Stats {
   /** Threads started and not yet exited. */
   readonly live: number
@@ -53,7 +61,10 @@ export interface Stats {
   readonly threadIds: ReadonlyArray<number>
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface WorkerTool<in out I, in out O> extends Tool.Tool<I, O, WorkerToolError> {
   readonly handler: (input: I) => Effect.Effect<O, WorkerToolError>
   /** The pool's threads now. */
@@ -62,7 +73,10 @@ export interface WorkerTool<in out I, in out O> extends Tool.Tool<I, O, WorkerTo
   readonly shutdown: Effect.Effect<void>
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options<I, IE, O, OE> {
   readonly name: string
   readonly description: string
@@ -110,12 +124,18 @@ export const make = <I, IE, O, OE>(options: Options<I, IE, O, OE>): WorkerTool<I
  *
  * @example
  * ```ts
- * // hashWorker.ts
+ * // hashWorker.ts: the module a WorkerTool's threads load
  * import { createHash } from "node:crypto"
  * import { readFileSync } from "node:fs"
+ * import { isMainThread } from "node:worker_threads"
  * import { WorkerTool } from "@tether/node"
  *
- * WorkerTool.workerMain(({ path }: { path: string }) => createHash("sha256").update(readFileSync(path)).digest("hex"))
+ * // (workerMain fails outside a worker thread; the guard lets the module be imported elsewhere too)
+ * if (!isMainThread) {
+ *   WorkerTool.workerMain(({ path }: { path: string }) =>
+ *     createHash("sha256").update(readFileSync(path)).digest("hex")
+ *   )
+ * }
  * ```
  *
  * @since 0.1.0

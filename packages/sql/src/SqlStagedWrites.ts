@@ -71,7 +71,10 @@ export interface CommittedRecords {
   readonly snapshot: Effect.Effect<StagedWrites.Snapshot, SqlError>
 }
 
-/** @since 0.1.0 @category tags */
+/**
+ * @since 0.1.0
+ * @category tags
+ */
 export class Records extends Context.Tag("@tether/sql/SqlStagedWrites/Records")<Records, CommittedRecords>() {}
 
 const build = (options: Options) =>

@@ -10,7 +10,7 @@
  * import { Agent, AgentRun } from "@tether/core"
  * import { SqlStagedWrites } from "@tether/sql"
  *
- * declare const agent: Agent.Agent<never>
+ * const agent = Agent.make({ name: "shop" }) // with tools that stage writes to "orders"
  * const program = AgentRun.run(agent, "buy o-1").pipe(
  *   Effect.zipRight(SqlStagedWrites.read("orders", "o-1")),
  *   Effect.provide(SqlStagedWrites.layerConfig)
@@ -19,5 +19,9 @@
  *
  * @since 0.1.0
  */
+
+/** @since 0.1.0 */
 export * as SqlSessionStore from "./SqlSessionStore.js"
+
+/** @since 0.1.0 */
 export * as SqlStagedWrites from "./SqlStagedWrites.js"

@@ -2,23 +2,38 @@
  * A fake Anthropic Messages API: a real `node:http` server on 127.0.0.1 that
  * answers `POST /v1/messages` from a script, as JSON or as Server-Sent Events
  * in the real API's shape, with pacing, stalls, HTTP errors and stream faults.
- * It records every request: its body, when it started, when the client closed
- * the connection, and when each token was written.
+ * It records every request (`fake.requests`, a `RecordedRequest` each): its
+ * decoded body, the status it got, when it started, when the client closed the
+ * connection, and when each token was written. Those records are what a test
+ * asserts on: what the model was sent, and that a cancelled run closed its socket.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
+ * import { Agent, AgentRun, LanguageModel } from "@tether/core"
+ * import { AnthropicModel } from "@tether/anthropic"
  * import { FakeAnthropic } from "@tether/testing"
  *
  * const program = Effect.gen(function* () {
  *   const fake = yield* FakeAnthropic.make([
- *     FakeAnthropic.overloaded(),
- *     FakeAnthropic.text("Hello there", { interval: 50 })
+ *     FakeAnthropic.overloaded(), // a 529 first: AnthropicModel retries it
+ *     FakeAnthropic.text("Hello there")
  *   ])
- *   // point the SDK at fake.url, then:
- *   const [first] = yield* fake.awaitRequests(1)
- *   return first.tokensWritten
- * }).pipe(Effect.scoped)
+ *   const model = yield* AnthropicModel.make({ apiKey: "test-key", baseURL: fake.url, retryBaseDelay: "10 millis" })
+ *   const result = yield* AgentRun.run(Agent.make({ name: "greeter", system: "Be brief." }), "Say hello").pipe(
+ *     Effect.provideService(LanguageModel.LanguageModel, model)
+ *   )
+ *   const [rejected, answered] = yield* fake.awaitRequests(2)
+ *   return {
+ *     text: result.text,
+ *     statuses: [rejected?.status, answered?.status],
+ *     system: answered?.request?.system,
+ *     tokensWritten: answered?.tokensWritten
+ *   }
+ * }).pipe(Effect.scoped) // closing the scope stops the server
+ *
+ * console.log(await Effect.runPromise(program))
+ * // { text: 'Hello there', statuses: [ 529, 200 ], system: 'Be brief.', tokensWritten: 2 }
  * ```
  *
  * @since 0.1.0
@@ -30,25 +45,46 @@ import { FakeServer } from "./internal/fakeAnthropicServer.js"
 import { signatureOf as signature } from "./internal/fakeAnthropicThinking.js"
 import type { WireRequest } from "./internal/fakeAnthropicWire.js"
 
-export type { WireRequest } from "./internal/fakeAnthropicWire.js"
+export type {
+  /**
+   * A Messages API request body as the fake decodes it (`model`, `max_tokens`, `system`, `messages`, `tools`,
+   * `stream`, `thinking`).
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  WireRequest
+} from "./internal/fakeAnthropicWire.js"
 
 // ---------------------------------------------------------------------------
 // Replies
 // ---------------------------------------------------------------------------
 
-/** A text block streamed as `chunks` (one `text_delta` each). @since 0.1.0 */
+/**
+ * A text block streamed as `chunks` (one `text_delta` each).
+ *
+ * @since 0.1.0
+ */
 export interface TextBlock {
   readonly type: "text"
   readonly chunks: ReadonlyArray<string>
 }
 
-/** A thinking block streamed as `thinking_delta`s, closed by a `signature_delta`. @since 0.1.0 */
+/**
+ * A thinking block streamed as `thinking_delta`s, closed by a `signature_delta`.
+ *
+ * @since 0.1.0
+ */
 export interface ThinkingBlock {
   readonly type: "thinking"
   readonly chunks: ReadonlyArray<string>
 }
 
-/** A tool call whose input JSON streams as `input_json_delta`s (the first one `""`, as the API does). @since 0.1.0 */
+/**
+ * A tool call whose input JSON streams as `input_json_delta`s (the first one `""`, as the API does).
+ *
+ * @since 0.1.0
+ */
 export interface ToolUseBlock {
   readonly type: "tool_use"
   readonly id: string
@@ -82,7 +118,11 @@ export interface Fault {
   readonly message?: string
 }
 
-/** A successful turn, streamed when the request says `stream: true`, else sent as one JSON message. @since 0.1.0 */
+/**
+ * A successful turn, streamed when the request says `stream: true`, else sent as one JSON message.
+ *
+ * @since 0.1.0
+ */
 export interface StreamReply {
   readonly _tag: "Stream"
   readonly blocks: ReadonlyArray<Block>
@@ -101,7 +141,11 @@ export interface StreamReply {
   readonly fault: Fault | undefined
 }
 
-/** An API error response: JSON body `{ type: "error", error: { type, message } }`. @since 0.1.0 */
+/**
+ * An API error response: JSON body `{ type: "error", error: { type, message } }`.
+ *
+ * @since 0.1.0
+ */
 export interface ErrorReply {
   readonly _tag: "HttpError"
   readonly status: number
@@ -111,7 +155,11 @@ export interface ErrorReply {
   readonly firstByteDelay: number
 }
 
-/** Any status, headers and body, verbatim (e.g. a 200 whose body is not JSON). @since 0.1.0 */
+/**
+ * Any status, headers and body, verbatim (e.g. a 200 whose body is not JSON).
+ *
+ * @since 0.1.0
+ */
 export interface RawReply {
   readonly _tag: "Raw"
   readonly status: number
@@ -120,12 +168,20 @@ export interface RawReply {
   readonly firstByteDelay: number
 }
 
-/** Accepts the request and never answers, until the client gives up. @since 0.1.0 */
+/**
+ * Accepts the request and never answers, until the client gives up.
+ *
+ * @since 0.1.0
+ */
 export interface HangReply {
   readonly _tag: "Hang"
 }
 
-/** Destroys the socket before any response byte, after `afterMillis`. @since 0.1.0 */
+/**
+ * Destroys the socket before any response byte, after `afterMillis`.
+ *
+ * @since 0.1.0
+ */
 export interface ResetReply {
   readonly _tag: "Reset"
   readonly afterMillis: number
@@ -134,7 +190,11 @@ export interface ResetReply {
 /** @since 0.1.0 */
 export type Reply = StreamReply | ErrorReply | RawReply | HangReply | ResetReply
 
-/** The decoded request a script function answers. @since 0.1.0 */
+/**
+ * The decoded request a script function answers.
+ *
+ * @since 0.1.0
+ */
 export interface ScriptRequest {
   /** 0 for the first request the server received. */
   readonly index: number
@@ -150,7 +210,11 @@ export interface ScriptRequest {
  */
 export type Script = ReadonlyArray<Reply> | ((request: ScriptRequest) => Reply)
 
-/** Pacing and faults of a streamed reply. @since 0.1.0 */
+/**
+ * Pacing and faults of a streamed reply.
+ *
+ * @since 0.1.0
+ */
 export interface StreamOptions {
   readonly interval?: number
   readonly firstByteDelay?: number
@@ -176,7 +240,11 @@ const toChunks = (text: string | ReadonlyArray<string>, tokens: number | undefin
 
 let toolUseCounter = 0
 
-/** A text block: one token per word, or `tokens` even pieces, or the given chunks. @since 0.1.0 */
+/**
+ * A text block: one token per word, or `tokens` even pieces, or the given chunks.
+ *
+ * @since 0.1.0
+ */
 export const textBlock = (
   text: string | ReadonlyArray<string>,
   options: { readonly tokens?: number } = {}
@@ -187,17 +255,27 @@ export const textBlock = (
 
 /**
  * The signature the fake gives a thinking block of this text (a hash of it). With `thinking` on, the fake checks
- * it, as the API does, on every thinking block a request sends back. @since 0.1.0
+ * it, as the API does, on every thinking block a request sends back.
+ *
+ * @since 0.1.0
  */
 export const signatureOf: (thinking: string) => string = signature
 
-/** A thinking block, chunked like `textBlock`. @since 0.1.0 */
+/**
+ * A thinking block, chunked like `textBlock`.
+ *
+ * @since 0.1.0
+ */
 export const thinkingBlock = (
   text: string | ReadonlyArray<string>,
   options: { readonly tokens?: number } = {}
 ): ThinkingBlock => ({ type: "thinking", chunks: toChunks(text, options.tokens) })
 
-/** A tool call; its input JSON streams in pieces of `chunkSize` characters (default 12). @since 0.1.0 */
+/**
+ * A tool call; its input JSON streams in pieces of `chunkSize` characters (default 12).
+ *
+ * @since 0.1.0
+ */
 export const toolUseBlock = (
   name: string,
   input: object,
@@ -214,7 +292,11 @@ export const toolUseBlock = (
   }
 }
 
-/** A turn made of any blocks. @since 0.1.0 */
+/**
+ * A turn made of any blocks.
+ *
+ * @since 0.1.0
+ */
 export const stream = (blocks: ReadonlyArray<Block>, options: StreamOptions = {}): StreamReply => ({
   _tag: "Stream",
   blocks,
@@ -228,13 +310,21 @@ export const stream = (blocks: ReadonlyArray<Block>, options: StreamOptions = {}
   fault: options.fault
 })
 
-/** A text answer that ends the turn. @since 0.1.0 */
+/**
+ * A text answer that ends the turn.
+ *
+ * @since 0.1.0
+ */
 export const text = (
   content: string | ReadonlyArray<string>,
   options: StreamOptions & { readonly tokens?: number } = {}
 ): StreamReply => stream([textBlock(content, options)], options)
 
-/** A tool call (after an optional text `preamble`) that stops with `tool_use`. @since 0.1.0 */
+/**
+ * A tool call (after an optional text `preamble`) that stops with `tool_use`.
+ *
+ * @since 0.1.0
+ */
 export const toolUse = (
   name: string,
   input: object,
@@ -278,7 +368,11 @@ export interface HttpErrorOptions {
   readonly firstByteDelay?: number
 }
 
-/** An HTTP error with the API's error body; the error type follows the status unless given. @since 0.1.0 */
+/**
+ * An HTTP error with the API's error body; the error type follows the status unless given.
+ *
+ * @since 0.1.0
+ */
 export const httpError = (status: number, options: HttpErrorOptions = {}): ErrorReply => ({
   _tag: "HttpError",
   status,
@@ -292,15 +386,27 @@ export const httpError = (status: number, options: HttpErrorOptions = {}): Error
   firstByteDelay: options.firstByteDelay ?? 0
 })
 
-/** 429 `rate_limit_error`, with `retry-after` when given. @since 0.1.0 */
+/**
+ * 429 `rate_limit_error`, with `retry-after` when given.
+ *
+ * @since 0.1.0
+ */
 export const rateLimited = (retryAfter?: number | string, options: HttpErrorOptions = {}): ErrorReply =>
   httpError(429, { message: "Rate limited", ...(retryAfter === undefined ? {} : { retryAfter }), ...options })
 
-/** 529 `overloaded_error`. @since 0.1.0 */
+/**
+ * 529 `overloaded_error`.
+ *
+ * @since 0.1.0
+ */
 export const overloaded = (options: HttpErrorOptions = {}): ErrorReply =>
   httpError(529, { message: "Overloaded", ...options })
 
-/** A verbatim response, e.g. `raw("<html>")` for a body that is not JSON. @since 0.1.0 */
+/**
+ * A verbatim response, e.g. `raw("<html>")` for a body that is not JSON.
+ *
+ * @since 0.1.0
+ */
 export const raw = (
   body: string,
   options: {
@@ -316,10 +422,18 @@ export const raw = (
   firstByteDelay: options.firstByteDelay ?? 0
 })
 
-/** A request the server never answers. @since 0.1.0 */
+/**
+ * A request the server never answers.
+ *
+ * @since 0.1.0
+ */
 export const hang = (): HangReply => ({ _tag: "Hang" })
 
-/** A connection the server resets before answering (for a reset mid-stream, use a `reset` fault). @since 0.1.0 */
+/**
+ * A connection the server resets before answering (for a reset mid-stream, use a `reset` fault).
+ *
+ * @since 0.1.0
+ */
 export const resetConnection = (afterMillis = 0): ResetReply => ({ _tag: "Reset", afterMillis })
 
 // ---------------------------------------------------------------------------
@@ -327,20 +441,65 @@ export const resetConnection = (afterMillis = 0): ResetReply => ({ _tag: "Reset"
 // ---------------------------------------------------------------------------
 
 /**
- * What the server saw of one request. Times are `performance.now()` of the
- * process running the fake.
+ * What the server saw of one request (`fake.requests`, `awaitRequests`, `awaitEnded`...). Times are
+ * `performance.now()` of the process running the fake, so a test in the same process compares them with its own
+ * `performance.now()`: `closedAt` set, and no token written after the cancel, is the proof that a cancelled run
+ * closed its socket at once.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Fiber } from "effect"
+ * import { Agent, AgentRun, LanguageModel } from "@tether/core"
+ * import { AnthropicModel } from "@tether/anthropic"
+ * import { FakeAnthropic } from "@tether/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   // Ten words, 200 ms apart: the run is cancelled after the second one.
+ *   const fake = yield* FakeAnthropic.make([
+ *     FakeAnthropic.text("one two three four five six seven eight nine ten", { interval: 200 })
+ *   ])
+ *   const model = yield* AnthropicModel.make({ apiKey: "test-key", baseURL: fake.url })
+ *   const run = yield* AgentRun.run(Agent.make({ name: "counter" }), "Count to ten").pipe(
+ *     Effect.provideService(LanguageModel.LanguageModel, model),
+ *     Effect.fork
+ *   )
+ *   yield* fake.awaitTokens(0, 2)
+ *   const cancelledAt = performance.now()
+ *   yield* Fiber.interrupt(run)
+ *   const record = yield* fake.awaitEnded(0)
+ *   return {
+ *     closed: record.closedAt !== undefined, // the client closed the connection before the response ended
+ *     finished: record.isFinished,
+ *     tokensAfterCancel: FakeAnthropic.tokensWrittenAfter(record, cancelledAt),
+ *     maxTokens: record.request?.max_tokens
+ *   }
+ * }).pipe(Effect.scoped)
+ *
+ * console.log(await Effect.runPromise(program))
+ * // { closed: true, finished: false, tokensAfterCancel: 0, maxTokens: 1024 }
+ * ```
  *
  * @since 0.1.0
+ * @category records
  */
 export interface RecordedRequest {
+  /** 0 for the first request the server received. */
   readonly index: number
   readonly method: string
+  /** E.g. `/v1/messages`. */
   readonly path: string
+  /** As received: `x-api-key`, `anthropic-version`, ... */
   readonly headers: IncomingHttpHeaders
+  /** The body as received. */
   readonly rawBody: string
-  /** The decoded body; `undefined` when it was not a valid Messages request (see `issue`). */
+  /**
+   * The decoded body (`model`, `max_tokens`, `system`, `messages`, `tools`...); `undefined` when it was not a
+   * valid Messages request (see `issue`).
+   */
   readonly request: WireRequest | undefined
+  /** Why the request was answered 400 (or 401 without a key), if it was. */
   readonly issue: string | undefined
+  /** The request asked for Server-Sent Events (`stream: true`). */
   readonly isStream: boolean
   readonly startedAt: number
   /** The status written, if any. */
@@ -355,7 +514,11 @@ export interface RecordedRequest {
   readonly tokenTimes: ReadonlyArray<number>
 }
 
-/** A snapshot of the server, given to `waitUntil` predicates. @since 0.1.0 */
+/**
+ * A snapshot of the server, given to `waitUntil` predicates.
+ *
+ * @since 0.1.0
+ */
 export interface State {
   /** A copy of every record, made when read: with thousands of requests, prefer `requestCount` and `request`. */
   readonly requests: ReadonlyArray<RecordedRequest>
@@ -367,7 +530,11 @@ export interface State {
   readonly inFlight: number
 }
 
-/** How many tokens `record` wrote strictly after `instant` (a `performance.now()` time). @since 0.1.0 */
+/**
+ * How many tokens `record` wrote strictly after `instant` (a `performance.now()` time).
+ *
+ * @since 0.1.0
+ */
 export const tokensWrittenAfter = (record: RecordedRequest, instant: number): number =>
   record.tokenTimes.filter((time) => time > instant).length
 
@@ -375,7 +542,11 @@ export const tokensWrittenAfter = (record: RecordedRequest, instant: number): nu
 // Servers
 // ---------------------------------------------------------------------------
 
-/** The running fake, for Effect code. Waits end when the condition holds; add `Effect.timeout` to bound them. @since 0.1.0 */
+/**
+ * The running fake, for Effect code. Waits end when the condition holds; add `Effect.timeout` to bound them.
+ *
+ * @since 0.1.0
+ */
 export interface Service {
   /** The base URL to give the SDK (`baseURL`), e.g. `http://127.0.0.1:53122`. */
   readonly url: string
@@ -394,7 +565,11 @@ export interface Service {
   readonly waitUntil: <A>(select: (state: State) => A | undefined) => Effect.Effect<A>
 }
 
-/** The fake as a service, for `FakeAnthropic.layer`. @since 0.1.0 */
+/**
+ * The fake as a service, for `FakeAnthropic.layer`.
+ *
+ * @since 0.1.0
+ */
 export class FakeAnthropic extends Context.Tag("@tether/testing/FakeAnthropic")<FakeAnthropic, Service>() {}
 
 const ended = (index: number) => (state: State) => {
@@ -457,10 +632,18 @@ export const make = (script: Script): Effect.Effect<Service, never, Scope.Scope>
     (server) => Effect.promise(() => server.close())
   ).pipe(Effect.map(toService))
 
-/** The fake as a layer. @since 0.1.0 */
+/**
+ * The fake as a layer.
+ *
+ * @since 0.1.0
+ */
 export const layer = (script: Script): Layer.Layer<FakeAnthropic> => Layer.scoped(FakeAnthropic, make(script))
 
-/** The running fake, for Promise code (benchmarks, example servers). @since 0.1.0 */
+/**
+ * The running fake, for Promise code (benchmarks, example servers).
+ *
+ * @since 0.1.0
+ */
 export interface Handle {
   readonly url: string
   readonly requests: ReadonlyArray<RecordedRequest>
@@ -473,7 +656,11 @@ export interface Handle {
   readonly close: () => Promise<void>
 }
 
-/** Starts the fake without Effect; call `close()` when done. @since 0.1.0 */
+/**
+ * Starts the fake without Effect; call `close()` when done.
+ *
+ * @since 0.1.0
+ */
 export const start = async (script: Script): Promise<Handle> => {
   const server = await FakeServer.start(script)
   const waitUntil = <A>(select: (state: State) => A | undefined) => Effect.runPromise(waitFor(server, select))

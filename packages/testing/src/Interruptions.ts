@@ -14,18 +14,29 @@
  *
  * @example
  * ```ts
- * import { it } from "@effect/vitest"
+ * import { Effect, Schema, TestContext } from "effect"
+ * import { Agent, AgentRun, StagedWrites, Tool } from "@tether/core"
  * import { Interruptions, ScriptedModel } from "@tether/testing"
- * import { myAgent } from "../src/agent.js"
  *
- * it.effect("my agent stops cleanly wherever it is interrupted", () =>
- *   Interruptions.check({
- *     agent: myAgent,
- *     input: "book a table for two",
- *     script: [[ScriptedModel.toolUse("book", { seats: 2 })], ScriptedModel.text("Booked.")],
- *     randomInstants: 20
- *   })
- * )
+ * const book = Tool.make({
+ *   name: "book",
+ *   description: "Books a table",
+ *   input: Schema.Struct({ seats: Schema.Number }),
+ *   output: Schema.String,
+ *   handler: ({ seats }) => Effect.as(AgentRun.stage(StagedWrites.upsert("bookings", "table-1", { seats })), "booked")
+ * })
+ * const host = Agent.make({ name: "host", tools: [book] })
+ *
+ * const check = Interruptions.check({
+ *   agent: host,
+ *   input: "book a table for two",
+ *   script: [[ScriptedModel.toolUse("book", { seats: 2 })], ScriptedModel.text("Booked.")],
+ *   randomInstants: 5
+ * })
+ *
+ * // In a test: it.effect("the host stops cleanly wherever it is interrupted", () => check)
+ * const report = await Effect.runPromise(check.pipe(Effect.provide(TestContext.TestContext)))
+ * console.log(report.points > 0, report.cancelled > 0) // true true
  * ```
  *
  * @since 0.1.0
@@ -49,7 +60,11 @@ import { AgentRun, CancelReason, Message, StagedWrites } from "@tether/core"
 import type { Agent, LanguageModel, RunEvent, RunOutcome } from "@tether/core"
 import * as ScriptedModel from "./ScriptedModel.js"
 
-/** An interrupt point broke an invariant. @since 0.1.0 */
+/**
+ * An interrupt point broke an invariant.
+ *
+ * @since 0.1.0
+ */
 export class InterruptionCheckError extends Schema.TaggedError<InterruptionCheckError>()("InterruptionCheckError", {
   point: Schema.String,
   violations: Schema.Array(Schema.String),
@@ -65,7 +80,11 @@ export class InterruptionCheckError extends Schema.TaggedError<InterruptionCheck
   }
 }
 
-/** Counts resources your tools acquire, so the check can prove each was released exactly once. @since 0.1.0 */
+/**
+ * Counts resources your tools acquire, so the check can prove each was released exactly once.
+ *
+ * @since 0.1.0
+ */
 export class Probe extends Context.Tag("@tether/testing/Interruptions/Probe")<
   Probe,
   { readonly acquired: Ref.Ref<number>; readonly released: Ref.Ref<number> }
@@ -119,7 +138,11 @@ export interface Options<R, RI = never> {
   readonly horizon?: Duration.DurationInput | undefined
 }
 
-/** What the check did. @since 0.1.0 */
+/**
+ * What the check did.
+ *
+ * @since 0.1.0
+ */
 export interface Report {
   readonly points: number
   readonly cancelled: number

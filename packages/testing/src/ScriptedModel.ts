@@ -7,16 +7,33 @@
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
- * import { Agent, AgentRun } from "@tether/core"
+ * import { Effect, Schema } from "effect"
+ * import { Agent, AgentRun, Tool } from "@tether/core"
  * import { ScriptedModel } from "@tether/testing"
  *
+ * const search = Tool.make({
+ *   name: "search",
+ *   description: "Searches the docs",
+ *   input: Schema.Struct({ query: Schema.String }),
+ *   output: Schema.String,
+ *   handler: ({ query }) => Effect.succeed(`3 pages about ${query}`)
+ * })
+ * const agent = Agent.make({ name: "librarian", tools: [search] })
+ *
+ * // Turn 1 calls the tool; turn 2 answers in 3 chunks, 100 ms apart (on the TestClock under it.effect).
  * const model = ScriptedModel.layer([
  *   [ScriptedModel.toolUse("search", { query: "effect" })],
  *   ScriptedModel.text("Found it.", { chunks: 3, delay: "100 millis" })
  * ])
- * declare const agent: Agent.Agent<never>
- * const program = AgentRun.run(agent, "find effect").pipe(Effect.provide(model))
+ *
+ * const program = Effect.gen(function* () {
+ *   const result = yield* AgentRun.run(agent, "find effect")
+ *   const recorder = yield* ScriptedModel.ScriptedModel
+ *   const requests = yield* recorder.requests
+ *   return { text: result.text, turns: requests.length, openStreams: yield* recorder.openStreams }
+ * })
+ * console.log(await Effect.runPromise(program.pipe(Effect.provide(model))))
+ * // { text: 'Found it.', turns: 2, openStreams: 0 }
  * ```
  *
  * @since 0.1.0
@@ -34,13 +51,25 @@ export type Step =
   | { readonly _tag: "Fail"; readonly error: ModelError.ModelError }
   | { readonly _tag: "Thinking"; readonly text: string; readonly signature: string }
 
-/** One turn's steps. @since 0.1.0 */
+/**
+ * One turn's steps.
+ *
+ * @since 0.1.0
+ */
 export type Turn = ReadonlyArray<Step>
 
-/** A script: turns in order (the last is repeated), or a function of the request. @since 0.1.0 */
+/**
+ * A script: turns in order (the last is repeated), or a function of the request.
+ *
+ * @since 0.1.0
+ */
 export type Script = ReadonlyArray<Turn> | ((request: LanguageModel.TurnRequest, index: number) => Turn)
 
-/** Text in `chunks` pieces, `delay` before each. @since 0.1.0 */
+/**
+ * Text in `chunks` pieces, `delay` before each.
+ *
+ * @since 0.1.0
+ */
 export const text = (
   content: string,
   options?: { readonly chunks?: number | undefined; readonly delay?: Duration.DurationInput | undefined }
@@ -55,7 +84,11 @@ export const text = (
   return steps
 }
 
-/** A tool call with `input` sent as JSON. @since 0.1.0 */
+/**
+ * A tool call with `input` sent as JSON.
+ *
+ * @since 0.1.0
+ */
 export const toolUse = (name: string, input: unknown, options?: { readonly id?: string | undefined }): Step => ({
   _tag: "ToolUse",
   id: options?.id,
@@ -63,7 +96,11 @@ export const toolUse = (name: string, input: unknown, options?: { readonly id?: 
   inputJson: JSON.stringify(input)
 })
 
-/** A tool call whose input is `inputJson` verbatim (for malformed input). @since 0.1.0 */
+/**
+ * A tool call whose input is `inputJson` verbatim (for malformed input).
+ *
+ * @since 0.1.0
+ */
 export const toolUseRaw = (name: string, inputJson: string, options?: { readonly id?: string | undefined }): Step => ({
   _tag: "ToolUse",
   id: options?.id,
@@ -72,7 +109,9 @@ export const toolUseRaw = (name: string, inputJson: string, options?: { readonly
 })
 
 /**
- * A thinking block: its text as one `ThinkingDelta`, then the signed block (`ThinkingEnd`). @since 0.1.0
+ * A thinking block: its text as one `ThinkingDelta`, then the signed block (`ThinkingEnd`).
+ *
+ * @since 0.1.0
  */
 export const thinking = (text: string, options?: { readonly signature?: string | undefined }): Step => ({
   _tag: "Thinking",
@@ -86,7 +125,11 @@ export const delay = (duration: Duration.DurationInput): Step => ({ _tag: "Delay
 /** @since 0.1.0 */
 export const fail = (error: ModelError.ModelError): Step => ({ _tag: "Fail", error })
 
-/** What a test can read back from the model. @since 0.1.0 */
+/**
+ * What a test can read back from the model.
+ *
+ * @since 0.1.0
+ */
 export interface Recorder {
   readonly requests: Effect.Effect<ReadonlyArray<LanguageModel.TurnRequest>>
   /** Streams started and not yet released. */
@@ -116,7 +159,11 @@ export interface Options {
 /** @since 0.1.0 */
 export type Delivery = "push" | "stream"
 
-/** Both deliveries, for tests that run over each. @since 0.1.0 */
+/**
+ * Both deliveries, for tests that run over each.
+ *
+ * @since 0.1.0
+ */
 export const deliveries: ReadonlyArray<Delivery> = ["push", "stream"]
 
 const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Effect.Effect<void>, options: Options) =>
@@ -217,7 +264,11 @@ const pushed = (
     })
   )
 
-/** Makes a scripted model and its recorder. @since 0.1.0 */
+/**
+ * Makes a scripted model and its recorder.
+ *
+ * @since 0.1.0
+ */
 export const make = (script: Script, options: Options = {}) =>
   Effect.gen(function* () {
     const requests = yield* Ref.make<ReadonlyArray<LanguageModel.TurnRequest>>([])
@@ -253,7 +304,11 @@ export const make = (script: Script, options: Options = {}) =>
     return { service, recorder }
   })
 
-/** A layer providing the scripted `LanguageModel` and its `ScriptedModel` recorder. @since 0.1.0 */
+/**
+ * A layer providing the scripted `LanguageModel` and its `ScriptedModel` recorder.
+ *
+ * @since 0.1.0
+ */
 export const layer = (script: Script, options?: Options): Layer.Layer<LanguageModel.LanguageModel | ScriptedModel> =>
   Layer.effectContext(
     Effect.map(make(script, options), ({ recorder, service }) =>

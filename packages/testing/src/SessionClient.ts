@@ -28,7 +28,11 @@
 import * as Http from "node:http"
 import { Effect } from "effect"
 
-/** One parsed event: `id`, `event` and the JSON of its `data`. @since 0.1.0 */
+/**
+ * One parsed event: `id`, `event` and the JSON of its `data`.
+ *
+ * @since 0.1.0
+ */
 export interface SseEvent {
   readonly id: number | undefined
   readonly event: string
@@ -66,7 +70,11 @@ const send = (request: Request) =>
     }
   })
 
-/** Sends a request and reads its whole answer as JSON. @since 0.1.0 */
+/**
+ * Sends a request and reads its whole answer as JSON.
+ *
+ * @since 0.1.0
+ */
 export const requestJson = (request: Request): Effect.Effect<JsonResponse> =>
   Effect.async<JsonResponse>((resume) => {
     const req = send(request)
@@ -89,7 +97,11 @@ export const requestJson = (request: Request): Effect.Effect<JsonResponse> =>
     return Effect.sync(() => req.destroy())
   })
 
-/** An event stream being read: the events so far, and ways to wait, end or drop it. @since 0.1.0 */
+/**
+ * An event stream being read: the events so far, and ways to wait, end or drop it.
+ *
+ * @since 0.1.0
+ */
 export interface EventStream {
   readonly status: number
   readonly headers: Http.IncomingHttpHeaders
@@ -122,7 +134,11 @@ const parseFrame = (frame: string): SseEvent | undefined => {
   return { id, event, data: JSON.parse(data.join("\n")) }
 }
 
-/** Opens an event stream (POST with a body, or GET); resolves once the response headers arrived. @since 0.1.0 */
+/**
+ * Opens an event stream (POST with a body, or GET); resolves once the response headers arrived.
+ *
+ * @since 0.1.0
+ */
 export const openEventStream = (request: Request): Effect.Effect<EventStream> =>
   Effect.async<EventStream>((resume) => {
     const req = send(request)
@@ -195,5 +211,9 @@ export const openEventStream = (request: Request): Effect.Effect<EventStream> =>
     req.end(request.body)
   })
 
-/** An `authorization: Bearer` header. @since 0.1.0 */
+/**
+ * An `authorization: Bearer` header.
+ *
+ * @since 0.1.0
+ */
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })

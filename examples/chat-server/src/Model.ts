@@ -30,18 +30,20 @@ export interface Info {
 /** @since 0.1.0 */
 export class ModelInfo extends Context.Tag("@tether/example-chat-server/ModelInfo")<ModelInfo, Info>() {}
 
+/** A bad setting, or no `ANTHROPIC_API_KEY` (for `layerAnthropic`). */
+type ConfigFailure = ConfigError.ConfigError | AnthropicModel.MissingApiKeyError
+
 /** The real API, configured from the environment (`AnthropicModel.config`). @since 0.1.0 */
-export const layerAnthropic: Layer.Layer<LanguageModel.LanguageModel | ModelInfo, ConfigError.ConfigError> =
-  Layer.merge(
-    AnthropicModel.layerConfig,
-    Layer.effect(
-      ModelInfo,
-      Effect.map(
-        Config.string("ANTHROPIC_MODEL").pipe(Config.withDefault(AnthropicModel.defaultModel)),
-        (model): Info => ({ mode: "anthropic", label: `Anthropic API (${model})` })
-      )
+export const layerAnthropic: Layer.Layer<LanguageModel.LanguageModel | ModelInfo, ConfigFailure> = Layer.merge(
+  AnthropicModel.layerConfig,
+  Layer.effect(
+    ModelInfo,
+    Effect.map(
+      Config.string("ANTHROPIC_MODEL").pipe(Config.withDefault(AnthropicModel.defaultModel)),
+      (model): Info => ({ mode: "anthropic", label: `Anthropic API (${model})` })
     )
   )
+)
 
 /**
  * The offline fake: `FakeAnthropic` on a free port of 127.0.0.1 playing
@@ -64,9 +66,8 @@ export const layerOffline = (
   )
 
 /** The real API when `ANTHROPIC_API_KEY` is set and not empty, else the offline fake. @since 0.1.0 */
-export const layerFromEnv: Layer.Layer<LanguageModel.LanguageModel | ModelInfo, ConfigError.ConfigError> =
-  Layer.unwrapEffect(
-    Effect.map(Config.option(Config.redacted("ANTHROPIC_API_KEY")), (key) =>
-      Option.isSome(key) && Redacted.value(key.value).trim() !== "" ? layerAnthropic : layerOffline()
-    )
+export const layerFromEnv: Layer.Layer<LanguageModel.LanguageModel | ModelInfo, ConfigFailure> = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.redacted("ANTHROPIC_API_KEY")), (key) =>
+    Option.isSome(key) && Redacted.value(key.value).trim() !== "" ? layerAnthropic : layerOffline()
   )
+)

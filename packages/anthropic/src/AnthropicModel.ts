@@ -23,12 +23,16 @@
  */
 import Anthropic from "@anthropic-ai/sdk"
 import { LanguageModel, ModelError } from "@tether/core"
-import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
 import { retryPolicy, runTurn } from "./internal/turn.js"
 
-/** The model used when none is configured. @since 0.1.0 */
+/**
+ * The model used when none is configured.
+ *
+ * @since 0.1.0
+ */
 export const defaultModel = "claude-sonnet-4-6"
 
 /** @since 0.1.0 */
@@ -62,7 +66,11 @@ export interface Options {
   readonly thinking?: { readonly budgetTokens: number } | undefined
 }
 
-/** The minimum thinking budget the Messages API accepts. @since 0.1.0 */
+/**
+ * The minimum thinking budget the Messages API accepts.
+ *
+ * @since 0.1.0
+ */
 export const minThinkingBudget = 1024
 
 /** The thinking budget of a turn of `maxTokens`, or why it cannot think as configured. */
@@ -123,7 +131,11 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
     })
   })
 
-/** The model as a layer. @since 0.1.0 */
+/**
+ * The model as a layer.
+ *
+ * @since 0.1.0
+ */
 export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel> =>
   Layer.effect(LanguageModel.LanguageModel, make(options))
 
@@ -144,13 +156,55 @@ export const config: Config.Config<Options> = Config.all({
 }).pipe(Config.map(({ baseURL, ...options }) => ({ ...options, baseURL: Option.getOrUndefined(baseURL) })))
 
 /**
- * The model configured from the environment (see `config`). For options that do
- * not come from the environment, such as a `rateLimiter`:
+ * `ANTHROPIC_API_KEY` is not set, or blank: what `layerConfig` fails with. Its message is one line that says where
+ * to get a key and how to run without one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MissingApiKeyError extends Schema.TaggedError<MissingApiKeyError>()("MissingApiKeyError", {
+  variable: Schema.String,
+  message: Schema.String
+}) {}
+
+const missingApiKey = () =>
+  new MissingApiKeyError({
+    variable: "ANTHROPIC_API_KEY",
+    message:
+      "ANTHROPIC_API_KEY is not set: create a key at https://console.anthropic.com/ and export it, or run offline " +
+      "with @tether/testing (ScriptedModel, or the FakeAnthropic server as baseURL); in the Tether repository, " +
+      "`pnpm start` without the key serves the chat on the fake server"
+  })
+
+/**
+ * The model configured from the environment (see `config`); without `ANTHROPIC_API_KEY` it fails with
+ * `MissingApiKeyError`. For options that do not come from the environment, such as a `rateLimiter`:
  * `Layer.effect(LanguageModel.LanguageModel, Effect.flatMap(AnthropicModel.config, (options) => AnthropicModel.make({ ...options, rateLimiter })))`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { AnthropicModel } from "@tether/anthropic"
+ * import { ScriptedModel } from "@tether/testing"
+ *
+ * // The real API when ANTHROPIC_API_KEY is set, else a scripted model (and the reason, one line, in the log).
+ * const offline = (reason: string) =>
+ *   Layer.merge(ScriptedModel.layer([ScriptedModel.text("(offline)")]), Layer.effectDiscard(Effect.logWarning(reason)))
+ * const model = AnthropicModel.layerConfig.pipe(
+ *   Layer.catchAll((error) => (error._tag === "MissingApiKeyError" ? offline(error.message) : Layer.fail(error)))
+ * )
+ * ```
  *
  * @since 0.1.0
  */
-export const layerConfig: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> = Layer.effect(
-  LanguageModel.LanguageModel,
-  Effect.flatMap(config, make)
-)
+export const layerConfig: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError | MissingApiKeyError> =
+  Layer.effect(
+    LanguageModel.LanguageModel,
+    Effect.flatMap(
+      Config.option(Config.redacted("ANTHROPIC_API_KEY")),
+      (key): Effect.Effect<LanguageModel.Service, ConfigError.ConfigError | MissingApiKeyError> =>
+        Option.isSome(key) && Redacted.value(key.value).trim() !== ""
+          ? Effect.flatMap(config, make)
+          : Effect.fail(missingApiKey())
+    )
+  )

@@ -141,6 +141,59 @@ describe("AnthropicModel: mapping the stream", () => {
   )
 })
 
+describe("AnthropicModel: a missing or rejected key", () => {
+  const buildFrom = (env: ReadonlyArray<readonly [string, string]>) =>
+    Layer.build(AnthropicModel.layerConfig).pipe(
+      Effect.scoped,
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(env))),
+      Effect.flip
+    )
+
+  it.effect(
+    "layerConfig without ANTHROPIC_API_KEY (or with a blank one) fails with one line: the variable, where to get a key, how to run offline",
+    () =>
+      Effect.gen(function* () {
+        for (const env of [[], [["ANTHROPIC_API_KEY", "  "]]] as const) {
+          const error = yield* buildFrom(env)
+          expect(error._tag).toBe("MissingApiKeyError")
+          expect(error).toMatchObject({ variable: "ANTHROPIC_API_KEY" })
+          expect(error.message).not.toContain("\n")
+          expect(error.message).not.toContain("redacted")
+          expect(error.message).toMatch(/^ANTHROPIC_API_KEY is not set: /)
+          expect(error.message).toContain("https://console.anthropic.com/")
+          expect(error.message).toContain("ScriptedModel")
+          expect(error.message).toContain("FakeAnthropic")
+          expect(error.message).toContain("pnpm start")
+        }
+      })
+  )
+
+  it.effect("layerConfig still fails with a ConfigError for a bad setting other than the key", () =>
+    Effect.gen(function* () {
+      const error = yield* buildFrom([
+        ["ANTHROPIC_API_KEY", apiKey],
+        ["ANTHROPIC_MAX_RETRIES", "many"]
+      ])
+      expect(error._tag).not.toBe("MissingApiKeyError")
+    })
+  )
+
+  it.scopedLive("a 401 is an AuthenticationError saying that the key was rejected and what to check, in one line", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropic.make([FakeAnthropic.httpError(401, { message: "invalid x-api-key" })])
+      const model = yield* modelFor(fake, { maxRetries: 3 })
+      const error = yield* turnError(model)
+      expect(error).toMatchObject({ _tag: "AuthenticationError", status: 401 })
+      expect(error.message).not.toContain("\n")
+      expect(error.message).toMatch(
+        /^the Anthropic API rejected the API key \(invalid x-api-key\): check ANTHROPIC_API_KEY/
+      )
+      expect(error.message).toContain("https://console.anthropic.com/settings/keys")
+      expect(yield* fake.requestCount).toBe(1)
+    })
+  )
+})
+
 describe("AnthropicModel: typed errors", () => {
   const statuses = [
     [400, "InvalidRequestError"],

@@ -16,10 +16,20 @@ export const retryAfterMillis = (headers: Headers | undefined, now: number = Dat
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 
+/** A rejected key, said once in a line a person can act on: what to check, where keys come from. */
+const rejectedKey = (message: string, status?: number): ModelError.AuthenticationError =>
+  new ModelError.AuthenticationError({
+    message:
+      `the Anthropic API rejected the API key (${message}): check ANTHROPIC_API_KEY (or the apiKey given to ` +
+      "AnthropicModel): a current key from https://console.anthropic.com/settings/keys, not revoked, without quotes " +
+      "or spaces",
+    ...(status === undefined ? {} : { status })
+  })
+
 const fromStatus = (status: number, message: string, headers: Headers | undefined): ModelError.ModelError => {
   switch (status) {
     case 401:
-      return new ModelError.AuthenticationError({ message, status })
+      return rejectedKey(message, status)
     case 402:
     case 403:
       return new ModelError.PermissionError({ message, status })
@@ -41,7 +51,7 @@ const fromStatus = (status: number, message: string, headers: Headers | undefine
 const fromErrorType = (type: string | null, message: string): ModelError.ModelError => {
   switch (type) {
     case "authentication_error":
-      return new ModelError.AuthenticationError({ message })
+      return rejectedKey(message)
     case "permission_error":
     case "billing_error":
       return new ModelError.PermissionError({ message })

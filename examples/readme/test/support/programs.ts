@@ -1,0 +1,51 @@
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+
+/** examples/readme, where the programs are. */
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
+const repository = path.resolve(root, "..", "..")
+
+export interface Finished {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** The environment of a user's shell, less the model settings a developer may have exported. */
+export const cleanEnv = (extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const name of Object.keys(env)) if (name.startsWith("ANTHROPIC_")) delete env[name]
+  return { ...env, ...extra }
+}
+
+/** Runs `tsx <file>` in examples/readme, as a user runs the program they pasted; resolves when it exits. */
+export const runProgram = (file: string, env: NodeJS.ProcessEnv = cleanEnv()): Effect.Effect<Finished> =>
+  Effect.async<Finished>((resume) => {
+    const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: root, env })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    child.on("close", (code) => resume(Effect.succeed({ code, stdout, stderr })))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+/** The block of README.md that follows `<!-- output: <file> -->`. */
+export const readmeOutput = (file: string): string => {
+  const readme = fs.readFileSync(path.join(repository, "README.md"), "utf8")
+  const marker = `<!-- output: examples/readme/${file} -->\n\`\`\`text\n`
+  const start = readme.indexOf(marker)
+  if (start < 0) throw new Error(`README.md has no output block for ${file}`)
+  const body = readme.slice(start + marker.length)
+  return body.slice(0, body.indexOf("```\n"))
+}
+
+/** What varies from run to run in a log line: its time, fiber and run id. */
+export const normalize = (output: string): string =>
+  output
+    .replace(/timestamp=\S+/g, "timestamp=...")
+    .replace(/fiber=#\d+/g, "fiber=#...")
+    .replace(/runId=\S+/g, "runId=...")

@@ -26,7 +26,7 @@ import {
   timedCancel
 } from "./support/interop.js"
 
-describe("Tool.fromPromise", () => {
+describe("PromiseTool.make", () => {
   it.live("a Promise that honours its signal stops at once and is not reported abandoned", () =>
     Effect.gen(function* () {
       const run = yield* AgentRun.start(Agent.make({ name: "polite", tools: [cooperative] }), "go", {

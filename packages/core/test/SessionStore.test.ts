@@ -19,7 +19,7 @@ const session = (id: string, owner: SessionStore.CallerId, runId?: string): Sess
   runId
 })
 
-describe("SessionStore.layerMemoryWith", () => {
+describe("SessionStore.layerMemory", () => {
   it.scoped("an idle session is kept retainIdle, then forgotten; one with a followed run going is not", () =>
     Effect.gen(function* () {
       const store = yield* SessionStore.makeMemory({ retainIdle: "3 minutes" })

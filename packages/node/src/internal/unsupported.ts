@@ -5,7 +5,7 @@
  */
 const message =
   "@tether/node needs Node.js (it runs worker threads and child processes), and this runtime is not Node. " +
-  "Use @tether/core instead: Tool.make for Effect code, Tool.fromPromise for Promise code, Checkpoint.run for " +
+  "Use @tether/core instead: Tool.make for Effect code, PromiseTool.make for Promise code, Checkpoint.run for " +
   "synchronous work."
 
 const unsupported = (name: string): never =>

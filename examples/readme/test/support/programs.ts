@@ -21,10 +21,13 @@ export const cleanEnv = (extra: Readonly<Record<string, string>> = {}): NodeJS.P
   return { ...env, ...extra }
 }
 
-/** Runs `tsx <file>` in examples/readme, as a user runs the program they pasted; resolves when it exits. */
-export const runProgram = (file: string, env: NodeJS.ProcessEnv = cleanEnv()): Effect.Effect<Finished> =>
+/**
+ * Runs `tsx <file>` (a path in examples/readme), as a user runs the program they pasted, in `cwd` (default
+ * examples/readme); resolves when it exits.
+ */
+export const runProgram = (file: string, env: NodeJS.ProcessEnv = cleanEnv(), cwd = root): Effect.Effect<Finished> =>
   Effect.async<Finished>((resume) => {
-    const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: root, env })
+    const child = spawn(path.join(root, "node_modules", ".bin", "tsx"), [path.join(root, file)], { cwd, env })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
@@ -33,12 +36,12 @@ export const runProgram = (file: string, env: NodeJS.ProcessEnv = cleanEnv()): E
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
-/** The block of README.md that follows `<!-- output: <file> -->`. */
-export const readmeOutput = (file: string): string => {
-  const readme = fs.readFileSync(path.join(repository, "README.md"), "utf8")
+/** The block of a README (the root one by default) that follows `<!-- output: <file> -->`. */
+export const readmeOutput = (file: string, readmePath = "README.md"): string => {
+  const readme = fs.readFileSync(path.join(repository, readmePath), "utf8")
   const marker = `<!-- output: examples/readme/${file} -->\n\`\`\`text\n`
   const start = readme.indexOf(marker)
-  if (start < 0) throw new Error(`README.md has no output block for ${file}`)
+  if (start < 0) throw new Error(`${readmePath} has no output block for ${file}`)
   const body = readme.slice(start + marker.length)
   return body.slice(0, body.indexOf("```\n"))
 }

@@ -64,6 +64,7 @@ export type {
  * A text block streamed as `chunks` (one `text_delta` each).
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface TextBlock {
   readonly type: "text"
@@ -74,6 +75,7 @@ export interface TextBlock {
  * A thinking block streamed as `thinking_delta`s, closed by a `signature_delta`.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface ThinkingBlock {
   readonly type: "thinking"
@@ -84,6 +86,7 @@ export interface ThinkingBlock {
  * A tool call whose input JSON streams as `input_json_delta`s (the first one `""`, as the API does).
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface ToolUseBlock {
   readonly type: "tool_use"
@@ -93,7 +96,10 @@ export interface ToolUseBlock {
   readonly chunks: ReadonlyArray<string>
 }
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category replies
+ */
 export type Block = TextBlock | ThinkingBlock | ToolUseBlock
 
 /**
@@ -110,6 +116,7 @@ export type Block = TextBlock | ThinkingBlock | ToolUseBlock
  * answer only `reset`, `garbage` and `truncated-json` apply.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface Fault {
   readonly kind: "reset" | "end-early" | "garbage" | "truncated-json" | "unexpected-shape" | "error-event"
@@ -122,6 +129,7 @@ export interface Fault {
  * A successful turn, streamed when the request says `stream: true`, else sent as one JSON message.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface StreamReply {
   readonly _tag: "Stream"
@@ -145,6 +153,7 @@ export interface StreamReply {
  * An API error response: JSON body `{ type: "error", error: { type, message } }`.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface ErrorReply {
   readonly _tag: "HttpError"
@@ -159,6 +168,7 @@ export interface ErrorReply {
  * Any status, headers and body, verbatim (e.g. a 200 whose body is not JSON).
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface RawReply {
   readonly _tag: "Raw"
@@ -172,6 +182,7 @@ export interface RawReply {
  * Accepts the request and never answers, until the client gives up.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface HangReply {
   readonly _tag: "Hang"
@@ -181,19 +192,24 @@ export interface HangReply {
  * Destroys the socket before any response byte, after `afterMillis`.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface ResetReply {
   readonly _tag: "Reset"
   readonly afterMillis: number
 }
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category replies
+ */
 export type Reply = StreamReply | ErrorReply | RawReply | HangReply | ResetReply
 
 /**
  * The decoded request a script function answers.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface ScriptRequest {
   /** 0 for the first request the server received. */
@@ -207,6 +223,7 @@ export interface ScriptRequest {
  * a function of each request. A script that throws answers 400 too.
  *
  * @since 0.1.0
+ * @category replies
  */
 export type Script = ReadonlyArray<Reply> | ((request: ScriptRequest) => Reply)
 
@@ -214,6 +231,7 @@ export type Script = ReadonlyArray<Reply> | ((request: ScriptRequest) => Reply)
  * Pacing and faults of a streamed reply.
  *
  * @since 0.1.0
+ * @category replies
  */
 export interface StreamOptions {
   readonly interval?: number
@@ -244,6 +262,7 @@ let toolUseCounter = 0
  * A text block: one token per word, or `tokens` even pieces, or the given chunks.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const textBlock = (
   text: string | ReadonlyArray<string>,
@@ -258,6 +277,7 @@ export const textBlock = (
  * it, as the API does, on every thinking block a request sends back.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const signatureOf: (thinking: string) => string = signature
 
@@ -265,6 +285,7 @@ export const signatureOf: (thinking: string) => string = signature
  * A thinking block, chunked like `textBlock`.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const thinkingBlock = (
   text: string | ReadonlyArray<string>,
@@ -275,6 +296,7 @@ export const thinkingBlock = (
  * A tool call; its input JSON streams in pieces of `chunkSize` characters (default 12).
  *
  * @since 0.1.0
+ * @category replies
  */
 export const toolUseBlock = (
   name: string,
@@ -296,6 +318,7 @@ export const toolUseBlock = (
  * A turn made of any blocks.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const stream = (blocks: ReadonlyArray<Block>, options: StreamOptions = {}): StreamReply => ({
   _tag: "Stream",
@@ -314,6 +337,7 @@ export const stream = (blocks: ReadonlyArray<Block>, options: StreamOptions = {}
  * A text answer that ends the turn.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const text = (
   content: string | ReadonlyArray<string>,
@@ -324,6 +348,7 @@ export const text = (
  * A tool call (after an optional text `preamble`) that stops with `tool_use`.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const toolUse = (
   name: string,
@@ -356,7 +381,10 @@ const defaultErrorType = (status: number): string => {
   }
 }
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category replies
+ */
 export interface HttpErrorOptions {
   readonly errorType?: string
   readonly message?: string
@@ -372,6 +400,7 @@ export interface HttpErrorOptions {
  * An HTTP error with the API's error body; the error type follows the status unless given.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const httpError = (status: number, options: HttpErrorOptions = {}): ErrorReply => ({
   _tag: "HttpError",
@@ -390,6 +419,7 @@ export const httpError = (status: number, options: HttpErrorOptions = {}): Error
  * 429 `rate_limit_error`, with `retry-after` when given.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const rateLimited = (retryAfter?: number | string, options: HttpErrorOptions = {}): ErrorReply =>
   httpError(429, { message: "Rate limited", ...(retryAfter === undefined ? {} : { retryAfter }), ...options })
@@ -398,6 +428,7 @@ export const rateLimited = (retryAfter?: number | string, options: HttpErrorOpti
  * 529 `overloaded_error`.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const overloaded = (options: HttpErrorOptions = {}): ErrorReply =>
   httpError(529, { message: "Overloaded", ...options })
@@ -406,6 +437,7 @@ export const overloaded = (options: HttpErrorOptions = {}): ErrorReply =>
  * A verbatim response, e.g. `raw("<html>")` for a body that is not JSON.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const raw = (
   body: string,
@@ -426,6 +458,7 @@ export const raw = (
  * A request the server never answers.
  *
  * @since 0.1.0
+ * @category replies
  */
 export const hang = (): HangReply => ({ _tag: "Hang" })
 
@@ -433,6 +466,7 @@ export const hang = (): HangReply => ({ _tag: "Hang" })
  * A connection the server resets before answering (for a reset mid-stream, use a `reset` fault).
  *
  * @since 0.1.0
+ * @category replies
  */
 export const resetConnection = (afterMillis = 0): ResetReply => ({ _tag: "Reset", afterMillis })
 
@@ -518,6 +552,7 @@ export interface RecordedRequest {
  * A snapshot of the server, given to `waitUntil` predicates.
  *
  * @since 0.1.0
+ * @category records
  */
 export interface State {
   /** A copy of every record, made when read: with thousands of requests, prefer `requestCount` and `request`. */
@@ -534,6 +569,7 @@ export interface State {
  * How many tokens `record` wrote strictly after `instant` (a `performance.now()` time).
  *
  * @since 0.1.0
+ * @category records
  */
 export const tokensWrittenAfter = (record: RecordedRequest, instant: number): number =>
   record.tokenTimes.filter((time) => time > instant).length
@@ -546,6 +582,7 @@ export const tokensWrittenAfter = (record: RecordedRequest, instant: number): nu
  * The running fake, for Effect code. Waits end when the condition holds; add `Effect.timeout` to bound them.
  *
  * @since 0.1.0
+ * @category servers
  */
 export interface Service {
   /** The base URL to give the SDK (`baseURL`), e.g. `http://127.0.0.1:53122`. */
@@ -569,6 +606,7 @@ export interface Service {
  * The fake as a service, for `FakeAnthropic.layer`.
  *
  * @since 0.1.0
+ * @category servers
  */
 export class FakeAnthropic extends Context.Tag("@tether/testing/FakeAnthropic")<FakeAnthropic, Service>() {}
 
@@ -625,6 +663,7 @@ const toService = (server: FakeServer): Service => ({
  * destroys its open sockets.
  *
  * @since 0.1.0
+ * @category servers
  */
 export const make = (script: Script): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.acquireRelease(
@@ -636,6 +675,7 @@ export const make = (script: Script): Effect.Effect<Service, never, Scope.Scope>
  * The fake as a layer.
  *
  * @since 0.1.0
+ * @category servers
  */
 export const layer = (script: Script): Layer.Layer<FakeAnthropic> => Layer.scoped(FakeAnthropic, make(script))
 
@@ -643,6 +683,7 @@ export const layer = (script: Script): Layer.Layer<FakeAnthropic> => Layer.scope
  * The running fake, for Promise code (benchmarks, example servers).
  *
  * @since 0.1.0
+ * @category servers
  */
 export interface Handle {
   readonly url: string
@@ -660,6 +701,7 @@ export interface Handle {
  * Starts the fake without Effect; call `close()` when done.
  *
  * @since 0.1.0
+ * @category servers
  */
 export const start = async (script: Script): Promise<Handle> => {
   const server = await FakeServer.start(script)
@@ -688,7 +730,10 @@ export const start = async (script: Script): Promise<Handle> => {
 // Offline script
 // ---------------------------------------------------------------------------
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category replies
+ */
 export interface OfflineOptions {
   /** Milliseconds between words (default 60). */
   readonly interval?: number
@@ -731,6 +776,7 @@ const sampleInput = (schema: Readonly<Record<string, unknown>>, userText: string
  * the first tool is called first (with an input made from its schema).
  *
  * @since 0.1.0
+ * @category replies
  */
 export const offline =
   (options: OfflineOptions = {}): ((request: ScriptRequest) => Reply) =>

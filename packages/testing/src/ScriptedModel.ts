@@ -43,7 +43,10 @@ import type { Duration } from "effect"
 import { LanguageModel } from "@tether/core"
 import type { ModelError } from "@tether/core"
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category script
+ */
 export type Step =
   | { readonly _tag: "Text"; readonly text: string }
   | { readonly _tag: "ToolUse"; readonly id: string | undefined; readonly name: string; readonly inputJson: string }
@@ -55,6 +58,7 @@ export type Step =
  * One turn's steps.
  *
  * @since 0.1.0
+ * @category script
  */
 export type Turn = ReadonlyArray<Step>
 
@@ -62,6 +66,7 @@ export type Turn = ReadonlyArray<Step>
  * A script: turns in order (the last is repeated), or a function of the request.
  *
  * @since 0.1.0
+ * @category script
  */
 export type Script = ReadonlyArray<Turn> | ((request: LanguageModel.TurnRequest, index: number) => Turn)
 
@@ -69,6 +74,7 @@ export type Script = ReadonlyArray<Turn> | ((request: LanguageModel.TurnRequest,
  * Text in `chunks` pieces, `delay` before each.
  *
  * @since 0.1.0
+ * @category script
  */
 export const text = (
   content: string,
@@ -88,6 +94,7 @@ export const text = (
  * A tool call with `input` sent as JSON.
  *
  * @since 0.1.0
+ * @category script
  */
 export const toolUse = (name: string, input: unknown, options?: { readonly id?: string | undefined }): Step => ({
   _tag: "ToolUse",
@@ -100,6 +107,7 @@ export const toolUse = (name: string, input: unknown, options?: { readonly id?: 
  * A tool call whose input is `inputJson` verbatim (for malformed input).
  *
  * @since 0.1.0
+ * @category script
  */
 export const toolUseRaw = (name: string, inputJson: string, options?: { readonly id?: string | undefined }): Step => ({
   _tag: "ToolUse",
@@ -112,6 +120,7 @@ export const toolUseRaw = (name: string, inputJson: string, options?: { readonly
  * A thinking block: its text as one `ThinkingDelta`, then the signed block (`ThinkingEnd`).
  *
  * @since 0.1.0
+ * @category script
  */
 export const thinking = (text: string, options?: { readonly signature?: string | undefined }): Step => ({
   _tag: "Thinking",
@@ -119,16 +128,23 @@ export const thinking = (text: string, options?: { readonly signature?: string |
   signature: options?.signature ?? "scripted-signature"
 })
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category script
+ */
 export const delay = (duration: Duration.DurationInput): Step => ({ _tag: "Delay", duration })
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category script
+ */
 export const fail = (error: ModelError.ModelError): Step => ({ _tag: "Fail", error })
 
 /**
  * What a test can read back from the model.
  *
  * @since 0.1.0
+ * @category recorder
  */
 export interface Recorder {
   readonly requests: Effect.Effect<ReadonlyArray<LanguageModel.TurnRequest>>
@@ -138,12 +154,18 @@ export interface Recorder {
   readonly chunksEmitted: Effect.Effect<number>
 }
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category recorder
+ */
 export class ScriptedModel extends Context.Tag("@tether/testing/ScriptedModel")<ScriptedModel, Recorder>() {}
 
 let toolUseCounter = 0
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
 export interface Options {
   /** Keep streaming past the request's `max_tokens`, like a provider that ignores it (to test the ledger's own cap). */
   readonly ignoreMaxTokens?: boolean | undefined
@@ -156,13 +178,17 @@ export interface Options {
   readonly delivery?: Delivery | undefined
 }
 
-/** @since 0.1.0 */
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
 export type Delivery = "push" | "stream"
 
 /**
  * Both deliveries, for tests that run over each.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const deliveries: ReadonlyArray<Delivery> = ["push", "stream"]
 
@@ -268,6 +294,7 @@ const pushed = (
  * Makes a scripted model and its recorder.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (script: Script, options: Options = {}) =>
   Effect.gen(function* () {
@@ -308,6 +335,7 @@ export const make = (script: Script, options: Options = {}) =>
  * A layer providing the scripted `LanguageModel` and its `ScriptedModel` recorder.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const layer = (script: Script, options?: Options): Layer.Layer<LanguageModel.LanguageModel | ScriptedModel> =>
   Layer.effectContext(

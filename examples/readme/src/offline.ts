@@ -25,7 +25,7 @@ const shop = Agent.make({ name: "shop", tools: [checkStock, placeOrder], tokenBu
 const model = ScriptedModel.layer([
   [ScriptedModel.toolUse("check_stock", { item: "lamp" })],
   [ScriptedModel.toolUse("place_order", { item: "lamp", quantity: 2 })],
-  ScriptedModel.text("Two lamps are on their way.", { chunks: 6, delay: "200 millis" })
+  ScriptedModel.text("Two lamps are on their way.", { chunks: 6, delay: "500 millis" })
 ])
 
 const program = Effect.gen(function* () {

@@ -10,7 +10,7 @@ describe("a cancelled run", () => {
   // A real socket: the fake Anthropic server records each request, when it closed, and each token it wrote.
   it.scopedLive("closes the model's socket at once, and the model was sent what the agent said", () =>
     Effect.gen(function* () {
-      const fake = yield* FakeAnthropic.make([FakeAnthropic.text("one two three four five", { interval: 200 })])
+      const fake = yield* FakeAnthropic.make([FakeAnthropic.text("one two three four five", { interval: 1000 })])
       const model = yield* AnthropicModel.make({ apiKey: "test-key", baseURL: fake.url })
       const run = yield* AgentRun.run(counter, "Count to five").pipe(
         Effect.provideService(LanguageModel.LanguageModel, model),

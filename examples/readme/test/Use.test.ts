@@ -19,7 +19,7 @@ describe("README: Use Tether in your project", () => {
       ? FakeAnthropic.toolUse("check_stock", { item: "lamp" })
       : index === 1
         ? FakeAnthropic.toolUse("place_order", { item: "lamp", quantity: 2 })
-        : FakeAnthropic.text("Two lamps are on their way to you.", { interval: 200 })
+        : FakeAnthropic.text("Two lamps are on their way to you.", { interval: 500 })
 
   it.scopedLive("the same program on AnthropicModel prints the same events, and its Stop closes the socket", () =>
     Effect.gen(function* () {

@@ -119,14 +119,15 @@ export const settle = (
         makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
       )
       const tokensNow = yield* ctx.ledger.snapshot
-      yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
+      // A library's routine news is Debug: the application decides what to print (see the README's "Logging").
+      yield* Effect.logDebug(`run cancelled: ${why}`).pipe(
         Effect.annotateLogs({
           runId: ctx.runId,
           reason: reason._tag,
           tokensUsed: tokensNow.used,
           writesRolledBack: undone.writes
         }),
-        Effect.whenLogLevel("Info")
+        Effect.whenLogLevel("Debug")
       )
       const cancelled: RunOutcome = {
         _tag: "Cancelled",
@@ -165,7 +166,10 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: error })
     )
     const tokens = yield* ctx.ledger.snapshot
-    yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId: ctx.runId }))
+    yield* Effect.logDebug(`run failed: ${error}`).pipe(
+      Effect.annotateLogs({ runId: ctx.runId }),
+      Effect.whenLogLevel("Debug")
+    )
     const outcome: RunOutcome = {
       _tag: "Failed",
       runId: ctx.runId,

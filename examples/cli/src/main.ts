@@ -50,6 +50,12 @@ const whyCancelled = (reason: CancelReason.CancelReason) => {
   }
 }
 
+// Under pnpm one Ctrl-C reaches this process more than once (from the terminal, then passed on by pnpm): without a
+// listener, the second one would end the process while it rolls back and reads the database. The run is cancelled
+// on the first (below); the others are ignored, and the demo ends by itself right after.
+const ignoreRepeatedCtrlC = () => {}
+process.on("SIGINT", ignoreRepeatedCtrlC)
+
 /** Completes on the first Ctrl-C; the listener is removed when the wait ends. */
 const ctrlC = Effect.async<void>((resume) => {
   const onSigint = () => resume(Effect.void)

@@ -10,13 +10,23 @@ const main = fileURLToPath(new URL("../src/main.ts", import.meta.url))
 // vitest has no import.meta.resolve: resolve tsx from this package.
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
 
-/** Starts the demo in a fresh directory (its own `.data/cli.db`); `output()` is stdout and stderr so far. */
-const startDemo = (args: ReadonlyArray<string> = []) => {
+const repository = fileURLToPath(new URL("../../..", import.meta.url))
+
+/**
+ * Starts the demo in a fresh directory (its own `.data/cli.db`); `output()` is stdout and stderr so far. With
+ * `throughPnpm`, it runs as the README says, `pnpm --filter @tether/example-cli start` (in examples/cli), in a process
+ * group of its own as in a terminal.
+ */
+const startDemo = (args: ReadonlyArray<string> = [], options: { readonly throughPnpm?: boolean } = {}) => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "tether-cli-"))
-  const child = spawn(process.execPath, ["--import", tsx, main, ...args], {
-    cwd,
+  const [command, ...commandArgs] = options.throughPnpm
+    ? ["pnpm", "--filter", "@tether/example-cli", "start", ...args]
+    : [process.execPath, "--import", tsx, main, ...args]
+  const child = spawn(command!, commandArgs, {
+    cwd: options.throughPnpm ? repository : cwd,
     env: { ...process.env, ANTHROPIC_API_KEY: "" },
-    stdio: ["ignore", "pipe", "pipe"]
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.throughPnpm === true
   })
   let output = ""
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -50,6 +60,23 @@ describe("the terminal demo", () => {
     expect(output).toContain("[run] cancelled: you pressed Ctrl-C")
     expect(output).toContain("outcome: Cancelled; order in the database: no")
     demo.cleanup()
+  })
+
+  it("Ctrl-C on `pnpm --filter @tether/example-cli start`: the same, with exit 0 and no pnpm error", async () => {
+    const demo = startDemo([], { throughPnpm: true })
+    try {
+      await demo.printed("[tool] check_stock")
+      // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group (pnpm and node).
+      process.kill(-demo.child.pid!, "SIGINT")
+      expect(await demo.exited).toBe(0)
+      const output = demo.output()
+      expect(output).toContain("[run] cancelled: you pressed Ctrl-C")
+      expect(output).toContain("outcome: Cancelled; order in the database: no")
+      expect(output).not.toMatch(/ERR_PNPM|ELIFECYCLE|Command failed/)
+    } finally {
+      if (demo.child.exitCode === null && demo.child.signalCode === null) process.kill(-demo.child.pid!, "SIGKILL")
+      demo.cleanup()
+    }
   })
 
   it("--stop-after cancels the run with a Timeout, and says so: not that the user pressed Stop", async () => {

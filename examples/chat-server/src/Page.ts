@@ -469,8 +469,8 @@ const template = /* html */ `<!doctype html>
       return;
     }
     if (!isLatestRun) {
-      if (status.status === "ended" && status.outcome) showEnd(status.outcome, null);
-      else if (last && !last.outcome) addMessage("error", "How this run ended is no longer known: the server forgot it or restarted.");
+      if (last.runId === null && !last.outcome) addMessage("error", "This message started no run: the page reloaded before the server answered.");
+      else if (!last.outcome) addMessage("error", "How this run ended is no longer known: the server forgot it or restarted.");
       return;
     }
     addMessage("user", last.message);

@@ -35,11 +35,11 @@ const main = Layer.unwrapEffect(
   })
 ).pipe(Layer.provide(Model.layerFromEnv), Layer.provide(Storage.layerFromEnv))
 
-// Under `pnpm start` one Ctrl-C reaches this process more than once: from the terminal, then again as pnpm and tsx
-// pass it on. `runMain` interrupts the server on the first and stops listening; tsx's loader then ends the process
-// (exit 130) on the next one, in the middle of the drain, before the open pages got their `RunCancelled`. Listening
-// for the life of the process lets the drain finish; it is bounded (the shutdown deadline, then the forced close of
-// the connections), so the process still exits, with 0.
+// Under `pnpm start` one Ctrl-C reaches this process more than once: the terminal signals the whole process group,
+// and pnpm passes SIGINT on (then SIGTERM, when it got two). `runMain` interrupts the server on the first and stops
+// listening; the next one would then end the process by Node's default action, in the middle of the drain, before the
+// open pages got their `RunCancelled`. Listening for the life of the process lets the drain finish; it is bounded
+// (the shutdown deadline, then the forced close of the connections), so the process still exits, with 0.
 const ignoreRepeatedSignal = () => {}
 process.on("SIGINT", ignoreRepeatedSignal)
 process.on("SIGTERM", ignoreRepeatedSignal)

@@ -174,7 +174,7 @@ describe.skipIf(!hasChromium && !mustRun)("the chat page in Chromium", () => {
 
   it.scopedLive("reload mid-run (detach): the page re-attaches, sees the run finish and the order written", () =>
     Effect.gen(function* () {
-      const harness = yield* Harness.start({ interval: 30, answerWords: 150 })
+      const harness = yield* Harness.start({ interval: 30, answerWords: 250 })
       const browser = yield* launch
       const page = yield* Effect.promise(() => browser.newPage({ viewport: { width: 1280, height: 900 } }))
       yield* run(() => page.goto(harness.url))

@@ -1,7 +1,7 @@
 /** The SVG charts of a run, in bench/results/: one with every figure (`peers.svg`), and one per figure. */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { columns, comparison, formatValue, type Row } from "./comparison.js"
+import { comparison, formatValue, type Row } from "./comparison.js"
 import type { Results } from "./results.js"
 import { chart, type Panel } from "./svg.js"
 
@@ -14,7 +14,7 @@ const panelOf = (row: Row): Panel => ({
   bars: row.cells.flatMap((cell, i) =>
     cell === undefined
       ? []
-      : [{ label: columns[i]!, ratio: cell.ratio, detail: formatValue(cell.value, row.unit), isTether: i === 0 }]
+      : [{ label: row.labels[i]!, ratio: cell.ratio, detail: formatValue(cell.value, row.unit), isTether: i === 0 }]
   )
 })
 

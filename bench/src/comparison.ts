@@ -13,14 +13,19 @@ export interface Cell {
 export interface Row {
   /** Short name of the figure, e.g. "Loop overhead". */
   readonly title: string
-  /** What is measured and what the floor is. */
+  /** What is measured. */
   readonly measure: string
   readonly unit: string
   readonly floorLabel: string
   readonly floor: number
   /** Tether first, then the peers, in the order of `columns`. */
   readonly cells: ReadonlyArray<Cell | undefined>
+  /** What each cell's side is, where it says more than its column (e.g. the server it sits behind). */
+  readonly labels: ReadonlyArray<string>
+  /** Tether's target for the figure, as a reader reads it ("<= 1.2x"). */
   readonly target: string
+  /** How the names of Tether's targets for this figure begin (see `targets.ts`). */
+  readonly targetName: string
 }
 
 /** The columns after the floor: Tether, then each peer. */
@@ -33,7 +38,9 @@ const row = (
   floorLabel: string,
   floor: number,
   values: ReadonlyArray<number | undefined>,
-  target: string
+  target: string,
+  targetName: string,
+  labels: ReadonlyArray<string> = columns
 ): Row => ({
   title,
   measure,
@@ -41,7 +48,9 @@ const row = (
   floorLabel,
   floor,
   cells: values.map((value) => (value === undefined ? undefined : { value, ratio: value / floor })),
-  target
+  target,
+  targetName,
+  labels
 })
 
 export const comparison = (results: Results): Array<Row> => {
@@ -56,7 +65,8 @@ export const comparison = (results: Results): Array<Row> => {
       "raw SDK loop",
       p50("raw")!,
       [p50("tether"), p50("vercel"), p50("langchain"), p50("effectAi")],
-      "<= 1.2x"
+      "<= 1.2x",
+      `stalled abort (${stalled.gapMillis} ms gap), Tether:`
     )
   )
   const runs = results.overhead.turns / 2
@@ -72,7 +82,8 @@ export const comparison = (results: Results): Array<Row> => {
       "raw SDK loop",
       perRun("raw")!,
       [perRun("tether"), perRun("vercel"), perRun("langchain"), perRun("effectAi")],
-      "<= 1.30x"
+      "<= 1.30x",
+      "loop overhead"
     )
   )
   const scale = results.scale.sides
@@ -85,7 +96,8 @@ export const comparison = (results: Results): Array<Row> => {
       "raw SDK",
       heap("raw")!,
       [heap("tether"), heap("vercel"), heap("langchain"), heap("effectAi")],
-      "<= 40 KiB"
+      "<= 40 KiB",
+      "heap per live"
     )
   )
   const quiesce = (key: string) => scale[key]?.quiesceMillis
@@ -97,7 +109,8 @@ export const comparison = (results: Results): Array<Row> => {
       "raw SDK",
       quiesce("raw")!,
       [quiesce("tether"), quiesce("vercel"), quiesce("langchain"), quiesce("effectAi")],
-      "<= raw SDK"
+      "<= raw SDK",
+      "quiesce"
     )
   )
   const disconnect = (key: string) => results.disconnect.sides[key]?.p50
@@ -114,7 +127,9 @@ export const comparison = (results: Results): Array<Row> => {
         disconnect("langchainNode"),
         disconnect("effectAiPlatform")
       ],
-      "<= 1.2x"
+      "<= 1.2x",
+      "HTTP disconnect",
+      ["Tether (chat routes)", "Vercel ai (node:http)", "LangChain (node:http)", "@effect/ai (platform)"]
     )
   )
   return rows

@@ -62,25 +62,30 @@ const renderPanel = (panel: Panel, top: number): Array<string> => {
     text(16, top + 30, panel.subtitle, `font-size="12" fill="${colours.muted}"`),
     text(16, top + 45, `1.0x = ${panel.floor}`, `font-size="12" fill="${colours.muted}"`)
   ]
+  const labels: Array<string> = []
+  const rects: Array<string> = []
+  const figures: Array<string> = []
   panel.bars.forEach((bar, i) => {
     const y = top + layout.panelTitle + i * (layout.barHeight + layout.barGap)
     const mid = y + layout.barHeight / 2 + 4
     const fill = bar.isTether ? colours.tether : colours.peer
     const width = Number.isFinite(bar.ratio) ? Math.max(1, scale(bar.ratio)) : 0
     const weight = bar.isTether ? ` font-weight="700"` : ""
-    out.push(text(x0 - 8, mid, bar.label, `font-size="13" text-anchor="end"${weight}`))
-    out.push(
+    labels.push(text(x0 - 8, mid, bar.label, `font-size="13" text-anchor="end"${weight}`))
+    rects.push(
       `<rect class="bar" x="${fmt(x0)}" y="${fmt(y)}" width="${fmt(width)}" height="${layout.barHeight}" rx="2" fill="${fill}"><title>${escapeXml(`${bar.label}: ${bar.ratio.toFixed(2)}x (${bar.detail})`)}</title></rect>`
     )
     const value = Number.isFinite(bar.ratio) ? `${bar.ratio.toFixed(2)}x` : "n/a"
-    out.push(text(x0 + width + 6, mid, `${value} (${bar.detail})`, `font-size="12"${weight}`))
+    // A white halo keeps the figure readable where it crosses the floor line.
+    const halo = `paint-order="stroke" stroke="#ffffff" stroke-width="3"`
+    figures.push(text(x0 + width + 6, mid, `${value} (${bar.detail})`, `font-size="12" ${halo}${weight}`))
   })
   const floorX = x0 + scale(1)
   const barsTop = top + layout.panelTitle - 4
   const barsBottom = top + panelHeight(panel) + 4
-  out.push(
-    `<line class="floor" x1="${fmt(floorX)}" y1="${fmt(barsTop)}" x2="${fmt(floorX)}" y2="${fmt(barsBottom)}" stroke="${colours.floor}" stroke-width="1.5" stroke-dasharray="4 3"/>`
-  )
+  const floor = `<line class="floor" x1="${fmt(floorX)}" y1="${fmt(barsTop)}" x2="${fmt(floorX)}" y2="${fmt(barsBottom)}" stroke="${colours.floor}" stroke-width="1.5" stroke-dasharray="4 3"/>`
+  // The floor line over the bars, the figures over the line.
+  out.push(...labels, ...rects, floor, ...figures)
   return out
 }
 

@@ -34,5 +34,4 @@ export const scaleSides: ReadonlyArray<Side> = [
 ]
 
 /** The side of `key`, for the child processes. */
-export const byKey = (key: string): Side | undefined =>
-  [...scaleSides, ...abortSides].find((side) => side.key === key)
+export const byKey = (key: string): Side | undefined => [...scaleSides, ...abortSides].find((side) => side.key === key)

@@ -6,7 +6,8 @@
  * machine. Benchmarks never fail on a number: the targets are printed and recorded, pass or fail.
  *
  * - `--peers`: only the scenarios that compare with the peers (bench/results.peers.json; READMEs untouched);
- * - `--quick`: every scenario and every side, tiny (CI: proves the code runs; bench/results.quick.json);
+ * - `--quick`: every scenario and every side, tiny (CI: proves the code runs; bench/results.quick.json); with
+ *   `--peers`, only those scenarios, tiny;
  * - `--profile [--side=<key>]`: where one side's heap and time go (default: Tether).
  */
 import * as fs from "node:fs"
@@ -36,6 +37,7 @@ process.setSourceMapsEnabled(false)
 const argv = process.argv.slice(2)
 const mode: Mode = argv.includes("--quick") ? "quick" : argv.includes("--peers") ? "peers" : "full"
 const quick = mode === "quick"
+const isPeersOnly = argv.includes("--peers")
 const sizes = quick
   ? {
       stalled: [{ gap: 200, trials: 2 }],
@@ -44,7 +46,7 @@ const sizes = quick
       treeWarmup: 1,
       turns: 20,
       overheadWarmup: 2,
-      sessions: 100,
+      sessions: 50,
       disconnectTrials: 2
     }
   : {
@@ -80,7 +82,6 @@ const measure = async (): Promise<Results> => {
       await step(`stalled-stream abort, ${gap} ms gap`, () => onOwnCores(() => stalledAbort(abortSides, gap, trials)))
     )
   }
-  const isPeersOnly = mode === "peers"
   const fullSpeed = isPeersOnly
     ? undefined
     : await step("full-speed abort", () => onOwnCores(() => fullSpeedAbort(abortSides, sizes.fullSpeedTrials)))

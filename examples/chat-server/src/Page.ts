@@ -186,6 +186,11 @@ const template = /* html */ `<!doctype html>
     $("outcome").className = tag;
     $("outcome").textContent = text;
   }
+  function tokenText(e) {
+    var t = e.tally;
+    return e.tokensUsed + " tokens (" + t.reportedInput + " in + " + t.reportedOutput + " out reported" +
+      (t.estimated > 0 ? ", " + t.estimated + " estimated" : "") + ")";
+  }
   function brief(value) {
     var text = typeof value === "string" ? value : JSON.stringify(value);
     return text.length > 70 ? text.slice(0, 69) + "…" : text;
@@ -206,7 +211,8 @@ const template = /* html */ `<!doctype html>
         if (!isSub && answerEl) { answerEl.textContent += e.text; $("messages").scrollTop = $("messages").scrollHeight; }
         break;
       case "TokensUsed":
-        $("tokens").textContent = e.tokens + (e.ceiling ? " / " + e.ceiling : "");
+        $("tokens").textContent = e.tokens + (e.ceiling ? " / " + e.ceiling : "") +
+          (e.reservedInFlight > 0 ? " (+" + e.reservedInFlight + " reserved)" : "");
         break;
       case "ToolStarted":
         tools[e.toolUseId] = e.tool;
@@ -242,12 +248,12 @@ const template = /* html */ `<!doctype html>
         activity("↺ rolled back " + e.count + " write(s): " + e.reason);
         break;
       case "RunCompleted":
-        showOutcome("Completed", "Completed · " + e.tokensUsed + " tokens");
+        showOutcome("Completed", "Completed · " + tokenText(e));
         setState("completed");
         break;
       case "RunCancelled":
-        showOutcome("Cancelled", "Cancelled: " + (reasons[e.reason._tag] || e.reason._tag) + " · " + e.tokensUsed +
-          " tokens" + (e.tokensEstimated ? " (estimated)" : "") + " · " + e.writesRolledBack + " write(s) rolled back");
+        showOutcome("Cancelled", "Cancelled: " + (reasons[e.reason._tag] || e.reason._tag) + " · " + tokenText(e) +
+          " · " + e.writesRolledBack + " write(s) rolled back");
         if (answerEl) answerEl.classList.add("stopped");
         setState("cancelled");
         break;

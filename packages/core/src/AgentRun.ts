@@ -33,17 +33,24 @@ import type { LanguageModel } from "./LanguageModel.js"
 import type { Message } from "./Message.js"
 import type { RunEvent } from "./RunEvent.js"
 import * as StagedWrites from "./StagedWrites.js"
-import type { Snapshot } from "./TokenBudget.js"
+import type { Snapshot, Tally } from "./TokenBudget.js"
 import { CurrentRun } from "./internal/context.js"
 import * as internal from "./internal/run.js"
 
-/** How a run ended. @since 0.1.0 */
+/**
+ * How a run ended. `tokensUsed` is what the whole run tree used (`tally.used`); `tally` says how much of it the
+ * model reported (input, output) and how much Tether estimated (see `TokenBudget.Tally`). A run cancelled before
+ * its model answered used 0.
+ *
+ * @since 0.1.0
+ */
 export type RunOutcome = Data.TaggedEnum<{
   Completed: {
     readonly runId: string
     readonly text: string
     readonly transcript: ReadonlyArray<Message>
     readonly tokensUsed: number
+    readonly tally: Tally
     readonly writesCommitted: number
   }
   Cancelled: {
@@ -51,8 +58,9 @@ export type RunOutcome = Data.TaggedEnum<{
     readonly reason: CancelReason
     readonly transcript: ReadonlyArray<Message>
     readonly tokensUsed: number
-    /** True when an aborted stream's output was estimated from its deltas. */
+    /** True when part of `tokensUsed` was estimated (`tally.estimated > 0`), e.g. an aborted stream's output. */
     readonly tokensEstimated: boolean
+    readonly tally: Tally
     readonly writesRolledBack: number
     readonly compensationsRun: number
   }
@@ -62,6 +70,7 @@ export type RunOutcome = Data.TaggedEnum<{
     readonly error: string
     readonly transcript: ReadonlyArray<Message>
     readonly tokensUsed: number
+    readonly tally: Tally
     readonly writesRolledBack: number
     readonly compensationsRun: number
   }

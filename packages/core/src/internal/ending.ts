@@ -97,12 +97,18 @@ export const settle = (
           text: bodyExit.value.text,
           transcript: bodyExit.value.transcript,
           tokensUsed: tokens.used,
+          tally: tokens.tally,
           writesCommitted: committed.value
         }
         return {
           outcome: completed,
           terminal: (c: EventCommon) =>
-            makeEvent(RunEvent.RunCompleted, { ...c, text: bodyExit.value.text, tokensUsed: tokens.used }),
+            makeEvent(RunEvent.RunCompleted, {
+              ...c,
+              text: bodyExit.value.text,
+              tokensUsed: tokens.used,
+              tally: tokens.tally
+            }),
           exit: Effect.succeed(bodyExit.value)
         }
       }
@@ -132,6 +138,7 @@ export const settle = (
         transcript: Transcript.close(transcript.current, why),
         tokensUsed: tokensNow.used,
         tokensEstimated: tokensNow.estimated,
+        tally: tokensNow.tally,
         writesRolledBack: undone.writes,
         compensationsRun: undone.compensations
       }
@@ -143,6 +150,7 @@ export const settle = (
             reason,
             tokensUsed: tokensNow.used,
             tokensEstimated: tokensNow.estimated,
+            tally: tokensNow.tally,
             writesRolledBack: undone.writes
           }),
         exit: Effect.interrupt
@@ -170,13 +178,20 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       error,
       transcript: Transcript.close(transcript.current, "it failed"),
       tokensUsed: tokens.used,
+      tally: tokens.tally,
       writesRolledBack: undone.writes,
       compensationsRun: undone.compensations
     }
     return {
       outcome,
       terminal: (c: EventCommon) =>
-        makeEvent(RunEvent.RunFailed, { ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }),
+        makeEvent(RunEvent.RunFailed, {
+          ...c,
+          error,
+          tokensUsed: tokens.used,
+          tally: tokens.tally,
+          writesRolledBack: undone.writes
+        }),
       exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError>
     }
   })

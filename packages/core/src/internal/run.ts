@@ -120,7 +120,13 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
     const ledger = yield* TokenBudget.make({
       ceiling: options.tokenBudget ?? agent.tokenBudget,
       onExceeded: (snapshot) =>
-        requestCancel(new CancelReason.BudgetExceeded({ ceiling: snapshot.ceiling, used: snapshot.used }))
+        requestCancel(
+          new CancelReason.BudgetExceeded({
+            ceiling: snapshot.ceiling,
+            used: snapshot.used,
+            estimated: snapshot.tally.estimated
+          })
+        )
     })
     const cancelDeadline = Duration.decode(options.cancelDeadline ?? "5 seconds")
     const transcript = Transcript.initial(inputMessages(input))
@@ -270,6 +276,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
                       transcript: inputMessages(input),
                       tokensUsed: 0,
                       tokensEstimated: false,
+                      tally: TokenBudget.emptyTally,
                       writesRolledBack: 0,
                       compensationsRun: 0
                     }
@@ -280,6 +287,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions) =
                       error: Cause.pretty(exit.cause),
                       transcript: inputMessages(input),
                       tokensUsed: 0,
+                      tally: TokenBudget.emptyTally,
                       writesRolledBack: 0,
                       compensationsRun: 0
                     }

@@ -13,6 +13,7 @@ export const outcome = (outcome: AgentRun.RunOutcome): Record<string, unknown> =
         runId: outcome.runId,
         text: outcome.text,
         tokensUsed: outcome.tokensUsed,
+        tally: outcome.tally,
         writesCommitted: outcome.writesCommitted
       }
     case "Cancelled":
@@ -23,6 +24,7 @@ export const outcome = (outcome: AgentRun.RunOutcome): Record<string, unknown> =
         reasonText: CancelReason.describe(outcome.reason),
         tokensUsed: outcome.tokensUsed,
         tokensEstimated: outcome.tokensEstimated,
+        tally: outcome.tally,
         writesRolledBack: outcome.writesRolledBack,
         compensationsRun: outcome.compensationsRun
       }
@@ -32,6 +34,7 @@ export const outcome = (outcome: AgentRun.RunOutcome): Record<string, unknown> =
         runId: outcome.runId,
         error: outcome.error,
         tokensUsed: outcome.tokensUsed,
+        tally: outcome.tally,
         writesRolledBack: outcome.writesRolledBack,
         compensationsRun: outcome.compensationsRun
       }

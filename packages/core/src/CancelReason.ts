@@ -87,7 +87,10 @@ export type CancelReason = typeof CancelReason.Type
 const describeBudget = ({ ceiling, estimated, needed, reservedInFlight, used }: BudgetExceeded): string => {
   if (needed !== undefined) {
     const inFlight = reservedInFlight ? `, ${reservedInFlight} reserved by turns in flight` : ""
-    return `the token budget of ${ceiling} has no room for the next turn: ${used} used${inFlight}, and the turn needs ${needed} (its estimated input and one output token)`
+    return (
+      `the token budget of ${ceiling} has no room for the next turn: ${used} used${inFlight}, ` +
+      `and the turn needs ${needed} (its estimated input and one output token)`
+    )
   }
   const split =
     estimated === undefined

@@ -3,7 +3,7 @@ import { Agent, AgentRun, LanguageModel, ModelError } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
 import { Deferred, Effect, Either, Fiber, Stream, TestClock } from "effect"
 import { AnthropicModel } from "../src/index.js"
-import { apiKey, collectTurn, modelFor, turnError, userTurn } from "./helpers.js"
+import { apiKey, collectTurn, modelFor, turnError, unhandledRejectionsDuring, userTurn } from "./helpers.js"
 
 /** The two ways to run a turn: the agent loop's push-based `runTurn`, and the `Stream`. */
 const ways = {
@@ -90,13 +90,15 @@ describe("AnthropicModel: stream idle timeout (real sockets)", () => {
         FakeAnthropic.text(["Hello"], { fault: { kind: "pings", afterTokens: 0, pingInterval: 20 } })
       ])
       const model = yield* modelFor(fake, { streamIdleTimeout: "300 millis" })
-      const error = yield* turnError(model)
+      let error: unknown
+      const rejections = yield* unhandledRejectionsDuring(Effect.map(turnError(model), (e) => (error = e)))
       expect(error).toBeInstanceOf(ModelError.StreamIdleTimeoutError)
+      expect(rejections).toEqual([])
       const record = yield* fake.awaitEnded(0).pipe(Effect.timeout("2 seconds"))
       expect(record.closedAt).toBeDefined()
       expect(record.isFinished).toBe(false)
       expect(record.pingsWritten).toBeGreaterThanOrEqual(3)
-      expect(yield* fake.awaitOpenConnections(0).pipe(Effect.timeout("2 seconds"))).toBe(0)
+      expect(yield* fake.inFlight).toBe(0)
       expect(yield* fake.requestCount).toBe(1)
     })
   )

@@ -4,7 +4,7 @@ import { FakeAnthropic } from "@tether/testing"
 import { Effect } from "effect"
 import { cappedFetch } from "../src/internal/sseLimits.js"
 import { AnthropicModel } from "../src/index.js"
-import { apiKey, collectTurn, modelFor, turnError } from "./helpers.js"
+import { apiKey, collectTurn, modelFor, turnError, unhandledRejectionsDuring } from "./helpers.js"
 
 const MiB = 1024 * 1024
 
@@ -41,14 +41,16 @@ describe("AnthropicModel: SSE size caps", () => {
         FakeAnthropic.text("Hello", { fault: { kind: "oversized-line", afterTokens: 0, bytes: 64 * MiB } })
       ])
       const model = yield* modelFor(fake)
-      const error = yield* turnError(model)
+      let error: unknown
+      const rejections = yield* unhandledRejectionsDuring(Effect.map(turnError(model), (e) => (error = e)))
+      expect(rejections).toEqual([])
       const record = yield* fake.awaitEnded(0).pipe(Effect.timeout("5 seconds"))
       console.log(
         `[oversized line] the server wrote ${(record.bytesWritten / MiB).toFixed(1)} MiB of a 64 MiB line before ` +
           `the client closed`
       )
       expect(error).toBeInstanceOf(ModelError.MalformedResponseError)
-      expect(error.message).toBe(`an SSE line of the response passed the ${MiB}-byte cap`)
+      expect(error).toMatchObject({ message: `an SSE line of the response passed the ${MiB}-byte cap` })
       expect(record.closedAt).toBeDefined()
       expect(record.isFinished).toBe(false)
       // What the client read plus what the socket buffers held when it closed: far from the whole line.

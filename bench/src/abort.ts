@@ -64,7 +64,7 @@ const runBoth = async (options: {
     const controller = new AbortController()
     return {
       abort: () => controller.abort(),
-      done: Agent.runPromise(agent, "hi", { runtime: rt, signal: controller.signal })
+      done: AgentRun.runPromise(agent, "hi", { runtime: rt, signal: controller.signal })
     }
   }
   const raw: Starter = () => {
@@ -96,7 +96,7 @@ export interface StalledResult {
   readonly gapMillis: number
   /** Cancelled with `run.requestCancel` (an Effect). */
   readonly tether: Summary
-  /** Cancelled by aborting the `AbortSignal` given to `Agent.runPromise`. */
+  /** Cancelled by aborting the `AbortSignal` given to `AgentRun.runPromise`. */
   readonly tetherSignal: Summary
   readonly raw: Summary
 }

@@ -64,7 +64,7 @@ const main = async () => {
       `${round(s.tether.p50 / s.raw.p50)}x (target <= 1.2x)`
     ])
     rows.push([
-      "1b. the same, aborting Agent.runPromise's AbortSignal",
+      "1b. the same, aborting AgentRun.runPromise's AbortSignal",
       `${round(s.tetherSignal.p50)} / ${round(s.tetherSignal.p99)}`,
       `raw SDK ${round(s.raw.p50)} / ${round(s.raw.p99)}`,
       `${round(s.tetherSignal.p50 / s.raw.p50)}x (target <= 1.2x)`

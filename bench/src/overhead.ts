@@ -5,7 +5,7 @@
 import type Anthropic from "@anthropic-ai/sdk"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
-import { Agent, Tool } from "@tether/core"
+import { Agent, AgentRun, Tool } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
 import { rawClient, rawParams } from "./setup.js"
 
@@ -15,7 +15,8 @@ const script = (request: FakeAnthropic.ScriptRequest): FakeAnthropic.Reply => {
   return answered ? FakeAnthropic.text("done") : FakeAnthropic.toolUse("echo", { text: "ping" })
 }
 
-const echo = Tool.make("echo", {
+const echo = Tool.make({
+  name: "echo",
   description: "Echoes",
   input: Schema.Struct({ text: Schema.String }),
   output: Schema.String,
@@ -85,8 +86,8 @@ export const overhead = async (turns: number): Promise<OverheadResult> => {
   const agent = Agent.make({ name: "echoer", tools: [echo] })
   const sides = {
     raw: () => rawRun(client),
-    tether: () => runtime.runPromise(Agent.run(agent, "hi")),
-    untraced: () => untraced.runPromise(Agent.run(agent, "hi"))
+    tether: () => runtime.runPromise(AgentRun.run(agent, "hi")),
+    untraced: () => untraced.runPromise(AgentRun.run(agent, "hi"))
   }
   const millis = { raw: 0, tether: 0, untraced: 0 }
   const runs = Math.ceil(turns / 2)

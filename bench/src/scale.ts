@@ -75,7 +75,7 @@ const measureTether = (tracing: boolean) => async (fake: RemoteFake.RemoteSummar
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
       AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
-      RunRegistry.layer,
+      RunRegistry.layer(),
       Logger.minimumLogLevel(LogLevel.Warning),
       Layer.setTracerEnabled(tracing)
     )

@@ -21,7 +21,8 @@ import { sleep, summarize, type Summary } from "./stats.js"
 const subAgent = Agent.make({ name: "sub", system: "sub" })
 
 const fanOut = (subtasks: number, toolsPerSubtask: number, streams: boolean) =>
-  Tool.make("fan_out", {
+  Tool.make({
+    name: "fan_out",
     description: "Starts the tree",
     input: Schema.Struct({}),
     output: Schema.String,
@@ -33,7 +34,9 @@ const fanOut = (subtasks: number, toolsPerSubtask: number, streams: boolean) =>
           )
           yield* Subtask.spawn(
             `branch-${s}`,
-            Effect.all([streams ? Agent.run(subAgent, "go") : Effect.never, ...holders], { concurrency: "unbounded" })
+            Effect.all([streams ? AgentRun.run(subAgent, "go") : Effect.never, ...holders], {
+              concurrency: "unbounded"
+            })
           )
         }
         return yield* Effect.never

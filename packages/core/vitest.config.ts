@@ -3,6 +3,6 @@ import { defineProject } from "vitest/config"
 export default defineProject({
   test: {
     include: ["test/**/*.test.ts"],
-    testTimeout: 30_000
+    testTimeout: 120_000
   }
 })

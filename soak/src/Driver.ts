@@ -18,7 +18,7 @@
  *
  * @since 0.1.0
  */
-import type { AgentRun } from "@tether/core"
+import type { RunOutcome } from "@tether/core"
 import { SessionClient as Client } from "@tether/testing"
 import { Cause, Effect, Option } from "effect"
 import * as Plan from "./Plan.js"
@@ -50,7 +50,7 @@ const errorTag = (cause: Cause.Cause<{ readonly _tag: string }>): string =>
     onNone: () => (Cause.isDie(cause) ? "Defect" : "Interrupt")
   })
 
-const detailOf = (outcome: AgentRun.RunOutcome): string => {
+const detailOf = (outcome: RunOutcome.RunOutcome): string => {
   switch (outcome._tag) {
     case "Completed":
       return "-"

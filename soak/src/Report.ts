@@ -1,7 +1,7 @@
 /**
  * The soak's output: a line per round, then a summary of every run by how it
  * ended, the checks, the heap, and the violations. The heap may grow across
- * rounds by a fixed slack plus what `SessionStore.layerMemory` keeps of every
+ * rounds by a fixed slack plus what `SessionStore.layerMemory()` keeps of every
  * session (it has no way to drop one), and no more.
  *
  * @example
@@ -45,7 +45,7 @@ export interface Round {
 export const heapSlackBytes = 8 * 1024 * 1024
 
 /**
- * Heap allowed per byte of JSON that `SessionStore.layerMemory` keeps of the sessions (owner, policy,
+ * Heap allowed per byte of JSON that `SessionStore.layerMemory()` keeps of the sessions (owner, policy,
  * run id, the conversation as message objects). V8 objects take two to three times their JSON size;
  * the bound allows four.
  *

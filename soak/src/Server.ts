@@ -26,11 +26,11 @@
 import { createServer } from "node:http"
 import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import type { Agent, AgentRun } from "@tether/core"
-import { LanguageModel, RunRegistry } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes, SessionStore } from "@tether/http"
+import type { Agent } from "@tether/core"
+import { LanguageModel, RunRegistry, SessionStore } from "@tether/core"
+import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
 import { SqlStagedWrites } from "@tether/sql"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { callerCount } from "./Plan.js"
 
@@ -52,15 +52,15 @@ export interface Server {
 
 /** Starts the server for the lifetime of the scope. @since 0.1.0 */
 export const start = (options: {
-  readonly agent: Agent.Agent<AgentRun.CurrentRun>
+  readonly agent: Agent.Agent<never>
   readonly filename: string
 }): Effect.Effect<Server, never, Scope.Scope> =>
   Effect.gen(function* () {
     const current: { model: LanguageModel.Service | undefined } = { model: undefined }
     const delegate = Layer.succeed(LanguageModel.LanguageModel, {
-      streamTurn: (request) =>
-        Stream.suspend(() =>
-          current.model === undefined ? Stream.dieMessage("no model set") : current.model.streamTurn(request)
+      runTurn: (request, onEvents) =>
+        Effect.suspend(() =>
+          current.model === undefined ? Effect.dieMessage("no model set") : current.model.runTurn(request, onEvents)
         )
     })
     const limits = { maxRunningPerCaller: 1000 }
@@ -73,8 +73,8 @@ export const start = (options: {
     )
     const tokens = Object.fromEntries(Array.from({ length: callerCount }, (_, i) => [tokenOf(i), `caller-${i}`]))
     const services = Layer.mergeAll(
-      RunRegistry.layer,
-      SessionStore.layerMemory,
+      RunRegistry.layer(),
+      SessionStore.layerMemory(),
       Auth.layerBearer(tokens),
       delegate,
       SqlStagedWrites.layerSqlite({ filename: options.filename })

@@ -16,7 +16,8 @@
  *
  * @since 0.1.0
  */
-import { Agent, AgentRun, StagedWrites, Tool } from "@tether/core"
+import { Agent, AgentRun, PromiseTool, StagedWrites, Tool } from "@tether/core"
+import { CommandTool } from "@tether/node"
 import { Effect, Schema } from "effect"
 
 /** The table the tools write to. @since 0.1.0 */
@@ -63,21 +64,24 @@ export const make = (observed: Observations) => {
   const stage = (key: string, by: string) =>
     Effect.tap(AgentRun.stage(write(key, by)), () => Effect.sync(() => recordStaged(observed, key)))
 
-  const lookup = Tool.make("lookup", {
+  const lookup = Tool.make({
+    name: "lookup",
     description: "Looks a key up and stages a note about it",
     input: Input,
     output: Schema.String,
     handler: ({ key }) => Effect.zipRight(Effect.sleep("10 millis"), Effect.as(stage(key, "lookup"), `found ${key}`))
   })
 
-  const flaky = Tool.make("flaky", {
+  const flaky = Tool.make({
+    name: "flaky",
     description: "Always fails",
     input: Input,
     output: Schema.String,
     handler: ({ key }) => Effect.fail(new Error(`flaky failed on ${key}`))
   })
 
-  const hang = Tool.make("hang", {
+  const hang = Tool.make({
+    name: "hang",
     description: "Stages a write, then never returns",
     input: Input,
     output: Schema.String,
@@ -86,7 +90,8 @@ export const make = (observed: Observations) => {
 
   // Ignores its signal: stages early, keeps working 150 ms, then tries a second write. When the
   // run let go of it meanwhile (abandonAfter 30 ms), that write must be refused.
-  const ignoreSignal = Tool.fromPromise("ignore_signal", {
+  const ignoreSignal = PromiseTool.make({
+    name: "ignore_signal",
     description: "Works for a while without listening to cancellation",
     input: Input,
     output: Schema.String,
@@ -108,7 +113,8 @@ export const make = (observed: Observations) => {
     }
   })
 
-  const shell = Tool.command("shell", {
+  const shell = CommandTool.make({
+    name: "shell",
     description: "Runs a short child process",
     input: Input,
     output: Schema.String,

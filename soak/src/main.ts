@@ -104,7 +104,7 @@ const program = (logs: ReturnType<typeof makeLogCounter>) =>
         supervisor
       )
       yield* Fiber.interrupt(sampler)
-      // What SessionStore.layerMemory keeps of this round's sessions (it cannot drop them), as JSON.
+      // What SessionStore.layerMemory() keeps of this round's sessions (it cannot drop them), as JSON.
       const sessionBytes = yield* Effect.reduce(roundPlans, 0, (sum, plan) =>
         Effect.map(server.store.get(plan.sessionId), (session) =>
           session._tag === "Some" ? sum + JSON.stringify(session.value).length : sum

@@ -58,7 +58,8 @@ const sources = ["reviews", "prices", "forums"] as const
 
 /** The slow tool: three searches run as subtasks of the run; it waits for all of them. @since 0.1.0 */
 export const research = (stepMillis: number) =>
-  Tool.make("research", {
+  Tool.make({
+    name: "research",
     description: "Searches reviews, prices and forums about a topic and summarises them. Takes a few seconds.",
     input: Schema.Struct({ topic: Schema.String }),
     output: Schema.String,
@@ -80,15 +81,17 @@ export const research = (stepMillis: number) =>
 const expert = Agent.make({ name: "expert", system: expertSystem, maxTurns: 1, maxTokens: 400 })
 
 /** The sub-agent tool: the expert runs inside the tool, on the run's budget. @since 0.1.0 */
-export const askExpert = Tool.make("ask_expert", {
+export const askExpert = Tool.make({
+  name: "ask_expert",
   description: "Asks a product expert (a second agent) for a short second opinion.",
   input: Schema.Struct({ question: Schema.String }),
   output: Schema.String,
-  handler: ({ question }) => Effect.map(Agent.run(expert, question), (result) => result.text)
+  handler: ({ question }) => Effect.map(AgentRun.run(expert, question), (result) => result.text)
 })
 
 /** Stages an order: it is written only if the run completes. @since 0.1.0 */
-export const placeOrder = Tool.make("place_order", {
+export const placeOrder = Tool.make({
+  name: "place_order",
   description:
     "Orders an item for the user. The order is only placed if this whole answer completes; a Stop rolls it back.",
   input: Schema.Struct({

@@ -62,11 +62,16 @@ const page = (secret: Redacted.Redacted<string>) =>
     )
     if (Option.isSome(known)) return html
     const caller = Auth.CallerId.make(`guest-${randomUUID()}`)
-    return HttpServerResponse.unsafeSetCookie(html, Auth.defaultCookieName, Auth.signCookieValue(secret, caller), {
-      httpOnly: true,
-      sameSite: "strict",
-      path: "/"
-    })
+    return HttpServerResponse.unsafeSetCookie(
+      html,
+      Auth.defaultCookieName,
+      yield* Auth.signCookieValue(secret, caller),
+      {
+        httpOnly: true,
+        sameSite: "strict",
+        path: "/"
+      }
+    )
   })
 
 /** The committed orders, for callers with a valid cookie. */
@@ -124,7 +129,7 @@ export const layer = (options: Options) => {
       yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
     })
   )
-  const services = Layer.mergeAll(RunRegistry.layer, Auth.layerSignedCookie({ secret: options.secret }))
+  const services = Layer.mergeAll(RunRegistry.layer(), Auth.layerSignedCookie({ secret: options.secret }))
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
     Layer.provide(services)
   )

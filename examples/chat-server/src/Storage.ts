@@ -17,7 +17,7 @@
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect"
 import type { StagedWrites } from "@tether/core"
-import type { SessionStore } from "@tether/http"
+import type { SessionStore } from "@tether/core"
 import { SqlSessionStore, SqlStagedWrites } from "@tether/sql"
 import { Order, ordersTable } from "./Assistant.js"
 

@@ -10,7 +10,8 @@ export const orderId = (runId: string, item: string) => `${runId}/${item.replace
 
 export const Order = Schema.Struct({ id: Schema.String, item: Schema.String, quantity: Schema.Number })
 
-export const placeOrder = Tool.make("place_order", {
+export const placeOrder = Tool.make({
+  name: "place_order",
   description: "Places an order for an item. The order is saved when the conversation turn completes.",
   input: Schema.Struct({ item: Schema.String, quantity: Schema.Number }),
   output: Schema.String,
@@ -23,7 +24,8 @@ export const placeOrder = Tool.make("place_order", {
     })
 })
 
-export const checkStock = Tool.make("check_stock", {
+export const checkStock = Tool.make({
+  name: "check_stock",
   description: "Checks how many of an item are in stock (slow: it asks the warehouse).",
   input: Schema.Struct({ item: Schema.String }),
   output: Schema.Number,

@@ -1,7 +1,7 @@
 /**
  * A `LanguageModel` on the Anthropic Messages API (@anthropic-ai/sdk). Each
  * turn is one streamed request mapped to `ModelEvent`s. Interrupting the
- * stream's consumer aborts the HTTP request first: the socket closes at once,
+ * turn aborts the HTTP request first: the socket closes at once,
  * not at the next token. Failures are typed `ModelError`s; retryable ones are
  * retried with backoff (honouring `retry-after`, capped) only while the turn
  * has emitted nothing, and the wait between attempts is interruptible.
@@ -17,10 +17,9 @@
  * import { AnthropicModel } from "@tether/anthropic"
  *
  * const program = Effect.gen(function* () {
- *   const model = yield* LanguageModel.LanguageModel
- *   return yield* model
- *     .streamTurn({ messages: [Message.user("Hello")], tools: [], maxTokens: 512 })
- *     .pipe(Stream.runCollect)
+ *   return yield* LanguageModel.streamTurn({ messages: [Message.user("Hello")], tools: [], maxTokens: 512 }).pipe(
+ *     Stream.runCollect
+ *   )
  * }).pipe(Effect.provide(AnthropicModel.layerConfig))
  * ```
  *
@@ -28,11 +27,11 @@
  */
 import Anthropic from "@anthropic-ai/sdk"
 import { LanguageModel, ModelError } from "@tether/core"
-import { Config, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
 import { cappedFetch } from "./internal/sseLimits.js"
-import { retryPolicy, runTurn, streamTurn } from "./internal/turn.js"
+import { retryPolicy, runTurn } from "./internal/turn.js"
 
 /** The model used when none is configured. @since 0.1.0 */
 export const defaultModel = "claude-sonnet-4-6"
@@ -155,14 +154,6 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
         return params instanceof ModelError.InvalidRequestError
           ? Effect.fail(params)
           : runTurn(settings, params, request.signal, onEvents)
-      },
-      streamTurn: (request) => {
-        const params = paramsOf(request)
-        return params instanceof ModelError.InvalidRequestError
-          ? Stream.fail(params)
-          : streamTurn(settings, params, request.signal).pipe(
-              Stream.withSpan("AnthropicModel.streamTurn", { attributes: { model }, captureStackTrace: false })
-            )
       }
     })
   })

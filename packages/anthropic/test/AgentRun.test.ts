@@ -18,7 +18,8 @@ describe("AgentRun on AnthropicModel", () => {
         FakeAnthropic.text("This turn must never be requested.")
       ])
       const toolStarted = yield* Deferred.make<void>()
-      const slowLookup = Tool.make("slow_lookup", {
+      const slowLookup = Tool.make({
+        name: "slow_lookup",
         description: "A lookup that takes a while",
         input: Schema.Struct({ query: Schema.String }),
         output: Schema.String,
@@ -47,11 +48,12 @@ describe("AgentRun on AnthropicModel", () => {
         FakeAnthropic.text("This turn must never be requested.")
       ])
       const researcher = Agent.make({ name: "researcher" })
-      const delegate = Tool.make("delegate", {
+      const delegate = Tool.make({
+        name: "delegate",
         description: "Hands a topic to a researcher",
         input: Schema.Struct({ topic: Schema.String }),
         output: Schema.String,
-        handler: ({ topic }) => Effect.map(Agent.run(researcher, `Research ${topic}`), (result) => result.text)
+        handler: ({ topic }) => Effect.map(AgentRun.run(researcher, `Research ${topic}`), (result) => result.text)
       })
       const agent = Agent.make({ name: "lead", tools: [delegate] })
       const run = yield* AgentRun.start(agent, "Explain tides").pipe(Effect.provide(modelLayer(fake)))

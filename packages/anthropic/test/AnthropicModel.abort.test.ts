@@ -1,5 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk"
 import { describe, expect, it } from "@effect/vitest"
+import { LanguageModel } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
 import { Effect, Fiber, Stream } from "effect"
 import { performance } from "node:perf_hooks"
@@ -20,7 +21,7 @@ describe("AnthropicModel: signal-first abort", () => {
       const fake = yield* FakeAnthropic.make([stalled()])
       const model = yield* modelFor(fake)
       const received: Array<string> = []
-      const fiber = yield* model.streamTurn(userTurn()).pipe(
+      const fiber = yield* LanguageModel.toStream(model, userTurn()).pipe(
         Stream.runForEach((event) => Effect.sync(() => received.push(event._tag))),
         Effect.fork
       )
@@ -56,9 +57,9 @@ describe("AnthropicModel: signal-first abort", () => {
       const fake = yield* FakeAnthropic.make([stalled()])
       const model = yield* modelFor(fake)
       const received: Array<string> = []
-      const fiber = yield* model.runTurn!(userTurn(), (events) => events.forEach((e) => received.push(e._tag))).pipe(
-        Effect.fork
-      )
+      const fiber = yield* model
+        .runTurn(userTurn(), (events) => events.forEach((e) => received.push(e._tag)))
+        .pipe(Effect.fork)
       yield* fake.awaitTokens(0, 2)
       yield* Effect.sleep("20 millis")
       const interruptedAt = performance.now()
@@ -78,9 +79,9 @@ describe("AnthropicModel: signal-first abort", () => {
       const reply = FakeAnthropic.toolUse("search", { query: "effect" }, { preamble: "Let me look. " })
       const fake = yield* FakeAnthropic.make([reply, reply])
       const model = yield* modelFor(fake)
-      const streamed = Array.from(yield* Stream.runCollect(model.streamTurn(userTurn())))
+      const streamed = Array.from(yield* Stream.runCollect(LanguageModel.toStream(model, userTurn())))
       const pushed: Array<unknown> = []
-      yield* model.runTurn!(userTurn(), (events) => pushed.push(...events))
+      yield* model.runTurn(userTurn(), (events) => pushed.push(...events))
       expect(pushed).toEqual(streamed)
       expect(streamed.at(-1)).toMatchObject({ _tag: "Stop", reason: "tool_use" })
     })
@@ -128,7 +129,7 @@ describe("AnthropicModel: signal-first abort", () => {
       const rejections = yield* unhandledRejectionsDuring(
         Effect.gen(function* () {
           for (const index of [0, 1]) {
-            const fiber = yield* model.streamTurn(userTurn()).pipe(Stream.runDrain, Effect.fork)
+            const fiber = yield* LanguageModel.toStream(model, userTurn()).pipe(Stream.runDrain, Effect.fork)
             yield* fake.awaitRequests(index + 1)
             const interruptedAt = performance.now()
             yield* Fiber.interrupt(fiber)
@@ -149,7 +150,7 @@ describe("AnthropicModel: signal-first abort", () => {
       const fake = yield* FakeAnthropic.make(() => FakeAnthropic.text("tick ".repeat(50), { interval: 250 }))
       const model = yield* modelFor(fake)
       const fibers = yield* Effect.forEach(Array.from({ length: 100 }), () =>
-        model.streamTurn(userTurn()).pipe(Stream.runDrain, Effect.fork)
+        LanguageModel.toStream(model, userTurn()).pipe(Stream.runDrain, Effect.fork)
       )
       yield* fake
         .waitUntil((state) =>
@@ -203,7 +204,7 @@ describe("AnthropicModel: signal-first abort", () => {
 
         // A cancel through the run's signal; a listener of the user's on that signal keeps its stacks.
         const run = new AbortController()
-        const fiber = yield* model.runTurn!({ ...userTurn(), signal: run.signal }, () => {}).pipe(Effect.fork)
+        const fiber = yield* model.runTurn({ ...userTurn(), signal: run.signal }, () => {}).pipe(Effect.fork)
         yield* fake.awaitTokens(0, 1)
         const user: Array<string | undefined> = []
         run.signal.addEventListener("abort", () => user.push(new Error("the user's").stack))
@@ -212,7 +213,7 @@ describe("AnthropicModel: signal-first abort", () => {
         // (A run interrupts the turn's fiber as it aborts the signal; the turn waits for that.)
         yield* Fiber.interrupt(fiber)
         // An interrupt (the request released before its end).
-        const interrupted = yield* model.runTurn!(userTurn(), () => {}).pipe(Effect.fork)
+        const interrupted = yield* model.runTurn(userTurn(), () => {}).pipe(Effect.fork)
         yield* fake.awaitTokens(1, 1)
         yield* Fiber.interrupt(interrupted)
         yield* fake.awaitEnded(1).pipe(Effect.timeout("2 seconds"))

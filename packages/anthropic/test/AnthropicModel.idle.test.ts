@@ -1,86 +1,80 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Agent, AgentRun, LanguageModel, ModelError } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
-import { Deferred, Effect, Either, Fiber, Stream, TestClock } from "effect"
+import { Deferred, Effect, Either, Fiber, TestClock } from "effect"
 import { AnthropicModel } from "../src/index.js"
 import { apiKey, collectTurn, modelFor, turnError, unhandledRejectionsDuring, userTurn } from "./helpers.js"
 
-/** The two ways to run a turn: the agent loop's push-based `runTurn`, and the `Stream`. */
-const ways = {
-  streamTurn: (model: LanguageModel.Service, onEvent: (event: LanguageModel.ModelEvent) => void) =>
-    model.streamTurn(userTurn()).pipe(Stream.runForEach((event) => Effect.sync(() => onEvent(event)))),
-  runTurn: (model: LanguageModel.Service, onEvent: (event: LanguageModel.ModelEvent) => void) =>
-    model.runTurn!(userTurn(), (events) => events.forEach(onEvent))
-}
-
 /** Starts a turn; returns its fiber and two Deferreds done as its first and second text deltas arrive. */
-const startTurn = (way: keyof typeof ways, model: LanguageModel.Service) =>
+const startTurn = (model: LanguageModel.Service) =>
   Effect.gen(function* () {
     const firstText = yield* Deferred.make<void>()
     const secondText = yield* Deferred.make<void>()
     let texts = 0
-    const fiber = yield* ways[way](model, (event) => {
-      if (event._tag !== "TextDelta") return
-      texts++
-      Deferred.unsafeDone(texts === 1 ? firstText : secondText, Effect.void)
-    }).pipe(Effect.either, Effect.fork)
+    const fiber = yield* model
+      .runTurn(userTurn(), (events) => {
+        for (const event of events) {
+          if (event._tag !== "TextDelta") continue
+          texts++
+          Deferred.unsafeDone(texts === 1 ? firstText : secondText, Effect.void)
+        }
+      })
+      .pipe(Effect.either, Effect.fork)
     return { fiber, firstText, secondText }
   })
 
 describe("AnthropicModel: stream idle timeout (TestClock)", () => {
-  for (const way of ["runTurn", "streamTurn"] as const) {
-    it.scoped(`${way}: pings do not hold a stream open; it fails at the idle timeout (60 s), not before`, () =>
-      Effect.gen(function* () {
-        const fake = yield* FakeAnthropic.make([
-          FakeAnthropic.text(["Hello ", "there"], { fault: { kind: "pings", afterTokens: 1, pingInterval: 10 } })
-        ])
-        const model = yield* modelFor(fake)
-        const { fiber, firstText } = yield* startTurn(way, model)
-        yield* Deferred.await(firstText)
-        const pings = (n: number) =>
-          fake.waitUntil((state) => ((state.request(0)?.pingsWritten ?? 0) >= n ? true : undefined))
-        yield* pings(2)
-        yield* TestClock.adjust("30 seconds")
-        // More pings arrive half-way: were they counted, the timeout would move to 90 s.
-        yield* pings(6)
-        yield* TestClock.adjust("29 seconds")
-        expect(yield* Fiber.poll(fiber)).toEqual(expect.objectContaining({ _tag: "None" }))
-        yield* TestClock.adjust("1 second")
-        const result = yield* Fiber.join(fiber)
-        expect(Either.getLeft(result)).toEqual(
-          expect.objectContaining({
-            value: expect.objectContaining({ _tag: "StreamIdleTimeoutError", idleMillis: 60_000 })
-          })
-        )
-        const record = yield* fake.awaitEnded(0)
-        expect(record.closedAt).toBeDefined()
-        expect(record.isFinished).toBe(false)
-        expect(record.tokensWritten).toBe(1)
-      })
-    )
+  it.scoped("pings do not hold a stream open; it fails at the idle timeout (60 s), not before", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropic.make([
+        FakeAnthropic.text(["Hello ", "there"], { fault: { kind: "pings", afterTokens: 1, pingInterval: 10 } })
+      ])
+      const model = yield* modelFor(fake)
+      const { fiber, firstText } = yield* startTurn(model)
+      yield* Deferred.await(firstText)
+      const pings = (n: number) =>
+        fake.waitUntil((state) => ((state.request(0)?.pingsWritten ?? 0) >= n ? true : undefined))
+      yield* pings(2)
+      yield* TestClock.adjust("30 seconds")
+      // More pings arrive half-way: were they counted, the timeout would move to 90 s.
+      yield* pings(6)
+      yield* TestClock.adjust("29 seconds")
+      expect(yield* Fiber.poll(fiber)).toEqual(expect.objectContaining({ _tag: "None" }))
+      yield* TestClock.adjust("1 second")
+      const result = yield* Fiber.join(fiber)
+      expect(Either.getLeft(result)).toEqual(
+        expect.objectContaining({
+          value: expect.objectContaining({ _tag: "StreamIdleTimeoutError", idleMillis: 60_000 })
+        })
+      )
+      const record = yield* fake.awaitEnded(0)
+      expect(record.closedAt).toBeDefined()
+      expect(record.isFinished).toBe(false)
+      expect(record.tokensWritten).toBe(1)
+    })
+  )
 
-    it.scoped(`${way}: each event restarts the idle time`, () =>
-      Effect.gen(function* () {
-        const fake = yield* FakeAnthropic.make([
-          FakeAnthropic.text(["Hello ", "there ", "never"], {
-            stalls: { 1: 200 },
-            fault: { kind: "silent", afterTokens: 2 }
-          })
-        ])
-        const model = yield* modelFor(fake)
-        const { fiber, firstText, secondText } = yield* startTurn(way, model)
-        yield* Deferred.await(firstText)
-        yield* TestClock.adjust("40 seconds")
-        yield* Deferred.await(secondText) // at 40 s of the TestClock: the idle time starts again
-        yield* TestClock.adjust("40 seconds")
-        expect(yield* Fiber.poll(fiber)).toEqual(expect.objectContaining({ _tag: "None" }))
-        yield* TestClock.adjust("20 seconds")
-        const result = yield* Fiber.join(fiber)
-        expect(Either.isLeft(result) && result.left._tag).toBe("StreamIdleTimeoutError")
-        expect((yield* fake.awaitEnded(0)).closedAt).toBeDefined()
-      })
-    )
-  }
+  it.scoped("each event restarts the idle time", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropic.make([
+        FakeAnthropic.text(["Hello ", "there ", "never"], {
+          stalls: { 1: 200 },
+          fault: { kind: "silent", afterTokens: 2 }
+        })
+      ])
+      const model = yield* modelFor(fake)
+      const { fiber, firstText, secondText } = yield* startTurn(model)
+      yield* Deferred.await(firstText)
+      yield* TestClock.adjust("40 seconds")
+      yield* Deferred.await(secondText) // at 40 s of the TestClock: the idle time starts again
+      yield* TestClock.adjust("40 seconds")
+      expect(yield* Fiber.poll(fiber)).toEqual(expect.objectContaining({ _tag: "None" }))
+      yield* TestClock.adjust("20 seconds")
+      const result = yield* Fiber.join(fiber)
+      expect(Either.isLeft(result) && result.left._tag).toBe("StreamIdleTimeoutError")
+      expect((yield* fake.awaitEnded(0)).closedAt).toBeDefined()
+    })
+  )
 })
 
 describe("AnthropicModel: stream idle timeout (real sockets)", () => {

@@ -57,7 +57,7 @@ describe("AnthropicModel: retries", () => {
     Effect.gen(function* () {
       const fake = yield* FakeAnthropic.make([FakeAnthropic.overloaded({ retryAfter: 1 }), FakeAnthropic.text("never")])
       const model = yield* modelFor(fake, { maxRetries: 3 })
-      const fiber = yield* model.streamTurn(userTurn()).pipe(Stream.runDrain, Effect.fork)
+      const fiber = yield* LanguageModel.toStream(model, userTurn()).pipe(Stream.runDrain, Effect.fork)
       yield* fake.awaitEnded(0)
       yield* Effect.sleep("100 millis") // the client has the 529 and sleeps ~1 s before the retry
       const interruptedAt = performance.now()
@@ -77,9 +77,9 @@ describe("AnthropicModel: retries", () => {
       const model = yield* modelFor(fake, { maxRetries: 3 })
       const texts: Array<string> = []
       const error = yield* Effect.flip(
-        model
-          .streamTurn(userTurn())
-          .pipe(Stream.runForEach((event) => Effect.sync(() => event._tag === "TextDelta" && texts.push(event.text))))
+        LanguageModel.toStream(model, userTurn()).pipe(
+          Stream.runForEach((event) => Effect.sync(() => event._tag === "TextDelta" && texts.push(event.text)))
+        )
       )
       expect(error._tag).toBe("OverloadedError")
       expect(texts).toEqual(["Half "])
@@ -112,7 +112,7 @@ describe("AnthropicModel: rate limiting", () => {
       const windowStart = performance.now()
       yield* collectTurn(model) // takes the only permit of this window
 
-      const waiting = yield* model.streamTurn(userTurn()).pipe(Stream.runDrain, Effect.fork)
+      const waiting = yield* LanguageModel.toStream(model, userTurn()).pipe(Stream.runDrain, Effect.fork)
       yield* Effect.sleep("100 millis")
       expect(yield* fake.requestCount).toBe(1) // still waiting for a permit
       const interruptedAt = performance.now()

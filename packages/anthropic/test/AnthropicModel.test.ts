@@ -215,7 +215,9 @@ describe("AnthropicModel: typed errors", () => {
             const model = yield* modelFor(fake, { maxRetries: 3 })
             const seen: Array<LanguageModel.ModelEvent> = []
             const error = yield* Effect.flip(
-              model.streamTurn(userTurn()).pipe(Stream.runForEach((event) => Effect.sync(() => seen.push(event))))
+              LanguageModel.toStream(model, userTurn()).pipe(
+                Stream.runForEach((event) => Effect.sync(() => seen.push(event)))
+              )
             )
             expect({ fault: reply, tag: error._tag }).toEqual({ fault: reply, tag })
             // Not replayed, even when retryable: the turn had already emitted events (or the error is not retryable).

@@ -157,7 +157,8 @@ const errorTagOf: Record<string, string> = {
   weird_error: "ServerError"
 }
 
-const stageOrder = Tool.make("stage_order", {
+const stageOrder = Tool.make({
+  name: "stage_order",
   description: "Stages an order",
   input: Schema.Struct({ id: Schema.String }),
   output: Schema.String,

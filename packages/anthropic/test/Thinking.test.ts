@@ -12,7 +12,8 @@ import { AnthropicModel } from "../src/index.js"
 import { apiKey, collectTurn, modelFor, turnError, userTurn } from "./helpers.js"
 
 const lookup = (started?: Deferred.Deferred<void>) =>
-  Tool.make("lookup", {
+  Tool.make({
+    name: "lookup",
     description: "Looks a word up",
     input: Schema.Struct({ word: Schema.String }),
     output: Schema.String,
@@ -39,7 +40,7 @@ describe("AnthropicModel: extended thinking", () => {
     Effect.gen(function* () {
       const fake = yield* FakeAnthropic.make([thinkThenLookUp, FakeAnthropic.text("A wren is a small bird.")])
       const agent = Agent.make({ name: "a", tools: [lookup()], maxTokens: 4096 })
-      const result = yield* Agent.run(agent, "What is a wren?").pipe(Effect.provide(modelLayer(fake)))
+      const result = yield* AgentRun.run(agent, "What is a wren?").pipe(Effect.provide(modelLayer(fake)))
       expect(result.text).toBe("A wren is a small bird.")
 
       const thinking = "The user wants a definition."

@@ -18,14 +18,14 @@ export const modelFor = (fake: FakeAnthropic.Service, options: Partial<Anthropic
 
 /** Runs one turn to the end and returns its events. */
 export const collectTurn = (model: LanguageModel.Service, request: LanguageModel.TurnRequest = userTurn()) =>
-  model.streamTurn(request).pipe(
+  LanguageModel.toStream(model, request).pipe(
     Stream.runCollect,
     Effect.map((events) => [...events])
   )
 
 /** Runs one turn and returns its typed failure (a defect fails the test). */
 export const turnError = (model: LanguageModel.Service, request: LanguageModel.TurnRequest = userTurn()) =>
-  Effect.flip(model.streamTurn(request).pipe(Stream.runDrain))
+  Effect.flip(LanguageModel.toStream(model, request).pipe(Stream.runDrain))
 
 /** Collects unhandled promise rejections while `effect` runs, plus a short grace period. */
 export const unhandledRejectionsDuring = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -49,7 +49,7 @@ export const firstAbortLatency = Effect.scoped(
   Effect.gen(function* () {
     const fake = yield* FakeAnthropic.make([FakeAnthropic.text(["warm ", "up ", "now"], { interval: 1000 })])
     const model = yield* modelFor(fake)
-    const fiber = yield* model.streamTurn(userTurn()).pipe(Stream.runDrain, Effect.fork)
+    const fiber = yield* LanguageModel.toStream(model, userTurn()).pipe(Stream.runDrain, Effect.fork)
     yield* fake.awaitTokens(0, 1)
     yield* Effect.sleep("20 millis")
     const interruptedAt = performance.now()

@@ -6,10 +6,10 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Agent, AgentError } from "@tether/core"
+ * import { Agent, AgentError, AgentRun } from "@tether/core"
  *
  * declare const agent: Agent.Agent<never>
- * const program = Agent.run(agent, "hello").pipe(
+ * const program = AgentRun.run(agent, "hello").pipe(
  *   Effect.catchTag("MaxTurnsError", (e) => Effect.succeed(`gave up after ${e.maxTurns} turns`))
  * )
  * ```
@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as CancelReason from "./CancelReason.js"
 import type { ModelError } from "./ModelError.js"
 import type { StagedWriteError, WriteConflictError } from "./StagedWrites.js"
 
@@ -32,5 +33,19 @@ export class SubtaskFailedError extends Schema.TaggedError<SubtaskFailedError>()
   message: Schema.String
 }) {}
 
+/**
+ * A sub-agent reached its own `timeout` or `tokenBudget` (given to `AgentRun.run` inside a run) and was stopped:
+ * its model requests aborted, its loop interrupted. The parent run goes on; a tool that ran the sub-agent reports
+ * this to the model like any failure.
+ *
+ * @since 0.1.0
+ */
+export class SubAgentCancelledError extends Schema.TaggedError<SubAgentCancelledError>()("SubAgentCancelledError", {
+  agent: Schema.String,
+  reason: CancelReason.CancelReason,
+  message: Schema.String
+}) {}
+
 /** @since 0.1.0 */
-export type AgentError = ModelError | MaxTurnsError | SubtaskFailedError | StagedWriteError | WriteConflictError
+export type AgentError =
+  ModelError | MaxTurnsError | SubtaskFailedError | SubAgentCancelledError | StagedWriteError | WriteConflictError

@@ -1,85 +1,79 @@
 /**
- * A running agent: its id, its event stream, its outcome, and `cancel`, which
- * records a reason, interrupts the whole tree (turns, tools, subtasks, model
- * requests), rolls back its staged writes and runs its compensations.
+ * Running agents. A run is a tree of fibers in one scope: each turn streams
+ * from the `LanguageModel`, tool calls of a turn run as concurrent child
+ * fibers, subtasks fork into the run's scope. Cancelling the run (or
+ * interrupting the fiber that runs it) records a reason, aborts every
+ * in-flight model request, interrupts the whole tree, rolls back its staged
+ * writes and runs its compensations. Run inside another run (from a tool or a
+ * subtask), an agent is a sub-agent: it shares the parent's session, staged
+ * writes and events, draws on its token budget and stops with it.
  *
- * Inside a run, tools use `AgentRun.stage` and `AgentRun.compensate` so their
- * effects take hold only if the run succeeds.
+ * Inside a run, tools use `AgentRun.stage` and `AgentRun.compensate` so that
+ * their effects take hold only if the run succeeds.
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
+ * import { Effect } from "effect"
  * import { Agent, AgentRun, CancelReason } from "@tether/core"
  *
  * declare const agent: Agent.Agent<never>
- * const program = Effect.scoped(
+ *
+ * // To its end, on the caller's fiber:
+ * const answer = AgentRun.run(agent, "Plan my trip").pipe(Effect.map((result) => result.text))
+ *
+ * // Or as a handle, cancelled from elsewhere:
+ * const cancelled = Effect.scoped(
  *   Effect.gen(function* () {
  *     const run = yield* AgentRun.start(agent, "Plan my trip")
  *     yield* Effect.sleep("2 seconds")
- *     const outcome = yield* run.cancel(new CancelReason.UserAbort())
- *     // outcome._tag === "Cancelled", outcome.writesRolledBack, outcome.transcript ...
+ *     return yield* run.cancel(new CancelReason.UserAbort()) // outcome: Cancelled, writesRolledBack, transcript
  *   })
  * )
  * ```
  *
  * @since 0.1.0
  */
-import { Data, Effect, Option, Ref } from "effect"
-import type { Cause, Duration, Fiber, Scope, Stream } from "effect"
-import type { Agent, RunInput } from "./Agent.js"
+import { Effect, Option, Ref, Runtime } from "effect"
+import type { Duration, Fiber, Scope, Stream } from "effect"
+import type { Agent } from "./Agent.js"
 import type { AgentError } from "./AgentError.js"
-import type { CancelReason } from "./CancelReason.js"
+import * as CancelReason from "./CancelReason.js"
+import { CurrentRun } from "./CurrentRun.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import type { Message } from "./Message.js"
 import type { RunEvent } from "./RunEvent.js"
-import * as StagedWrites from "./StagedWrites.js"
-import type { Snapshot, Tally } from "./TokenBudget.js"
-import { CurrentRun } from "./internal/context.js"
+import type { RunOutcome } from "./RunOutcome.js"
+import type * as StagedWrites from "./StagedWrites.js"
+import type { Snapshot } from "./TokenBudget.js"
+import * as AbortSignals from "./internal/abortSignal.js"
+import { currentContext, withContext } from "./internal/context.js"
+import { runNested } from "./internal/nested.js"
 import * as internal from "./internal/run.js"
+import { runEnded, stage as stageIn } from "./internal/staging.js"
+
+/** What a run starts from: a user message, or a history and a message. @since 0.1.0 @category models */
+export type RunInput =
+  string | { readonly history?: ReadonlyArray<Message> | undefined; readonly message: string | Message }
 
 /**
- * How a run ended. `tokensUsed` is what the whole run tree used (`tally.used`); `tally` says how much of it the
- * model reported (input, output) and how much Tether estimated (see `TokenBudget.Tally`). A run cancelled before
- * its model answered used 0.
+ * What a successful run returns: the last text and the whole transcript, ready for the next message.
  *
  * @since 0.1.0
+ * @category models
  */
-export type RunOutcome = Data.TaggedEnum<{
-  Completed: {
-    readonly runId: string
-    readonly text: string
-    readonly transcript: ReadonlyArray<Message>
-    readonly tokensUsed: number
-    readonly tally: Tally
-    readonly writesCommitted: number
-  }
-  Cancelled: {
-    readonly runId: string
-    readonly reason: CancelReason
-    readonly transcript: ReadonlyArray<Message>
-    readonly tokensUsed: number
-    /** True when part of `tokensUsed` was estimated (`tally.estimated > 0`), e.g. an aborted stream's output. */
-    readonly tokensEstimated: boolean
-    readonly tally: Tally
-    readonly writesRolledBack: number
-    readonly compensationsRun: number
-  }
-  Failed: {
-    readonly runId: string
-    readonly cause: Cause.Cause<AgentError>
-    readonly error: string
-    readonly transcript: ReadonlyArray<Message>
-    readonly tokensUsed: number
-    readonly tally: Tally
-    readonly writesRolledBack: number
-    readonly compensationsRun: number
-  }
-}>
+export interface RunResult {
+  readonly text: string
+  readonly transcript: ReadonlyArray<Message>
+}
 
-/** Constructors and matchers of `RunOutcome`. @since 0.1.0 */
-export const RunOutcome = Data.taggedEnum<RunOutcome>()
-
-/** Options of one run. @since 0.1.0 */
+/**
+ * Options of one run. Inside another run (a sub-agent), `runId` (the id its events and `CurrentRun` carry; default
+ * the parent's), `timeout` and `tokenBudget` apply to the sub-agent, which then fails with `SubAgentCancelledError`
+ * when it reaches either; `sessionId`, `cancelDeadline` and `onLeak` are the root run's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RunOptions {
   readonly runId?: string | undefined
   readonly sessionId?: string | undefined
@@ -93,7 +87,7 @@ export interface RunOptions {
   readonly onLeak?: "warn" | "die" | undefined
 }
 
-/** @since 0.1.0 */
+/** A running agent. @since 0.1.0 @category models */
 export interface AgentRun {
   readonly id: string
   readonly sessionId: string | undefined
@@ -106,14 +100,14 @@ export interface AgentRun {
    * Records `reason`, interrupts the tree, and waits for the outcome. On a run that already ended it only
    * returns the outcome. The wait is bounded by the run's `cancelDeadline` (plus its rollback).
    */
-  readonly cancel: (reason: CancelReason) => Effect.Effect<RunOutcome>
+  readonly cancel: (reason: CancelReason.CancelReason) => Effect.Effect<RunOutcome>
   /** Records `reason` and interrupts the tree without waiting (cancel many runs, then await their outcomes). */
-  readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
+  readonly requestCancel: (reason: CancelReason.CancelReason) => Effect.Effect<void>
   /**
    * `requestCancel`, synchronously, for code outside Effect (an `AbortSignal`'s listener, a Node callback): the
    * run's model requests are aborted before it returns, with no fiber started on the way.
    */
-  readonly unsafeRequestCancel: (reason: CancelReason) => void
+  readonly unsafeRequestCancel: (reason: CancelReason.CancelReason) => void
   /** Waits for the outcome. */
   readonly outcome: Effect.Effect<RunOutcome>
   /** The outcome, if the run ended. */
@@ -125,49 +119,132 @@ export interface AgentRun {
 }
 
 /**
- * Starts a run in the current scope and returns its handle at once. Closing the
- * scope cancels the run.
+ * Starts a run in the current scope and returns its handle at once. Closing the scope cancels the run.
  *
  * @since 0.1.0
+ * @category running
  */
 export const start = <R>(
   agent: Agent<R>,
   input: RunInput,
   options?: RunOptions
-): Effect.Effect<AgentRun, never, Scope.Scope | LanguageModel | Exclude<R, CurrentRun>> =>
-  Effect.flatMap(internal.make(agent, input, options ?? {}), ({ run, program, attach }) =>
+): Effect.Effect<AgentRun, never, Scope.Scope | LanguageModel | R> =>
+  Effect.flatMap(internal.make(agent, input, options ?? {}), ({ attach, program, run }) =>
     Effect.as(Effect.flatMap(Effect.forkScoped(program), attach), run)
   )
 
 /**
- * Stages a write: it is committed with the run when the run succeeds, and never
- * otherwise. Fails when the run has no `StagedWrites` service or already ended.
+ * Runs an agent to its end on the current fiber. Interrupting the caller cancels the run (a client disconnect of
+ * @effect/platform is recorded as `ClientDisconnected`); the exit is then `Interrupted`. Inside another run it runs
+ * as a sub-agent of that run.
  *
  * @since 0.1.0
+ * @category running
  */
-export const stage = (write: StagedWrites.Write): Effect.Effect<void, StagedWrites.StagedWriteError, CurrentRun> =>
-  Effect.flatMap(CurrentRun, (ctx) => internal.stage(ctx, write))
+export const run = <R>(
+  agent: Agent<R>,
+  input: RunInput,
+  options?: RunOptions
+): Effect.Effect<RunResult, AgentError, LanguageModel | R> =>
+  Effect.flatMap(currentContext, (parent) =>
+    Option.isSome(parent)
+      ? runNested(parent.value, agent, input, options ?? {})
+      : Effect.flatMap(internal.make(agent, input, options ?? {}), ({ attach, program }) =>
+          Effect.zipRight(
+            Effect.withFiberRuntime<boolean>((fiber) => attach(fiber as never)),
+            program
+          )
+        )
+  )
 
 /**
- * Registers an undo for a side effect outside the database. Undos run in
- * reverse order when the run does not succeed.
+ * Runs an agent from Promise code. Aborting `signal` cancels the whole tree (with the signal's reason when it is a
+ * `CancelReason`, else `UserAbort`); the Promise resolves with the outcome either way and never leaves a listener
+ * on the signal.
+ *
+ * @example
+ * ```ts
+ * import { ManagedRuntime } from "effect"
+ * import { Agent, AgentRun, LanguageModel } from "@tether/core"
+ *
+ * declare const agent: Agent.Agent<never>
+ * declare const runtime: ManagedRuntime.ManagedRuntime<LanguageModel.LanguageModel, never>
+ * const controller = new AbortController()
+ * const outcome = await AgentRun.runPromise(agent, "hi", {
+ *   runtime: await runtime.runtime(),
+ *   signal: controller.signal
+ * })
+ * ```
  *
  * @since 0.1.0
+ * @category running
+ */
+export const runPromise = async <R>(
+  agent: Agent<R>,
+  input: RunInput,
+  options: RunOptions & {
+    readonly runtime: Runtime.Runtime<LanguageModel | R>
+    readonly signal?: AbortSignal | undefined
+  }
+): Promise<RunOutcome> => {
+  const { attach, program, run } = await Runtime.runPromise(options.runtime)(internal.make(agent, input, options))
+  const fiber = Runtime.runFork(options.runtime)(program)
+  Runtime.runSync(options.runtime)(attach(fiber))
+  const signal = options.signal
+  // Synchronous all the way to the abort of the run's model requests: no Schema decode of a reason that is already
+  // one, no fiber started.
+  const onAbort = () => {
+    const given: unknown = signal?.reason
+    const reason = CancelReason.isCancelReason(given)
+      ? given
+      : Option.getOrElse(
+          CancelReason.decodeOption(given),
+          (): CancelReason.CancelReason => new CancelReason.UserAbort()
+        )
+    run.unsafeRequestCancel(reason)
+  }
+  const release = signal === undefined ? undefined : AbortSignals.onAbort(signal, onAbort)
+  try {
+    return await Runtime.runPromise(options.runtime)(run.outcome)
+  } finally {
+    release?.()
+  }
+}
+
+/**
+ * Stages a write: it is committed with the run when the run succeeds, and never otherwise. Fails when the run has
+ * no `StagedWrites` service or already ended.
+ *
+ * @since 0.1.0
+ * @category inside a run
+ */
+export const stage = (write: StagedWrites.Write): Effect.Effect<void, StagedWrites.StagedWriteError, CurrentRun> =>
+  withContext(
+    (ctx) => stageIn(ctx, write),
+    () => Effect.fail(runEnded())
+  )
+
+/**
+ * Registers an undo for a side effect outside the database. Undos run in reverse order when the run does not
+ * succeed.
+ *
+ * @since 0.1.0
+ * @category inside a run
  */
 export const compensate = (undo: Effect.Effect<void>): Effect.Effect<void, never, CurrentRun> =>
-  Effect.flatMap(CurrentRun, (ctx) => Ref.update(ctx.compensations, (undos) => [...undos, undo]))
+  withContext(
+    (ctx) => Ref.update(ctx.compensations, (undos) => [...undos, undo]),
+    () => Effect.void
+  )
 
-/** The id of the run the caller is part of, if any. @since 0.1.0 */
+/** The id of the run the caller is part of, if any. @since 0.1.0 @category inside a run */
 export const currentRunId: Effect.Effect<Option.Option<string>> = Effect.map(
   Effect.serviceOption(CurrentRun),
-  Option.map((ctx) => ctx.runId)
+  Option.map((run) => run.runId)
 )
 
-/** The session of the run the caller is part of, if it was started with one. @since 0.1.0 */
+/** The session of the run the caller is part of, if it was started with one. @since 0.1.0 @category inside a run */
 export const currentSessionId: Effect.Effect<Option.Option<string>> = Effect.map(
   Effect.serviceOption(CurrentRun),
-  Option.flatMap((ctx) => Option.fromNullable(ctx.sessionId))
+  Option.flatMap((run) => Option.fromNullable(run.sessionId))
 )
-
-/** The tag tools use to reach their run; provided by the run to every tool and subtask. @since 0.1.0 */
-export { CurrentRun }

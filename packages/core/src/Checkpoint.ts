@@ -49,14 +49,29 @@ export interface Options {
   readonly slice?: Duration.DurationInput | undefined
 }
 
+/** `setImmediate` where the runtime has it (Node, Bun, Deno), else a zero timeout (workerd, browsers). */
+const immediate = globalThis as {
+  readonly setImmediate?: (callback: () => void) => unknown
+  readonly clearImmediate?: (handle: unknown) => void
+}
+const runSoon = (callback: () => void): (() => void) => {
+  if (immediate.setImmediate !== undefined && immediate.clearImmediate !== undefined) {
+    const handle = immediate.setImmediate(callback)
+    const clear = immediate.clearImmediate
+    return () => clear(handle)
+  }
+  const handle = setTimeout(callback, 0)
+  return () => clearTimeout(handle)
+}
+
 /**
  * Gives the thread back until the event loop has run its timers and I/O.
  * `Effect.yieldNow` would not do: the default scheduler resumes it on a
  * microtask and lets timers run only once every 2048 yields.
  */
 const giveBackThread: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
+  const cancel = runSoon(() => resume(Effect.void))
+  return Effect.sync(cancel)
 })
 
 const failure = (error: unknown) =>

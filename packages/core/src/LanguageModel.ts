@@ -1,25 +1,32 @@
 /**
- * The service a model provider implements: one turn in, a `Stream` of typed
- * model events out. Interrupting the consumer of the stream must abort the
- * provider's request at once (not at the next token).
+ * The service a model provider implements: one turn in, typed model events
+ * out, pushed to a callback as they arrive (`runTurn`). Interrupting the turn
+ * must abort the provider's request at once (not at the next token). A
+ * provider written as a `Stream` of events becomes one with `fromStream`; a
+ * turn can be read back as a `Stream` with `streamTurn`.
  *
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
  * import { LanguageModel, Message } from "@tether/core"
  *
- * const firstText = Effect.gen(function* () {
- *   const model = yield* LanguageModel.LanguageModel
- *   return yield* model
- *     .streamTurn({ messages: [Message.user("hi")], tools: [], maxTokens: 256 })
- *     .pipe(Stream.runCollect)
- * })
+ * // A provider that answers every turn with the same text.
+ * const echo = LanguageModel.fromStream(() =>
+ *   Stream.make(
+ *     LanguageModel.ModelEvent.TextDelta({ text: "hello" }),
+ *     LanguageModel.ModelEvent.Stop({ reason: "end_turn" })
+ *   )
+ * )
+ *
+ * const firstTurn = LanguageModel.streamTurn({ messages: [Message.user("hi")], tools: [], maxTokens: 256 }).pipe(
+ *   Stream.runCollect,
+ *   Effect.provideService(LanguageModel.LanguageModel, echo)
+ * )
  * ```
  *
  * @since 0.1.0
  */
-import { Context, Data } from "effect"
-import type { Effect, Stream } from "effect"
+import { Cause, Chunk, Context, Data, Effect, Exit, Stream } from "effect"
 import type { Message, RedactedThinkingBlock, ThinkingBlock } from "./Message.js"
 import type { ModelError } from "./ModelError.js"
 
@@ -74,23 +81,64 @@ export const ModelEvent = Data.taggedEnum<ModelEvent>()
 /** @since 0.1.0 */
 export interface Service {
   /**
-   * Streams one turn. The request must be tied to the stream's consumer: when the
-   * consumer is interrupted, the provider aborts the HTTP request before it waits
-   * on anything.
+   * Runs one turn. `onEvents` is called synchronously with the events as they arrive, in order (it does not
+   * throw); the effect ends when the turn does. Interrupting the effect aborts the provider's request before it
+   * waits on anything, and so does `request.signal`, which the run aborts first when it is cancelled.
    */
-  readonly streamTurn: (request: TurnRequest) => Stream.Stream<ModelEvent, ModelError>
-  /**
-   * The same turn, push-based, which the agent loop prefers when a provider offers it: `onEvents` is called
-   * synchronously with the events as they arrive and does not throw; the effect ends when the turn does, and
-   * interrupting it aborts the request at once. It spares a turn the cost of a `Stream` pipeline.
-   */
-  readonly runTurn?:
-    | ((request: TurnRequest, onEvents: (events: ReadonlyArray<ModelEvent>) => void) => Effect.Effect<void, ModelError>)
-    | undefined
+  readonly runTurn: (
+    request: TurnRequest,
+    onEvents: (events: ReadonlyArray<ModelEvent>) => void
+  ) => Effect.Effect<void, ModelError>
 }
 
 /** The model used by agent runs. @since 0.1.0 */
 export class LanguageModel extends Context.Tag("@tether/core/LanguageModel")<LanguageModel, Service>() {}
+
+/**
+ * A provider from a function that streams each turn's events: the stream is run to its end for each turn, its
+ * chunks pushed as they come, and interrupting the turn interrupts the stream (whose finalizers must abort the
+ * request at once).
+ *
+ * @since 0.1.0
+ */
+export const fromStream = (streamTurn: (request: TurnRequest) => Stream.Stream<ModelEvent, ModelError>): Service => ({
+  runTurn: (request, onEvents) =>
+    Stream.runForEachChunk(streamTurn(request), (chunk) => Effect.sync(() => onEvents(Chunk.toReadonlyArray(chunk))))
+})
+
+/**
+ * One turn of `model` as a `Stream` of its events. Interrupting the stream's consumer interrupts the turn.
+ *
+ * @since 0.1.0
+ */
+export const toStream = (model: Service, request: TurnRequest): Stream.Stream<ModelEvent, ModelError> =>
+  Stream.asyncPush<ModelEvent, ModelError>(
+    (emit) =>
+      Effect.forkScoped(
+        model
+          .runTurn(request, (events) => void emit.array(events))
+          .pipe(
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                if (Exit.isSuccess(exit)) return void emit.end()
+                if (Cause.isInterruptedOnly(exit.cause)) return
+                const failure = Cause.failureOption(exit.cause)
+                if (failure._tag === "Some") emit.fail(failure.value)
+                else emit.halt(exit.cause)
+              })
+            )
+          )
+      ),
+    { bufferSize: "unbounded" }
+  )
+
+/**
+ * One turn of the `LanguageModel` in context as a `Stream` of its events (see `toStream`).
+ *
+ * @since 0.1.0
+ */
+export const streamTurn = (request: TurnRequest): Stream.Stream<ModelEvent, ModelError, LanguageModel> =>
+  Stream.unwrap(Effect.map(LanguageModel, (model) => toStream(model, request)))
 
 /**
  * A rough token count for text: about four characters a token. Used to reserve

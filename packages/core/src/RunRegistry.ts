@@ -18,17 +18,18 @@
  *   yield* registry.start("session-1", agent, "Plan my trip")
  *   // ... later, from another request:
  *   const outcome = yield* registry.cancel("session-1", new CancelReason.UserAbort())
- * }).pipe(Effect.provide(RunRegistry.layer))
+ * }).pipe(Effect.provide(RunRegistry.layer()))
  * ```
  *
  * @since 0.1.0
  */
 import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, Schedule, Schema } from "effect"
-import type { Agent, RunInput } from "./Agent.js"
-import type { AgentRun, RunOptions, RunOutcome } from "./AgentRun.js"
+import type { Scope } from "effect"
+import type { Agent } from "./Agent.js"
+import type { AgentRun, RunInput, RunOptions } from "./AgentRun.js"
 import * as CancelReason from "./CancelReason.js"
 import type { LanguageModel } from "./LanguageModel.js"
-import type { CurrentRun } from "./internal/context.js"
+import type { RunOutcome } from "./RunOutcome.js"
 import * as internal from "./internal/run.js"
 
 /** A start was refused because the session's run is still going. @since 0.1.0 */
@@ -51,7 +52,7 @@ export interface Service {
     agent: Agent<R>,
     input: RunInput,
     options?: StartOptions
-  ) => Effect.Effect<AgentRun, SessionBusyError, LanguageModel | Exclude<R, CurrentRun>>
+  ) => Effect.Effect<AgentRun, SessionBusyError, LanguageModel | R>
   /** Cancels the session's run with `reason` and returns its outcome; `None` for an unknown session. */
   readonly cancel: (sessionId: string, reason: CancelReason.CancelReason) => Effect.Effect<Option.Option<RunOutcome>>
   /** The session's latest run, running or ended. */
@@ -86,7 +87,7 @@ export interface Options {
 const isRunning = (run: AgentRun) => Effect.map(run.poll, Option.isNone)
 
 /** Makes a registry whose runs live as long as the current scope. @since 0.1.0 */
-export const makeWith = (options: Options) =>
+export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const fibers = yield* FiberMap.make<string>()
     const runs = new Map<string, AgentRun>()
@@ -180,11 +181,9 @@ export const makeWith = (options: Options) =>
     return service
   })
 
-/** `makeWith` with the default options. @since 0.1.0 */
-export const make = makeWith({})
-
-/** A registry for the lifetime of the layer; closing it cancels every run with `Shutdown`. @since 0.1.0 */
-export const layerWith = (options: Options): Layer.Layer<RunRegistry> => Layer.scoped(RunRegistry, makeWith(options))
-
-/** `layerWith` with the default options (ended runs kept 10 minutes). @since 0.1.0 */
-export const layer: Layer.Layer<RunRegistry> = layerWith({})
+/**
+ * A registry for the lifetime of the layer; closing it cancels every run with `Shutdown`.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<RunRegistry> => Layer.scoped(RunRegistry, make(options))

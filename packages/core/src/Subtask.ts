@@ -9,12 +9,12 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Agent, Subtask } from "@tether/core"
+ * import { Agent, AgentRun, Subtask } from "@tether/core"
  *
  * declare const researcher: Agent.Agent<never>
  * const handler = (topic: string) =>
  *   Effect.gen(function* () {
- *     const task = yield* Subtask.spawn("research", Agent.run(researcher, `Research ${topic}`))
+ *     const task = yield* Subtask.spawn("research", AgentRun.run(researcher, `Research ${topic}`))
  *     const result = yield* Subtask.join(task)
  *     return result.text
  *   })
@@ -23,8 +23,9 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Exit, Fiber } from "effect"
+import type { CurrentRun } from "./CurrentRun.js"
 import * as RunEvent from "./RunEvent.js"
-import { CurrentRun, type SubtaskEntry } from "./internal/context.js"
+import { provide, withContext, type RunContext, type SubtaskEntry } from "./internal/context.js"
 import { withSpan } from "./internal/tracing.js"
 import { make as makeEvent } from "./internal/event.js"
 
@@ -46,8 +47,13 @@ export const spawn = <A, E, R>(
   name: string,
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<Subtask<A, E>, never, R | CurrentRun> =>
+  withContext(
+    (ctx) => spawnIn(ctx, name, effect),
+    () => Effect.dieMessage(`Subtask.spawn("${name}") must run inside an agent run`)
+  )
+
+const spawnIn = <A, E, R>(ctx: RunContext, name: string, effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
-    const ctx = yield* CurrentRun
     const id = ctx.nextId("subtask")
     yield* ctx.emit((c) => makeEvent(RunEvent.SubtaskStarted, { ...c, subtaskId: id, name }))
     const tracked = effect.pipe(
@@ -65,7 +71,7 @@ export const spawn = <A, E, R>(
     )
     // A subtask belongs to the run, not to the tool call that spawned it: it stages where the run stages.
     const runCtx = { ...ctx, stageWrite: ctx.runStageWrite, toolUseId: undefined }
-    const fiber = yield* Effect.forkIn(Effect.provideService(tracked, CurrentRun, runCtx), ctx.childScope)
+    const fiber = yield* Effect.forkIn(provide(tracked, runCtx), ctx.childScope)
     const entry: SubtaskEntry = { name, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown>, observed: false }
     ctx.subtasks.push(entry)
     return { id, name, fiber, entry }
@@ -79,11 +85,16 @@ export const join = <A, E>(subtask: Subtask<A, E>): Effect.Effect<A, E> =>
   })
 
 /** Waits for a subtask and returns its exit. @since 0.1.0 */
-export const await_ = <A, E>(subtask: Subtask<A, E>): Effect.Effect<Exit.Exit<A, E>> =>
+const await_ = <A, E>(subtask: Subtask<A, E>): Effect.Effect<Exit.Exit<A, E>> =>
   Effect.suspend(() => {
     subtask.entry.observed = true
     return Fiber.await(subtask.fiber)
   })
+
+export {
+  /** Waits for a subtask and returns its exit. @since 0.1.0 */
+  await_ as await
+}
 
 /** Interrupts a subtask and waits for it to stop. @since 0.1.0 */
 export const interrupt = <A, E>(subtask: Subtask<A, E>): Effect.Effect<void> => Fiber.interrupt(subtask.fiber)

@@ -1,7 +1,7 @@
 import { getEventListeners } from "node:events"
 import { afterAll, describe, expect, it } from "vitest"
 import { Layer, ManagedRuntime } from "effect"
-import { Agent, CancelReason, StagedWrites } from "@tether/core"
+import { Agent, AgentRun, CancelReason, StagedWrites } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
 const runtime = ManagedRuntime.make(
@@ -12,10 +12,10 @@ const runtime = ManagedRuntime.make(
 )
 afterAll(() => runtime.dispose())
 
-describe("Agent.runPromise (the Promise facade)", () => {
+describe("AgentRun.runPromise (the Promise facade)", () => {
   it("aborting the signal cancels the run with UserAbort", async () => {
     const controller = new AbortController()
-    const pending = Agent.runAgent(Agent.make({ name: "a" }), "hi", {
+    const pending = AgentRun.runPromise(Agent.make({ name: "a" }), "hi", {
       runtime: await runtime.runtime(),
       signal: controller.signal
     })
@@ -27,7 +27,7 @@ describe("Agent.runPromise (the Promise facade)", () => {
   it("a CancelReason given to abort() is the recorded reason", async () => {
     const controller = new AbortController()
     controller.abort(new CancelReason.Timeout({ millis: 10 }))
-    const outcome = await Agent.runPromise(Agent.make({ name: "a" }), "hi", {
+    const outcome = await AgentRun.runPromise(Agent.make({ name: "a" }), "hi", {
       runtime: await runtime.runtime(),
       signal: controller.signal
     })
@@ -42,7 +42,7 @@ describe("Agent.runPromise (the Promise facade)", () => {
     const rt = await runtime.runtime()
     const outcomes = await Promise.all(
       Array.from({ length: 30 }, () =>
-        Agent.runPromise(Agent.make({ name: "a" }), "hi", { runtime: rt, signal: controller.signal })
+        AgentRun.runPromise(Agent.make({ name: "a" }), "hi", { runtime: rt, signal: controller.signal })
       )
     )
     process.off("warning", onWarning)

@@ -22,7 +22,8 @@ const makeProbe = Effect.gen(function* () {
 const setup = (script: ScriptedModel.Script) => Layer.mergeAll(ScriptedModel.layer(script), StagedWrites.layerMemory)
 
 const orderTool = (probe: Effect.Effect.Success<typeof makeProbe>, work: Duration.DurationInput = "1 second") =>
-  Tool.make("record_order", {
+  Tool.make({
+    name: "record_order",
     description: "Records an order",
     input: Order,
     output: Schema.String,
@@ -38,12 +39,12 @@ const orderTool = (probe: Effect.Effect.Success<typeof makeProbe>, work: Duratio
 
 const committed = Effect.flatMap(StagedWrites.MemoryStore, (store) => store.snapshot)
 
-describe("Agent.run", () => {
+describe("AgentRun.run", () => {
   it.effect("completes a run with a tool call and commits its staged writes", () =>
     Effect.gen(function* () {
       const probe = yield* makeProbe
       const agent = Agent.make({ name: "shop", tools: [orderTool(probe)] })
-      const fiber = yield* Effect.fork(Agent.run(agent, "buy"))
+      const fiber = yield* Effect.fork(AgentRun.run(agent, "buy"))
       yield* TestClock.adjust("10 seconds")
       const result = yield* Fiber.join(fiber)
       expect(result.text).toBe("Done.")
@@ -118,7 +119,8 @@ describe("Agent.run", () => {
   it.effect("interrupting the run interrupts its subtasks before the writes roll back", () =>
     Effect.gen(function* () {
       const probe = yield* makeProbe
-      const background = Tool.make("background", {
+      const background = Tool.make({
+        name: "background",
         description: "Starts background work",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -153,7 +155,8 @@ describe("Agent.run", () => {
   it.effect("a cancel interrupts the subtasks at once, without waiting for the loop to stop", () =>
     Effect.gen(function* () {
       const log: Array<string> = []
-      const spawner = Tool.make("spawn", {
+      const spawner = Tool.make({
+        name: "spawn",
         description: "Spawns a subtask, then waits; its cleanup takes a second",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -187,7 +190,8 @@ describe("Agent.run", () => {
 
   it.effect("a successful run waits for its subtasks and commits their writes", () =>
     Effect.gen(function* () {
-      const spawner = Tool.make("spawn", {
+      const spawner = Tool.make({
+        name: "spawn",
         description: "Spawns",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -211,7 +215,8 @@ describe("Agent.run", () => {
   it.effect("compensations run in reverse order when the run does not succeed", () =>
     Effect.gen(function* () {
       const log = yield* Ref.make<ReadonlyArray<string>>([])
-      const sideEffect = Tool.make("email", {
+      const sideEffect = Tool.make({
+        name: "email",
         description: "Sends two emails",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -233,13 +238,14 @@ describe("Agent.run", () => {
 
   it.effect("a tool that fails with a value that cannot be shown as text still answers the model with an error", () =>
     Effect.gen(function* () {
-      const odd = Tool.make("odd", {
+      const odd = Tool.make({
+        name: "odd",
         description: "Fails with an object without a prototype",
         input: Schema.Struct({}),
         output: Schema.String,
         handler: () => Effect.fail(Object.create(null) as unknown)
       })
-      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools: [odd] }), "go"))
+      const fiber = yield* Effect.fork(AgentRun.run(Agent.make({ name: "a", tools: [odd] }), "go"))
       yield* TestClock.adjust("10 seconds")
       const result = yield* Fiber.join(fiber)
       const answer = result.transcript[2]!.content[0] as Message.ToolResultBlock
@@ -250,7 +256,8 @@ describe("Agent.run", () => {
 
   it.effect("input that makes Schema's own parser throw goes back to the model as bad input too", () =>
     Effect.gen(function* () {
-      const pick = Tool.make("pick", {
+      const pick = Tool.make({
+        name: "pick",
         description: "Takes a tagged choice",
         input: Schema.Struct({
           choice: Schema.Union(
@@ -261,7 +268,7 @@ describe("Agent.run", () => {
         output: Schema.String,
         handler: ({ choice }) => Effect.succeed(choice.kind)
       })
-      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools: [pick] }), "go"))
+      const fiber = yield* Effect.fork(AgentRun.run(Agent.make({ name: "a", tools: [pick] }), "go"))
       yield* TestClock.adjust("10 seconds")
       const result = yield* Fiber.join(fiber)
       const answer = result.transcript[2]!.content[0] as Message.ToolResultBlock
@@ -278,7 +285,7 @@ describe("Agent.run", () => {
     Effect.gen(function* () {
       const probe = yield* makeProbe
       const agent = Agent.make({ name: "shop", tools: [orderTool(probe, "1 millis")] })
-      const fiber = yield* Effect.fork(Agent.run(agent, "buy"))
+      const fiber = yield* Effect.fork(AgentRun.run(agent, "buy"))
       yield* TestClock.adjust("1 minute")
       const result = yield* Fiber.join(fiber)
       expect(result.text).toBe("Sorry.")
@@ -310,14 +317,15 @@ describe("Agent.run", () => {
 
   it.effect("a tool past its timeout is interrupted and reported to the model", () =>
     Effect.gen(function* () {
-      const slow = Tool.make("slow", {
+      const slow = Tool.make({
+        name: "slow",
         description: "Slow",
         input: Schema.Struct({}),
         output: Schema.String,
         timeout: "2 seconds",
         handler: () => Effect.as(Effect.sleep("1 hour"), "late")
       })
-      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools: [slow] }), "go"))
+      const fiber = yield* Effect.fork(AgentRun.run(Agent.make({ name: "a", tools: [slow] }), "go"))
       yield* TestClock.adjust("3 seconds")
       const result = yield* Fiber.join(fiber)
       const toolResult = result.transcript[2]!.content[0] as Message.ToolResultBlock
@@ -371,7 +379,8 @@ describe("Agent.run", () => {
   it.effect("a tool that will not stop is reported after the cancel deadline and its late writes never land", () =>
     Effect.gen(function* () {
       const lateWrite = yield* Ref.make("not attempted")
-      const stubborn = Tool.make("stubborn", {
+      const stubborn = Tool.make({
+        name: "stubborn",
         description: "Ignores interruption",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -409,7 +418,8 @@ describe("Agent.run", () => {
   it.effect("writes of a tool call that failed or timed out never commit, while the run's other writes do", () =>
     Effect.gen(function* () {
       const writer = (name: string, behaviour: Effect.Effect<string, string>) =>
-        Tool.make(name, {
+        Tool.make({
+          name: name,
           description: name,
           input: Schema.Struct({}),
           output: Schema.String,
@@ -421,7 +431,7 @@ describe("Agent.run", () => {
         writer("fails", Effect.fail("boom")),
         writer("hangs", Effect.as(Effect.sleep("1 hour"), "late"))
       ]
-      const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a", tools }), "go"))
+      const fiber = yield* Effect.fork(AgentRun.run(Agent.make({ name: "a", tools }), "go"))
       yield* TestClock.adjust("10 seconds")
       const result = yield* Fiber.join(fiber)
       const results = result.transcript[2]!.content as ReadonlyArray<Message.ToolResultBlock>
@@ -484,7 +494,7 @@ describe("Agent.run", () => {
     "interrupting the run's fiber aborts the model request's signal, with the reason its interruptors tell",
     () =>
       Effect.gen(function* () {
-        const fiber = yield* Effect.fork(Agent.run(Agent.make({ name: "a" }), "go"))
+        const fiber = yield* Effect.fork(AgentRun.run(Agent.make({ name: "a" }), "go"))
         yield* TestClock.adjust("150 millis")
         const recorder = yield* ScriptedModel.ScriptedModel
         const [request] = yield* recorder.requests
@@ -497,7 +507,7 @@ describe("Agent.run", () => {
       }).pipe(Effect.provide(setup([ScriptedModel.text("abcdefgh", { chunks: 4, delay: "100 millis" })])))
   )
 
-  it.effect("the Agent.run span covers the run: its turns and tool calls are its children and end inside it", () =>
+  it.effect("the AgentRun.run span covers the run: its turns and tool calls are its children and end inside it", () =>
     Effect.gen(function* () {
       // Spans in the order they started and ended (the TestClock gives them all the same times).
       const spans: Array<{ name: string; parent: string | undefined; started: number; ended?: number }> = []
@@ -536,15 +546,15 @@ describe("Agent.run", () => {
       })
       const probe = yield* makeProbe
       const fiber = yield* Effect.fork(
-        Agent.run(Agent.make({ name: "shop", tools: [orderTool(probe)] }), "buy").pipe(Effect.withTracer(tracer))
+        AgentRun.run(Agent.make({ name: "shop", tools: [orderTool(probe)] }), "buy").pipe(Effect.withTracer(tracer))
       )
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.join(fiber)
-      const run = spans.find((span) => span.name === "Agent.run")!
+      const run = spans.find((span) => span.name === "AgentRun.run")!
       const children = spans.filter((span) => span.name === "Agent.turn" || span.name === "Tool.record_order")
       expect(children.map((span) => span.name)).toEqual(["Agent.turn", "Tool.record_order", "Agent.turn"])
       for (const child of children) {
-        expect(child.parent).toBe("Agent.run")
+        expect(child.parent).toBe("AgentRun.run")
         expect(child.ended).toBeDefined()
         expect(run.ended).toBeGreaterThan(child.ended!)
       }
@@ -557,7 +567,8 @@ describe("Agent.run", () => {
 
   it.effect("with tracing off a run makes no spans, not even no-op ones, around its turns and tool calls", () =>
     Effect.gen(function* () {
-      const where = Tool.make("where", {
+      const where = Tool.make({
+        name: "where",
         description: "Names the span it runs in",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -568,7 +579,7 @@ describe("Agent.run", () => {
           )
       })
       const run = (enabled: boolean) =>
-        Agent.run(Agent.make({ name: "a", tools: [where] }), "go").pipe(
+        AgentRun.run(Agent.make({ name: "a", tools: [where] }), "go").pipe(
           Effect.withTracerEnabled(enabled),
           Effect.fork,
           Effect.tap(() => TestClock.adjust("10 seconds")),

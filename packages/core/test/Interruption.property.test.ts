@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, FastCheck as fc, Layer, Ref, Schema, Stream, Supervisor, TestClock } from "effect"
-import { Agent, AgentRun, CancelReason, Message, StagedWrites, Subtask, Tool } from "@tether/core"
+import { Agent, AgentRun, CancelReason, CurrentRun, Message, StagedWrites, Subtask, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
 interface Work {
@@ -48,7 +48,7 @@ const shape = fc.record({
 
 const writesOf = (w: Work): number => w.writes + w.subtasks.reduce((sum, s) => sum + writesOf(s), 0)
 
-describe("interruption invariants (property)", () => {
+describe.each(ScriptedModel.deliveries)("interruption invariants (property), model delivery %s", (delivery) => {
   it.effect.prop(
     "for any run shape and interrupt instant: nothing left running, every finalizer once, writes all-or-nothing",
     [shape],
@@ -57,7 +57,7 @@ describe("interruption invariants (property)", () => {
         const started = yield* Ref.make(0)
         const finalized = yield* Ref.make(0)
         const keys = yield* Ref.make(0)
-        const perform = (w: Work): Effect.Effect<void, StagedWrites.StagedWriteError, AgentRun.CurrentRun> =>
+        const perform = (w: Work): Effect.Effect<void, StagedWrites.StagedWriteError, CurrentRun.CurrentRun> =>
           Effect.acquireUseRelease(
             Ref.update(started, (n) => n + 1),
             () =>
@@ -73,7 +73,8 @@ describe("interruption invariants (property)", () => {
               }),
             () => Ref.update(finalized, (n) => n + 1)
           )
-        const tool = Tool.make("work", {
+        const tool = Tool.make({
+          name: "work",
           description: "Does work",
           input: Work,
           output: Schema.String,
@@ -84,7 +85,7 @@ describe("interruption invariants (property)", () => {
           ScriptedModel.text("the answer is here", { chunks: s.answerChunks, delay: `${s.chunkDelayMillis} millis` })
         ]
         const supervisor = yield* Supervisor.track
-        const layer = Layer.mergeAll(ScriptedModel.layer(script), StagedWrites.layerMemory)
+        const layer = Layer.mergeAll(ScriptedModel.layer(script, { delivery }), StagedWrites.layerMemory)
         yield* Effect.gen(function* () {
           const run = yield* AgentRun.start(Agent.make({ name: "prop", tools: [tool], maxTurns: 5 }), "go", {
             onLeak: "die"

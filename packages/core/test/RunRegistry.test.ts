@@ -4,7 +4,7 @@ import { Agent, AgentRun, CancelReason, Message, RunEvent, RunRegistry, StagedWr
 import { ScriptedModel } from "@tether/testing"
 
 const slowText = ScriptedModel.text("a".repeat(100), { chunks: 50, delay: "1 second" })
-const env = Layer.mergeAll(ScriptedModel.layer([slowText]), StagedWrites.layerMemory, RunRegistry.layer)
+const env = Layer.mergeAll(ScriptedModel.layer([slowText]), StagedWrites.layerMemory, RunRegistry.layer())
 const agent = Agent.make({ name: "chat" })
 
 describe("RunRegistry", () => {
@@ -95,7 +95,8 @@ describe("RunRegistry", () => {
 
   it.effect("tools can read the session they run for", () =>
     Effect.gen(function* () {
-      const whoami = Tool.make("whoami", {
+      const whoami = Tool.make({
+        name: "whoami",
         description: "Session id",
         input: Schema.Struct({}),
         output: Schema.String,
@@ -117,7 +118,7 @@ describe("RunRegistry", () => {
         Layer.mergeAll(
           ScriptedModel.layer([[ScriptedModel.toolUse("whoami", {})], ScriptedModel.text("ok")]),
           StagedWrites.layerMemory,
-          RunRegistry.layer
+          RunRegistry.layer()
         )
       )
     )
@@ -154,7 +155,7 @@ describe("RunRegistry", () => {
         Layer.mergeAll(
           ScriptedModel.layer(() => ScriptedModel.text("done", { chunks: 2, delay: "1 second" })),
           StagedWrites.layerMemory,
-          RunRegistry.layerWith({ retainEnded: "5 minutes" })
+          RunRegistry.layer({ retainEnded: "5 minutes" })
         )
       )
     )
@@ -171,7 +172,7 @@ describe("RunRegistry", () => {
         Layer.mergeAll(
           ScriptedModel.layer([ScriptedModel.text("a".repeat(100), { chunks: 100, delay: "1 minute" })]),
           StagedWrites.layerMemory,
-          RunRegistry.layerWith({ retainEnded: "1 minute" })
+          RunRegistry.layer({ retainEnded: "1 minute" })
         )
       )
     )
@@ -190,7 +191,7 @@ describe("RunRegistry", () => {
         Layer.mergeAll(
           ScriptedModel.layer(() => ScriptedModel.text("done", { chunks: 2, delay: "1 second" })),
           StagedWrites.layerMemory,
-          RunRegistry.layerWith({ retainEnded: Duration.infinity })
+          RunRegistry.layer({ retainEnded: Duration.infinity })
         )
       )
     )

@@ -109,7 +109,8 @@ describe("StagedWrites.expect", () => {
   it.effect("two runs that read the same stock: the second to commit fails with WriteConflictError", () =>
     Effect.gen(function* () {
       yield* commitNow([StagedWrites.upsert("stock", "kettle", { count: 1 })])
-      const take = Tool.make("take_kettle", {
+      const take = Tool.make({
+        name: "take_kettle",
         description: "Takes a kettle from stock",
         input: Schema.Struct({ wait: Schema.Number }),
         output: Schema.String,

@@ -1,18 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Schema, Stream, TestClock } from "effect"
+import { Chunk, Effect, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
 import { Agent, AgentRun, CancelReason, LanguageModel, StagedWrites, Tool } from "@tether/core"
+import type { RunEvent } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
 const researcher = Agent.make({ name: "researcher", system: "You research." })
 
-const delegate = Tool.make("delegate", {
+const delegate = Tool.make({
+  name: "delegate",
   description: "Asks the researcher",
   input: Schema.Struct({ topic: Schema.String }),
   output: Schema.String,
   handler: ({ topic }) =>
     Effect.gen(function* () {
       yield* AgentRun.stage(StagedWrites.upsert("notes", topic, "pending"))
-      const result = yield* Agent.run(researcher, `Research ${topic}`)
+      const result = yield* AgentRun.run(researcher, `Research ${topic}`)
       return result.text
     })
 })
@@ -63,5 +65,114 @@ describe("sub-agents", () => {
       expect(ledger.used).toBeLessThanOrEqual(600)
       expect(ledger.reserved).toBe(ledger.settled + ledger.released)
     }).pipe(Effect.scoped, Effect.provide(env))
+  )
+})
+
+/** A lead whose tool runs the researcher with `options`, reporting the researcher's failure to the model. */
+const leadWith = (options: AgentRun.RunOptions) =>
+  Agent.make({
+    name: "lead",
+    tools: [
+      Tool.make({
+        name: "delegate",
+        description: "Asks the researcher",
+        input: Schema.Struct({ topic: Schema.String }),
+        output: Schema.String,
+        handler: ({ topic }) => Effect.map(AgentRun.run(researcher, `Research ${topic}`, options), (r) => r.text)
+      })
+    ]
+  })
+
+/** The parent delegates once; the helper calls its probe once, then answers. */
+const turns: ScriptedModel.Script = (request, index) =>
+  request.tools.some((tool) => tool.name === "probe")
+    ? index === 1
+      ? [ScriptedModel.toolUse("probe", {})]
+      : ScriptedModel.text("probed")
+    : index === 0
+      ? [ScriptedModel.toolUse("delegate", {})]
+      : ScriptedModel.text("done")
+
+describe("sub-agents with options of their own", () => {
+  it.effect("past its own timeout the sub-agent is stopped (its stream closed) and the parent goes on", () =>
+    Effect.gen(function* () {
+      const run = yield* AgentRun.start(leadWith({ timeout: "2500 millis" }), "go", { onLeak: "die" })
+      const events = yield* Effect.fork(Stream.runCollect(run.events))
+      yield* TestClock.adjust("1 minute")
+      const outcome = yield* run.outcome
+      expect(outcome._tag).toBe("Completed")
+      const recorder = yield* ScriptedModel.ScriptedModel
+      expect(yield* recorder.openStreams).toBe(0)
+      const all = Chunk.toReadonlyArray(yield* Fiber.join(events))
+      // The researcher streamed one chunk a second: two before its 2.5 s were up, then nothing.
+      expect(all.filter((event) => event.agent === "lead/researcher" && event._tag === "TextDelta")).toHaveLength(2)
+      const failed = all.find((event): event is RunEvent.ToolFailed => event._tag === "ToolFailed")
+      expect(failed?.error).toMatch(/SubAgentCancelledError: sub-agent lead\/researcher was stopped: .*2500 ms/)
+      // The model of the lead was told, and answered.
+      expect(yield* recorder.requests).toHaveLength(3)
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+
+  it.effect("past its own token budget (a model that ignores max_tokens) the sub-agent is stopped mid-stream", () =>
+    Effect.gen(function* () {
+      const run = yield* AgentRun.start(leadWith({ tokenBudget: 60 }), "go", { onLeak: "die" })
+      const events = yield* Effect.fork(Stream.runCollect(run.events))
+      yield* TestClock.adjust("1 minute")
+      expect((yield* run.outcome)._tag).toBe("Completed")
+      const recorder = yield* ScriptedModel.ScriptedModel
+      const [, researcherRequest] = yield* recorder.requests
+      // The researcher's max_tokens is clamped by its own ceiling, not just the run's.
+      expect(researcherRequest!.maxTokens).toBeLessThanOrEqual(
+        60 - LanguageModel.estimateInputTokens(researcherRequest!)
+      )
+      expect(yield* recorder.openStreams).toBe(0)
+      const all = Chunk.toReadonlyArray(yield* Fiber.join(events))
+      const failed = all.find((event): event is RunEvent.ToolFailed => event._tag === "ToolFailed")
+      expect(failed?.error).toMatch(/SubAgentCancelledError: .*token budget of 60/)
+      // Stopped within a chunk of its ceiling: of its 20 chunks of 8 characters (2 tokens each), far fewer went out.
+      const streamed = all.filter((event) => event.agent === "lead/researcher" && event._tag === "TextDelta")
+      expect(streamed.length).toBeGreaterThan(0)
+      expect(streamed.length).toBeLessThan(20)
+      const ledger = yield* run.tokens
+      expect(ledger.inFlight).toBe(0)
+      expect(ledger.reserved).toBe(ledger.settled + ledger.released)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.mergeAll(ScriptedModel.layer(script, { ignoreMaxTokens: true }), StagedWrites.layerMemory))
+    )
+  )
+
+  it.effect("a sub-agent given a runId reports its events and CurrentRun under it", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const probe = Tool.make({
+        name: "probe",
+        description: "Records the run id it runs under",
+        input: Schema.Struct({}),
+        output: Schema.String,
+        handler: () => Effect.map(AgentRun.currentRunId, (id) => (seen.push(Option.getOrThrow(id)), "ok"))
+      })
+      const helper = Agent.make({ name: "helper", tools: [probe] })
+      const parent = Agent.make({
+        name: "parent",
+        tools: [
+          Tool.make({
+            name: "delegate",
+            description: "Runs the helper",
+            input: Schema.Struct({}),
+            output: Schema.String,
+            handler: () => Effect.map(AgentRun.run(helper, "probe", { runId: "helper-1" }), (r) => r.text)
+          })
+        ]
+      })
+      const run = yield* AgentRun.start(parent, "go", { runId: "root-1" })
+      const events = yield* Effect.fork(Stream.runCollect(run.events))
+      yield* TestClock.adjust("1 minute")
+      expect((yield* run.outcome)._tag).toBe("Completed")
+      expect(seen).toEqual(["helper-1"])
+      const all = Chunk.toReadonlyArray(yield* Fiber.join(events))
+      expect(new Set(all.filter((e) => e.agent === "parent/helper").map((e) => e.runId))).toEqual(new Set(["helper-1"]))
+      expect(new Set(all.filter((e) => e.agent === "parent").map((e) => e.runId))).toEqual(new Set(["root-1"]))
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(ScriptedModel.layer(turns), StagedWrites.layerMemory)))
   )
 })

@@ -3,7 +3,8 @@ import { Effect, Fiber, Schema, TestClock } from "effect"
 import { Agent, AgentRun, CancelReason, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
-const echo = Tool.make("echo", {
+const echo = Tool.make({
+  name: "echo",
   description: "Echoes",
   input: Schema.Struct({ text: Schema.String }),
   output: Schema.String,
@@ -14,7 +15,7 @@ describe("thinking in the transcript", () => {
   it.effect("a signed thinking block opens its assistant message, and goes back to the model in the next turn", () =>
     Effect.gen(function* () {
       const agent = Agent.make({ name: "a", tools: [echo] })
-      const result = yield* Agent.run(agent, "hi")
+      const result = yield* AgentRun.run(agent, "hi")
       const thinking = { type: "thinking", thinking: "Echo it.", signature: "sig-a" }
       expect(result.transcript[1]?.content).toEqual([thinking, expect.objectContaining({ type: "tool_use" })])
       const requests = yield* Effect.flatMap(ScriptedModel.ScriptedModel, (recorder) => recorder.requests)

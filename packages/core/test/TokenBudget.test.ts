@@ -87,7 +87,7 @@ describe("a run's token budget", () => {
   it.effect("a well-behaved model is held under the ceiling by the clamped max_tokens alone", () =>
     Effect.gen(function* () {
       const fiber = yield* Effect.fork(
-        Agent.run(Agent.make({ name: "talker", maxTokens: 4096 }), "talk", { tokenBudget: 300 })
+        AgentRun.run(Agent.make({ name: "talker", maxTokens: 4096 }), "talk", { tokenBudget: 300 })
       )
       yield* TestClock.adjust("10 seconds")
       const result = yield* Fiber.join(fiber)

@@ -17,23 +17,25 @@
  *
  * // A web page: set the cookie on first load, verify it on every request
  * const cookie = Auth.layerSignedCookie({ secret: "a long random secret" })
- * const value = Auth.signCookieValue("a long random secret", Auth.CallerId.make("guest-42"))
+ * const value = Auth.signCookieValue("a long random secret", Auth.CallerId.make("guest-42")) // Effect<string>
  * ```
  *
  * @since 0.1.0
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto"
 import type { HttpServerRequest } from "@effect/platform"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Encoding, Layer, Option, Redacted, Schema } from "effect"
+import { SessionStore } from "@tether/core"
 import { Unauthorized } from "./RouteError.js"
 
-/** A caller's identity: letters, digits, `_`, `-`, `.`, `@`, `:`; 1 to 128 characters. @since 0.1.0 */
-export const CallerId = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_.@:-]{1,128}$/),
-  Schema.brand("@tether/http/CallerId")
-)
+/**
+ * A caller's identity: letters, digits, `_`, `-`, `.`, `@`, `:`; 1 to 128 characters. (The owner of a session in
+ * `@tether/core`'s `SessionStore`, which defines it.)
+ *
+ * @since 0.1.0
+ */
+export const CallerId = SessionStore.CallerId
 /** @since 0.1.0 */
-export type CallerId = typeof CallerId.Type
+export type CallerId = SessionStore.CallerId
 
 /** @since 0.1.0 */
 export interface Service {
@@ -52,7 +54,13 @@ export const authenticate = (
 const missing = (what: string) => new Unauthorized({ message: `missing credentials: ${what}` })
 const rejected = (what: string) => new Unauthorized({ message: `invalid credentials: ${what}` })
 
-const sha256 = (value: string) => createHash("sha256").update(value, "utf8").digest("hex")
+// Web Crypto (`globalThis.crypto.subtle`): the same on Node, Bun, Deno and workerd.
+const utf8 = new TextEncoder()
+
+const sha256 = (value: string): Effect.Effect<string> =>
+  Effect.promise(() => crypto.subtle.digest("SHA-256", utf8.encode(value))).pipe(
+    Effect.map((digest) => Encoding.encodeHex(new Uint8Array(digest)))
+  )
 
 /**
  * Bearer tokens: `Authorization: Bearer <token>`, with a map from token to
@@ -64,35 +72,70 @@ const sha256 = (value: string) => createHash("sha256").update(value, "utf8").dig
 export const layerBearer = (
   tokens: Readonly<Record<string, string>> | ReadonlyMap<string, string>
 ): Layer.Layer<Auth> =>
-  Layer.sync(Auth, () => {
-    const entries = tokens instanceof Map ? Array.from(tokens) : Object.entries(tokens)
-    const callers = new Map(entries.map(([token, caller]) => [sha256(token), CallerId.make(caller)]))
-    return {
-      authenticate: (request) =>
-        Effect.suspend(() => {
-          const header = request.headers["authorization"]
-          if (header === undefined) return Effect.fail(missing("no Authorization header"))
-          const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-          if (match === null) return Effect.fail(rejected("the Authorization header is not a bearer token"))
-          const caller = callers.get(sha256(match[1]!))
-          return caller === undefined ? Effect.fail(rejected("unknown bearer token")) : Effect.succeed(caller)
-        })
-    }
-  })
+  Layer.effect(
+    Auth,
+    Effect.gen(function* () {
+      const entries = tokens instanceof Map ? Array.from(tokens) : Object.entries(tokens)
+      const callers = new Map(
+        yield* Effect.forEach(entries, ([token, caller]) =>
+          Effect.map(sha256(token), (digest) => [digest, CallerId.make(caller)] as const)
+        )
+      )
+      return {
+        authenticate: (request) =>
+          Effect.suspend(() => {
+            const header = request.headers["authorization"]
+            if (header === undefined) return Effect.fail(missing("no Authorization header"))
+            const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+            if (match === null) return Effect.fail(rejected("the Authorization header is not a bearer token"))
+            return Effect.flatMap(sha256(match[1]!), (digest) => {
+              const caller = callers.get(digest)
+              return caller === undefined ? Effect.fail(rejected("unknown bearer token")) : Effect.succeed(caller)
+            })
+          })
+      }
+    })
+  )
 
 const secretOf = (secret: string | Redacted.Redacted<string>) =>
   Redacted.isRedacted(secret) ? Redacted.value(secret) : secret
 
-const mac = (secret: string, payload: string) =>
-  createHmac("sha256", secret).update(payload, "utf8").digest("base64url")
+/** The HMAC-SHA256 key of a secret. */
+const hmacKey = (secret: string | Redacted.Redacted<string>): Effect.Effect<CryptoKey> =>
+  Effect.promise(() =>
+    crypto.subtle.importKey("raw", utf8.encode(secretOf(secret)), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+      "verify"
+    ])
+  )
+
+const sign = (key: CryptoKey, callerId: string): Effect.Effect<string> =>
+  Effect.promise(() => crypto.subtle.sign("HMAC", key, utf8.encode(callerId))).pipe(
+    Effect.map((mac) => `${callerId}.${Encoding.encodeBase64Url(new Uint8Array(mac))}`)
+  )
+
+/** The caller of a cookie value, if its MAC verifies (Web Crypto's `verify` compares in constant time). */
+const verify = (key: CryptoKey, value: string): Effect.Effect<Option.Option<CallerId>> => {
+  const dot = value.lastIndexOf(".")
+  if (dot <= 0) return Effect.succeedNone
+  const caller = value.slice(0, dot)
+  const mac = Encoding.decodeBase64Url(value.slice(dot + 1))
+  if (mac._tag === "Left") return Effect.succeedNone
+  const given = new Uint8Array(mac.right)
+  return Effect.promise(() => crypto.subtle.verify("HMAC", key, given, utf8.encode(caller))).pipe(
+    Effect.map((isValid) => (isValid ? Schema.decodeUnknownOption(CallerId)(caller) : Option.none()))
+  )
+}
 
 /**
  * The value of a signed cookie naming `callerId`: `<caller id>.<HMAC-SHA256>`.
  *
  * @since 0.1.0
  */
-export const signCookieValue = (secret: string | Redacted.Redacted<string>, callerId: CallerId): string =>
-  `${callerId}.${mac(secretOf(secret), callerId)}`
+export const signCookieValue = (
+  secret: string | Redacted.Redacted<string>,
+  callerId: CallerId
+): Effect.Effect<string> => Effect.flatMap(hmacKey(secret), (key) => sign(key, callerId))
 
 /**
  * The caller a signed cookie value names, if its signature verifies.
@@ -102,15 +145,7 @@ export const signCookieValue = (secret: string | Redacted.Redacted<string>, call
 export const verifyCookieValue = (
   secret: string | Redacted.Redacted<string>,
   value: string
-): Option.Option<CallerId> => {
-  const dot = value.lastIndexOf(".")
-  if (dot <= 0) return Option.none()
-  const caller = value.slice(0, dot)
-  const given = Buffer.from(value.slice(dot + 1), "utf8")
-  const expected = Buffer.from(mac(secretOf(secret), caller), "utf8")
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return Option.none()
-  return Schema.decodeUnknownOption(CallerId)(caller)
-}
+): Effect.Effect<Option.Option<CallerId>> => Effect.flatMap(hmacKey(secret), (key) => verify(key, value))
 
 /** The cookie name `layerSignedCookie` reads unless told otherwise. @since 0.1.0 */
 export const defaultCookieName = "tether_caller"
@@ -126,15 +161,21 @@ export const layerSignedCookie = (options: {
   readonly secret: string | Redacted.Redacted<string>
   readonly cookieName?: string | undefined
 }): Layer.Layer<Auth> =>
-  Layer.succeed(Auth, {
-    authenticate: (request) =>
-      Effect.suspend(() => {
-        const name = options.cookieName ?? defaultCookieName
-        const value = request.cookies[name]
-        if (value === undefined) return Effect.fail(missing(`no ${name} cookie`))
-        return Option.match(verifyCookieValue(options.secret, value), {
-          onNone: () => Effect.fail(rejected(`the ${name} cookie's signature does not verify`)),
-          onSome: Effect.succeed
+  Layer.effect(
+    Auth,
+    Effect.map(hmacKey(options.secret), (key) => ({
+      authenticate: (request: HttpServerRequest.HttpServerRequest) =>
+        Effect.suspend(() => {
+          const name = options.cookieName ?? defaultCookieName
+          const value = request.cookies[name]
+          if (value === undefined) return Effect.fail(missing(`no ${name} cookie`))
+          return Effect.flatMap(
+            verify(key, value),
+            Option.match({
+              onNone: () => Effect.fail(rejected(`the ${name} cookie's signature does not verify`)),
+              onSome: (caller) => Effect.succeed(caller)
+            })
+          )
         })
-      })
-  })
+    }))
+  )

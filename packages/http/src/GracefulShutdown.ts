@@ -18,7 +18,7 @@
  *
  * declare const app: HttpRouter.HttpRouter<never, RunRegistry.RunRegistry>
  * const main = GracefulShutdown.serve(app, { deadline: "10 seconds" }).pipe(
- *   Layer.provide(RunRegistry.layer),
+ *   Layer.provide(RunRegistry.layer()),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
  * )
  * NodeRuntime.runMain(Layer.launch(main))

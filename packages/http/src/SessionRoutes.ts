@@ -20,13 +20,13 @@
  * import { NodeHttpServer } from "@effect/platform-node"
  * import { Layer } from "effect"
  * import { createServer } from "node:http"
- * import { Agent, RunRegistry } from "@tether/core"
- * import { Auth, GracefulShutdown, SessionRoutes, SessionStore } from "@tether/http"
+ * import { Agent, RunRegistry, SessionStore } from "@tether/core"
+ * import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
  *
  * declare const assistant: Agent.Agent<never>
  * const app = HttpRouter.empty.pipe(HttpRouter.mount("/api", SessionRoutes.router(assistant)))
  * const server = GracefulShutdown.serve(app).pipe(
- *   Layer.provide([RunRegistry.layer, SessionStore.layerMemory, Auth.layerBearer({ "secret-token": "alice" })]),
+ *   Layer.provide([RunRegistry.layer(), SessionStore.layerMemory(), Auth.layerBearer({ "secret-token": "alice" })]),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
  * )
  * // ...and a LanguageModel layer for the agent.
@@ -38,12 +38,11 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Effect, Option, Schema, Stream } from "effect"
 import type { Duration } from "effect"
 import type { Scope } from "effect"
-import { CancelReason, RunEvent, RunRegistry } from "@tether/core"
+import { CancelReason, RunEvent, RunRegistry, SessionStore } from "@tether/core"
 import type { Agent, AgentRun, LanguageModel } from "@tether/core"
 import * as Auth from "./Auth.js"
 import * as RouteError from "./RouteError.js"
 import * as ServerSentEvents from "./ServerSentEvents.js"
-import { DisconnectPolicy, SessionStore, type Session, type SessionStoreError } from "./SessionStore.js"
 import * as Body from "./internal/body.js"
 import * as Json from "./internal/json.js"
 
@@ -85,7 +84,7 @@ export const messageBody = (maxMessageLength: number) =>
         message: () => `the message must be at most ${maxMessageLength} characters`
       })
     ),
-    disconnect: Schema.optional(DisconnectPolicy)
+    disconnect: Schema.optional(SessionStore.DisconnectPolicy)
   })
 
 /**
@@ -96,7 +95,7 @@ export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,100
 
 /** What the routes need: the registry, the store, `Auth`, and the agent's model and services. @since 0.1.0 */
 export type Requirements<R> =
-  RunRegistry.RunRegistry | SessionStore | Auth.Auth | LanguageModel.LanguageModel | Exclude<R, AgentRun.CurrentRun>
+  RunRegistry.RunRegistry | SessionStore.SessionStore | Auth.Auth | LanguageModel.LanguageModel | R
 
 interface Caller {
   readonly caller: Auth.CallerId
@@ -119,7 +118,7 @@ const notFound = (sessionId: string) =>
 /** The caller's own session, or 404 / 403. */
 const ownSession = ({ caller, sessionId }: Caller) =>
   Effect.gen(function* () {
-    const store = yield* SessionStore
+    const store = yield* SessionStore.SessionStore
     const session = yield* store.get(sessionId)
     if (Option.isNone(session)) return yield* notFound(sessionId)
     if (session.value.owner !== caller) {
@@ -128,7 +127,7 @@ const ownSession = ({ caller, sessionId }: Caller) =>
     return session.value
   })
 
-const latestRun = (session: Session) =>
+const latestRun = (session: SessionStore.Session) =>
   Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.get(session.id)).pipe(
     Effect.flatMap(
       Option.match({
@@ -142,7 +141,11 @@ const isRunning = (run: AgentRun.AgentRun) => Effect.map(run.poll, Option.isNone
 
 /** Refusals as JSON; a store that failed is logged and answered with 503. */
 const respond = <R>(
-  effect: Effect.Effect<HttpServerResponse.HttpServerResponse, RouteError.RouteError | SessionStoreError, R>
+  effect: Effect.Effect<
+    HttpServerResponse.HttpServerResponse,
+    RouteError.RouteError | SessionStore.SessionStoreError,
+    R
+  >
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   Effect.catchAll(effect, (error) =>
     error._tag === "SessionStoreError"
@@ -200,7 +203,7 @@ const eventStream = (
 
 const runningSessionsOf = (caller: Auth.CallerId) =>
   Effect.gen(function* () {
-    const store = yield* SessionStore
+    const store = yield* SessionStore.SessionStore
     const registry = yield* RunRegistry.RunRegistry
     const sessions = yield* store.ownedBy(caller)
     const running = yield* Effect.filter(sessions, (session) =>
@@ -226,7 +229,7 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
 
   const startRun = (who: Caller, body: typeof MessageBody.Type) =>
     Effect.gen(function* () {
-      const store = yield* SessionStore
+      const store = yield* SessionStore.SessionStore
       const registry = yield* RunRegistry.RunRegistry
       const existing = yield* store.get(who.sessionId)
       if (Option.isSome(existing) && existing.value.owner !== who.caller) {

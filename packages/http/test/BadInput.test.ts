@@ -1,7 +1,7 @@
 import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { SessionStore } from "@tether/http"
+import { SessionStore } from "@tether/core"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
@@ -42,7 +42,7 @@ const postChunked = (port: number, path: string, body: string) =>
 const flakyStore = (mode: { current: "none" | "all" | "save" }) =>
   Layer.scoped(
     SessionStore.SessionStore,
-    Effect.map(SessionStore.makeMemory, (store): SessionStore.Service => {
+    Effect.map(SessionStore.makeMemory(), (store): SessionStore.Service => {
       const failing = <A>(effect: Effect.Effect<A, SessionStore.SessionStoreError>, isSave = false) =>
         Effect.suspend(() =>
           mode.current === "all" || (isSave && mode.current === "save")

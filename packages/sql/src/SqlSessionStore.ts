@@ -1,5 +1,5 @@
 /**
- * @tether/http's `SessionStore` in a SQL table (SQLite or PostgreSQL, the
+ * @tether/core's `SessionStore` in a SQL table (SQLite or PostgreSQL, the
  * `SqlClient` in context): sessions, their owners and their conversations
  * outlive the process. One row per session (`tether_sessions` by default,
  * created if missing), written in one statement each: a save is an upsert, and
@@ -22,7 +22,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { SessionStore } from "@tether/http"
+import { SessionStore } from "@tether/core"
 import { Effect, FiberSet, Layer } from "effect"
 import type { Scope } from "effect"
 import * as RecordsTable from "./internal/records.js"

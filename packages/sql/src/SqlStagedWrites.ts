@@ -31,15 +31,24 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import { StagedWrites } from "@tether/core"
-import { Config, Context, Effect, Layer, Redacted } from "effect"
+import { Config, Context, Effect, Layer, Redacted, Schema } from "effect"
 import type { ConfigError, Option } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
+import * as Drivers from "./internal/drivers.js"
 import * as RecordsTable from "./internal/records.js"
 import * as Transaction from "./internal/transaction.js"
+
+/**
+ * The database driver a layer needs is not installed: `layerSqlite` needs `@effect/sql-sqlite-node`, `layerPg`
+ * needs `@effect/sql-pg` (both optional peer dependencies, so that an application installs only its own).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DriverMissingError extends Schema.TaggedError<DriverMissingError>()("DriverMissingError", {
+  driver: Schema.String,
+  message: Schema.String
+}) {}
 
 /** @since 0.1.0 */
 export interface Options {
@@ -107,27 +116,28 @@ export const layer = (
     )
   )
 
-const ensureParentDirectory = (filename: string) =>
-  Effect.sync(() => {
-    if (filename === "" || filename === ":memory:" || filename.startsWith("file:")) return
-    fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true })
-  })
-
 /**
  * An embedded SQLite database in `filename` (its directory is created). Also
  * provides the `SqlClient`: use it for your own queries rather than opening a
- * second client on the same file.
+ * second client on the same file. Needs `@effect/sql-sqlite-node` installed
+ * (Node only); without it the layer fails with `DriverMissingError`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerSqlite = (
   options: Options & { readonly filename: string }
-): Layer.Layer<StagedWrites.StagedWrites | Records | SqlClient.SqlClient, SqlError | ConfigError.ConfigError> =>
+): Layer.Layer<
+  StagedWrites.StagedWrites | Records | SqlClient.SqlClient,
+  SqlError | ConfigError.ConfigError | DriverMissingError
+> =>
   layer(options).pipe(
     Layer.provideMerge(
       Layer.unwrapEffect(
-        Effect.as(ensureParentDirectory(options.filename), SqliteClient.layer({ filename: options.filename }))
+        Effect.mapError(
+          Drivers.sqlite(options.filename),
+          (missing) => new DriverMissingError({ driver: missing.driver, message: missing.message })
+        )
       )
     )
   )
@@ -135,16 +145,26 @@ export const layerSqlite = (
 /**
  * A PostgreSQL database at `url`. Also provides the `SqlClient`. For other
  * client options, build a `PgClient` layer yourself and provide it to `layer`.
+ * Needs `@effect/sql-pg` installed; without it the layer fails with
+ * `DriverMissingError`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerPg = (
   options: Options & { readonly url: string | Redacted.Redacted }
-): Layer.Layer<StagedWrites.StagedWrites | Records | SqlClient.SqlClient, SqlError> =>
+): Layer.Layer<
+  StagedWrites.StagedWrites | Records | SqlClient.SqlClient,
+  SqlError | ConfigError.ConfigError | DriverMissingError
+> =>
   layer(options).pipe(
     Layer.provideMerge(
-      PgClient.layer({ url: Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url) })
+      Layer.unwrapEffect(
+        Effect.mapError(
+          Drivers.pg(Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)),
+          (missing) => new DriverMissingError({ driver: missing.driver, message: missing.message })
+        )
+      )
     )
   )
 
@@ -159,7 +179,7 @@ export const layerPg = (
  */
 export const layerConfig: Layer.Layer<
   StagedWrites.StagedWrites | Records | SqlClient.SqlClient,
-  SqlError | ConfigError.ConfigError
+  SqlError | ConfigError.ConfigError | DriverMissingError
 > = Layer.unwrapEffect(
   Effect.gen(function* () {
     const url = yield* Config.string("DATABASE_URL").pipe(Config.withDefault(""))

@@ -7,11 +7,11 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Agent } from "@tether/core"
+ * import { Agent, AgentRun } from "@tether/core"
  * import { SqlStagedWrites } from "@tether/sql"
  *
  * declare const agent: Agent.Agent<never>
- * const program = Agent.run(agent, "buy o-1").pipe(
+ * const program = AgentRun.run(agent, "buy o-1").pipe(
  *   Effect.zipRight(SqlStagedWrites.read("orders", "o-1")),
  *   Effect.provide(SqlStagedWrites.layerConfig)
  * )

@@ -2,15 +2,15 @@ import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
 import { Agent, RunRegistry } from "@tether/core"
 import type { LanguageModel, Message } from "@tether/core"
-import { Auth, SessionStore } from "@tether/http"
+import { SessionStore } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 import { Effect, Either, Layer, Option, Schedule } from "effect"
 import type { Scope } from "effect"
 import { SqlSessionStore } from "../src/index.js"
 import { describeEachDatabase, TestNamespace } from "./support/TestDatabase.js"
 
-const alice = Auth.CallerId.make("alice")
-const bob = Auth.CallerId.make("bob")
+const alice = SessionStore.CallerId.make("alice")
+const bob = SessionStore.CallerId.make("bob")
 
 const transcript: ReadonlyArray<Message.Message> = [
   { role: "user", content: [{ type: "text", text: "buy o-1, «quoted» 'text' \\ and emoji 🙂" }] },
@@ -24,7 +24,7 @@ const transcript: ReadonlyArray<Message.Message> = [
 
 const session = (
   id: string,
-  owner: Auth.CallerId,
+  owner: SessionStore.CallerId,
   extra: Partial<SessionStore.Session> = {}
 ): SessionStore.Session => ({
   id,
@@ -55,7 +55,7 @@ describeEachDatabase((db) => {
   ) =>
     it.live(name, () =>
       Effect.scoped(self()).pipe(
-        Effect.provide(Layer.mergeAll(RunRegistry.layer, model).pipe(Layer.provideMerge(db.layer())))
+        Effect.provide(Layer.mergeAll(RunRegistry.layer(), model).pipe(Layer.provideMerge(db.layer())))
       )
     )
 

@@ -14,7 +14,8 @@ const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
 const orderTool = (staged: Deferred.Deferred<void>, proceed: Effect.Effect<void>) =>
   Effect.map(TestNamespace, (ns) => {
     const orders = ns.table("orders")
-    const tool = Tool.make("record_order", {
+    const tool = Tool.make({
+      name: "record_order",
       description: "Records an order",
       input: Order,
       output: Schema.String,

@@ -45,7 +45,8 @@ import {
   TestClock
 } from "effect"
 import type { Duration } from "effect"
-import { Agent, AgentRun, CancelReason, Message, RunEvent, StagedWrites } from "@tether/core"
+import { AgentRun, CancelReason, Message, StagedWrites } from "@tether/core"
+import type { Agent, LanguageModel, RunEvent, RunOutcome } from "@tether/core"
 import * as ScriptedModel from "./ScriptedModel.js"
 
 /** An interrupt point broke an invariant. @since 0.1.0 */
@@ -87,17 +88,33 @@ export const guard = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A,
         )
   )
 
+/**
+ * What each run of a check is given: the scripted model and its recorder, an in-memory `StagedWrites` and its
+ * store, the resource `Probe`, and the services of your `layer`. Your `invariants` may use any of them.
+ *
+ * @since 0.1.0
+ */
+export type Provided<R> =
+  | R
+  | LanguageModel.LanguageModel
+  | ScriptedModel.ScriptedModel
+  | StagedWrites.StagedWrites
+  | StagedWrites.MemoryStore
+  | Probe
+
 /** @since 0.1.0 */
-export interface Options<R> {
+export interface Options<R, RI = never> {
   readonly agent: Agent.Agent<R>
-  readonly input: Agent.RunInput
+  readonly input: AgentRun.RunInput
   readonly script: ScriptedModel.Script
+  /** How the scripted model delivers its events (see `ScriptedModel.Options`). Default `"push"`. */
+  readonly delivery?: ScriptedModel.Delivery | undefined
   /** Services the agent's tools need, built afresh for each run. `StagedWrites.layerMemory` is added. */
-  readonly layer?: Layer.Layer<Exclude<R, AgentRun.CurrentRun>> | undefined
+  readonly layer?: Layer.Layer<R> | undefined
   /** Also interrupt at this many random instants of the reference run's duration (FastCheck). */
   readonly randomInstants?: number | undefined
   /** Checks of your own after each run; return the violations found. */
-  readonly invariants?: ((run: AgentRun.RunOutcome) => Effect.Effect<ReadonlyArray<string>, never, any>) | undefined
+  readonly invariants?: ((run: RunOutcome.RunOutcome) => Effect.Effect<ReadonlyArray<string>, never, RI>) | undefined
   /** How long the clock may advance for one run. Default 1 hour. */
   readonly horizon?: Duration.DurationInput | undefined
 }
@@ -132,15 +149,15 @@ const traceLine = (event: RunEvent.RunEvent): string => {
   return `#${seq} ${_tag} ${agent} ${JSON.stringify(rest)}`
 }
 
-const runOnce = <R>(options: Options<R>, point: Point) =>
+const runOnce = <R, RI>(options: Options<R, RI>, point: Point) =>
   Effect.gen(function* () {
     const supervisor = yield* Supervisor.track
     const probe = { acquired: yield* Ref.make(0), released: yield* Ref.make(0) }
-    const services = Layer.mergeAll(
-      ScriptedModel.layer(options.script),
+    const services: Layer.Layer<Provided<R>> = Layer.mergeAll(
+      ScriptedModel.layer(options.script, { delivery: options.delivery }),
       StagedWrites.layerMemory,
       Layer.succeed(Probe, probe),
-      (options.layer ?? Layer.empty) as Layer.Layer<never>
+      options.layer ?? (Layer.empty as Layer.Layer<R>)
     )
     return yield* Effect.scoped(
       Effect.gen(function* () {
@@ -223,7 +240,9 @@ const runOnce = <R>(options: Options<R>, point: Point) =>
  *
  * @since 0.1.0
  */
-export const check = <R>(options: Options<R>): Effect.Effect<Report, InterruptionCheckError> =>
+export const check = <R, RI = never>(
+  options: Options<R, RI>
+): Effect.Effect<Report, InterruptionCheckError, Exclude<RI, Provided<R>>> =>
   Effect.gen(function* () {
     const reference = yield* runOnce(options, { _tag: "None" })
     const lastSeq = reference.trace.length
@@ -243,4 +262,4 @@ export const check = <R>(options: Options<R>): Effect.Effect<Report, Interruptio
       else cancelled++
     }
     return { points: points.length + 1, cancelled, completed }
-  }) as Effect.Effect<Report, InterruptionCheckError>
+  })

@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Agent } from "@tether/core"
+ * import { Agent, AgentRun } from "@tether/core"
  * import { ScriptedModel } from "@tether/testing"
  *
  * const model = ScriptedModel.layer([
@@ -16,12 +16,12 @@
  *   ScriptedModel.text("Found it.", { chunks: 3, delay: "100 millis" })
  * ])
  * declare const agent: Agent.Agent<never>
- * const program = Agent.run(agent, "find effect").pipe(Effect.provide(model))
+ * const program = AgentRun.run(agent, "find effect").pipe(Effect.provide(model))
  * ```
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Ref, Stream } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Fiber, FiberId, Layer, Ref, Runtime, Stream } from "effect"
 import type { Duration } from "effect"
 import { LanguageModel } from "@tether/core"
 import type { ModelError } from "@tether/core"
@@ -111,7 +111,20 @@ let toolUseCounter = 0
 export interface Options {
   /** Keep streaming past the request's `max_tokens`, like a provider that ignores it (to test the ledger's own cap). */
   readonly ignoreMaxTokens?: boolean | undefined
+  /**
+   * How a turn's events reach the run. `"push"` (the default) delivers them from a fiber of the model's own,
+   * outside the run's fiber tree, and stops delivering the moment the request's signal is aborted: the way a
+   * provider on an HTTP client does (`AnthropicModel`). `"stream"` builds the model with
+   * `LanguageModel.fromStream`, the way a provider written as a `Stream` does. Run interruption tests over both.
+   */
+  readonly delivery?: Delivery | undefined
 }
+
+/** @since 0.1.0 */
+export type Delivery = "push" | "stream"
+
+/** Both deliveries, for tests that run over each. @since 0.1.0 */
+export const deliveries: ReadonlyArray<Delivery> = ["push", "stream"]
 
 const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Effect.Effect<void>, options: Options) =>
   Stream.suspend(() => {
@@ -186,32 +199,66 @@ const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Eff
     )
   })
 
+/**
+ * A turn delivered the way an HTTP provider delivers it: `events` run on a fiber of their own (a root fiber, as
+ * a provider's I/O callbacks are outside the run's tree), each chunk pushed to `onEvents` unless the request's
+ * signal was aborted; the signal's abort stops the fiber at once, and interrupting the turn interrupts and awaits
+ * it.
+ */
+const pushed = (
+  events: Stream.Stream<LanguageModel.ModelEvent, ModelError.ModelError>,
+  signal: AbortSignal | undefined,
+  onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
+): Effect.Effect<void, ModelError.ModelError> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) =>
+    Effect.async<void, ModelError.ModelError>((resume) => {
+      const driver = Runtime.runFork(runtime)(
+        Stream.runForEachChunk(events, (chunk) =>
+          Effect.sync(() => {
+            if (signal?.aborted !== true) onEvents(Chunk.toReadonlyArray(chunk))
+          })
+        )
+      )
+      const onAbort = () => driver.unsafeInterruptAsFork(FiberId.none)
+      signal?.addEventListener("abort", onAbort, { once: true })
+      driver.addObserver((exit) => {
+        signal?.removeEventListener("abort", onAbort)
+        if (Exit.isSuccess(exit)) return resume(Effect.void)
+        // Aborted by the signal: the run is being cancelled, and interrupts this turn too.
+        if (!Cause.isInterruptedOnly(exit.cause)) resume(Effect.failCause(exit.cause))
+      })
+      return Fiber.interrupt(driver)
+    })
+  )
+
 /** Makes a scripted model and its recorder. @since 0.1.0 */
 export const make = (script: Script, options: Options = {}) =>
   Effect.gen(function* () {
     const requests = yield* Ref.make<ReadonlyArray<LanguageModel.TurnRequest>>([])
     const open = yield* Ref.make(0)
     const chunks = yield* Ref.make(0)
-    const service: LanguageModel.Service = {
-      streamTurn: (request) =>
-        Stream.unwrapScoped(
-          Effect.gen(function* () {
-            yield* Effect.acquireRelease(
-              Ref.update(open, (n) => n + 1),
-              () => Ref.update(open, (n) => n - 1)
-            )
-            const index = yield* Ref.modify(requests, (all) => [all.length, [...all, request]])
-            const turn =
-              typeof script === "function" ? script(request, index) : (script[Math.min(index, script.length - 1)] ?? [])
-            return turnEvents(
-              request,
-              turn,
-              Ref.update(chunks, (n) => n + 1),
-              options
-            )
-          })
-        )
-    }
+    const streamTurn = (request: LanguageModel.TurnRequest) =>
+      Stream.unwrapScoped(
+        Effect.gen(function* () {
+          yield* Effect.acquireRelease(
+            Ref.update(open, (n) => n + 1),
+            () => Ref.update(open, (n) => n - 1)
+          )
+          const index = yield* Ref.modify(requests, (all) => [all.length, [...all, request]])
+          const turn =
+            typeof script === "function" ? script(request, index) : (script[Math.min(index, script.length - 1)] ?? [])
+          return turnEvents(
+            request,
+            turn,
+            Ref.update(chunks, (n) => n + 1),
+            options
+          )
+        })
+      )
+    const service: LanguageModel.Service =
+      options.delivery === "stream"
+        ? LanguageModel.fromStream(streamTurn)
+        : { runTurn: (request, onEvents) => pushed(streamTurn(request), request.signal, onEvents) }
     const recorder: Recorder = {
       requests: Ref.get(requests),
       openStreams: Ref.get(open),

@@ -3,7 +3,8 @@ import { Effect, Schema } from "effect"
 import { Agent, AgentRun, StagedWrites, Subtask, Tool } from "@tether/core"
 import { Interruptions, ScriptedModel } from "@tether/testing"
 
-const book = Tool.make("book", {
+const book = Tool.make({
+  name: "book",
   description: "Books a table",
   input: Schema.Struct({ seats: Schema.Number }),
   output: Schema.String,
@@ -40,7 +41,8 @@ describe("Interruptions.check", () => {
 
   it.effect("finds the interrupt point where a tool leaks a daemon fiber", () =>
     Effect.gen(function* () {
-      const leaky = Tool.make("book", {
+      const leaky = Tool.make({
+        name: "book",
         description: "Books a table, badly",
         input: Schema.Struct({ seats: Schema.Number }),
         output: Schema.String,

@@ -8,7 +8,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { Auth, SessionStore } from "@tether/http"
+import { SessionStore } from "@tether/core"
+import { Auth } from "@tether/http"
 import { FakeAnthropic } from "@tether/testing"
 import * as ChatServer from "../../src/ChatServer.js"
 import * as Model from "../../src/Model.js"
@@ -19,9 +20,10 @@ import { SessionClient as Client } from "@tether/testing"
 export const secret = "chat-server-test-secret"
 
 /** A cookie naming `caller`, as the page would have set it. */
-export const cookieFor = (caller: string) => ({
-  cookie: `${Auth.defaultCookieName}=${Auth.signCookieValue(secret, Auth.CallerId.make(caller))}`
-})
+export const cookieFor = (caller: string) =>
+  Effect.map(Auth.signCookieValue(secret, Auth.CallerId.make(caller)), (value) => ({
+    cookie: `${Auth.defaultCookieName}=${value}`
+  }))
 
 export interface Harness {
   readonly port: number

@@ -9,7 +9,7 @@ import { SessionClient as Client } from "@tether/testing"
 import type * as OfflineScript from "../../src/OfflineScript.js"
 import * as Harness from "./harness.js"
 
-export const alice = Harness.cookieFor("alice")
+export const alice = await Effect.runPromise(Harness.cookieFor("alice"))
 
 export const ask = (
   harness: Harness.Harness,
@@ -120,7 +120,7 @@ export const conversationOutlivesARestart = (start: Start) =>
     const status = (headers: Record<string, string>) =>
       Client.requestJson({ port: second.port, method: "GET", path: "/api/sessions/s-keep", headers })
     expect((yield* status(alice)).json).toMatchObject({ status: "idle", messages: ended.messages })
-    expect((yield* status(Harness.cookieFor("bob"))).status).toBe(403)
+    expect((yield* status(yield* Harness.cookieFor("bob"))).status).toBe(403)
     const next = yield* (yield* ask(second, "s-keep", "And a kettle?")).ended.pipe(Effect.timeout("20 seconds"))
     expect(next.at(-1)?.event).toBe("RunCompleted")
     const request = (yield* second.fake.requests)[0]!

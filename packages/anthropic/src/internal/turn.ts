@@ -1,7 +1,7 @@
 import type Anthropic from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
-import { Duration, Effect, Either, Fiber, Schedule, Stream } from "effect"
+import { Duration, Effect, Either, Fiber, Schedule } from "effect"
 import type { Clock, RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
 import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
@@ -33,7 +33,7 @@ interface Progress {
 
 const newProgress = (): Progress => ({ isRead: false, isAfterFirstEvent: false, lastEventAt: undefined })
 
-/** Where a response's events go: a stream's emitter, or a callback of the push-based turn. */
+/** Where a response's events go: the callbacks of the push-based turn. */
 interface Sink {
   readonly array: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
   readonly fail: (failure: AttemptFailure) => void
@@ -168,38 +168,6 @@ const idleWatchdog = (idleMillis: number, progress: Progress): Effect.Effect<Att
   })
 
 /**
- * One request as a stream. The controller is released by the stream's scope, so when the consumer is
- * interrupted the first thing that happens is `abort()`: nothing waits on the SDK's iterator (the pending read
- * settles by itself, into a mailbox that is already shut). An idle response is aborted, then failed.
- */
-const attempt = (
-  settings: TurnSettings,
-  params: Anthropic.MessageCreateParamsStreaming,
-  cancelled: AbortSignal | undefined
-): Stream.Stream<LanguageModel.ModelEvent, AttemptFailure> =>
-  Stream.asyncPush<LanguageModel.ModelEvent, AttemptFailure>((emit) =>
-    Effect.gen(function* () {
-      const clock = yield* Effect.clock
-      const progress = newProgress()
-      const { release, signal } = yield* Effect.acquireRelease(
-        Effect.sync(() => requestController(cancelled, progress)),
-        ({ release }) => Effect.sync(release)
-      )
-      void pump(settings.client, params, signal, emit, progress, clock)
-      if (settings.idleMillis === undefined) return
-      yield* idleWatchdog(settings.idleMillis, progress).pipe(
-        Effect.flatMap((failure) =>
-          Effect.sync(() => {
-            release()
-            emit.fail(failure)
-          })
-        ),
-        Effect.forkScoped
-      )
-    })
-  )
-
-/**
  * One request, push-based: `onEvents` gets the events as they arrive, and the effect ends with the response.
  * Interrupting it aborts the request at once (the canceller); no stream machinery sits in between. An idle
  * response is aborted, then failed, by a watchdog fiber that ends with the attempt.
@@ -278,20 +246,6 @@ export const retryPolicy = (settings: {
     )
   )
 
-/** One turn: request, map, retry before the first event; each attempt waits for a rate-limit permit. */
-export const streamTurn = (
-  settings: TurnSettings,
-  params: Anthropic.MessageCreateParamsStreaming,
-  cancelled?: AbortSignal | undefined
-): Stream.Stream<LanguageModel.ModelEvent, ModelError.ModelError> => {
-  const once = attempt(settings, params, cancelled)
-  const limited = settings.rateLimiter === undefined ? once : Stream.unwrap(settings.rateLimiter(Effect.succeed(once)))
-  return limited.pipe(
-    Stream.retry(settings.retry),
-    Stream.mapError((failure) => failure.error)
-  )
-}
-
 /**
  * `Effect.retry`, except that the schedule's driver is only made once an attempt has failed: a turn that
  * succeeds at once (nearly all of them) pays nothing for its retry policy. The first failure is the
@@ -311,7 +265,7 @@ const retryAfterFailure =
       })
     )
 
-/** One turn, push-based (see `attemptPush`), with the same retries and rate limiting as `streamTurn`. */
+/** One turn, push-based (see `attemptPush`): each attempt waits for a rate-limit permit; retries before the first event. */
 export const runTurn = (
   settings: TurnSettings,
   params: Anthropic.MessageCreateParamsStreaming,

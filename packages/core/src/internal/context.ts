@@ -1,8 +1,9 @@
-import { Context, Effect } from "effect"
-import type { Fiber, Option, Ref, Scope } from "effect"
+import { Effect, Option } from "effect"
+import type { Fiber, Ref, Scope } from "effect"
 import type { CancelReason } from "../CancelReason.js"
+import * as CurrentRun from "../CurrentRun.js"
 import type { RunEvent } from "../RunEvent.js"
-import { StagedWriteError, type Transaction, type Write } from "../StagedWrites.js"
+import type { StagedWriteError, Transaction, Write } from "../StagedWrites.js"
 import type { Ledger } from "../TokenBudget.js"
 
 /** Fields every event of a run carries. */
@@ -19,16 +20,17 @@ export interface SubtaskEntry {
   observed: boolean
 }
 
-/** The state a run tree shares: one per root run; sub-agents get a copy with their own `agentPath`. */
-export interface RunContext {
-  readonly runId: string
-  readonly sessionId: string | undefined
-  readonly agentPath: string
+/**
+ * The state a run tree shares: one per root run; sub-agents get a copy with their own `agentPath`. It is what the
+ * run provides as `CurrentRun` (whose public interface shows only the first fields).
+ */
+export interface RunContext extends CurrentRun.Service {
+  readonly [RunContextTypeId]: RunContextTypeId
   readonly emit: (make: (common: EventCommon) => RunEvent) => Effect.Effect<void>
   /** `emit`, synchronously (for a provider's event callback). */
   readonly publish: (make: (common: EventCommon) => RunEvent) => void
-  /** A (synchronous) publisher for a sub-agent at `path`. */
-  readonly publishAs: (path: string) => (make: (common: EventCommon) => RunEvent) => void
+  /** A (synchronous) publisher for a sub-agent at `path`, whose events carry `runId` (default the root's). */
+  readonly publishAs: (path: string, runId?: string) => (make: (common: EventCommon) => RunEvent) => void
   readonly ledger: Ledger
   readonly transaction: Option.Option<Transaction>
   /**
@@ -38,18 +40,19 @@ export interface RunContext {
   readonly stageWrite: (write: Write) => Effect.Effect<void, StagedWriteError>
   /** The run-level `stageWrite`: subtasks stage here, since they belong to the run, not to the call that spawned them. */
   readonly runStageWrite: (write: Write) => Effect.Effect<void, StagedWriteError>
-  /** Set once the run's body has stopped: from then on every write is refused. */
-  readonly lifecycle: { isEnded: boolean }
-  /** The tool call this part of the tree runs in, if any. */
-  readonly toolUseId: string | undefined
+  /** False once the run's body has stopped without completing: from then on every write is refused. */
+  readonly acceptsWrites: () => boolean
   readonly stagedCount: Ref.Ref<number>
   readonly compensations: Ref.Ref<ReadonlyArray<Effect.Effect<void>>>
   /** Where subtasks fork: closed (interrupting and awaiting them) before the writes roll back. */
   readonly childScope: Scope.Scope
   /** Every subtask spawned in the run, in order (append-only): a cancel interrupts them all at once. */
   readonly subtasks: Array<SubtaskEntry>
-  /** Aborted when the run is cancelled, before its fibers are interrupted; given to every model request. */
-  readonly cancelled: AbortSignal
+  /**
+   * A signal for one model request, aborted (with the run's reason) when the run is cancelled, before its fibers are
+   * interrupted; `release` once the request is over.
+   */
+  readonly requestSignal: () => { readonly signal: AbortSignal; readonly release: () => void }
   /** Cancels the root run without waiting for it (safe to call from inside the tree). */
   readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
   /** `requestCancel`, synchronously (for a provider's event callback). */
@@ -57,14 +60,26 @@ export interface RunContext {
   readonly nextId: (prefix: string) => string
 }
 
-/** `emit` made of a `publish`. */
-export const emitter =
-  (publish: (make: (common: EventCommon) => RunEvent) => void) =>
-  (make: (common: EventCommon) => RunEvent): Effect.Effect<void> =>
-    Effect.sync(() => publish(make))
+export const RunContextTypeId: unique symbol = Symbol.for("@tether/core/RunContext")
+export type RunContextTypeId = typeof RunContextTypeId
 
-export class CurrentRun extends Context.Tag("@tether/core/AgentRun/CurrentRun")<CurrentRun, RunContext>() {}
+const isRunContext = (service: CurrentRun.Service): service is RunContext => RunContextTypeId in service
 
-/** The refusal of a write that arrives after the run stopped (from work that ignored the cancel). */
-export const runEnded = () =>
-  new StagedWriteError({ operation: "stage", message: "the run's transaction has already ended" })
+/** The run context of the current fiber, if it runs in a run (a `CurrentRun` a run provided, not a stand-in). */
+export const currentContext: Effect.Effect<Option.Option<RunContext>> = Effect.map(
+  Effect.serviceOption(CurrentRun.CurrentRun),
+  (service) => Option.filter(service, isRunContext)
+)
+
+/** The run context of the current fiber; outside a run, `onNone`. */
+export const withContext = <A, E, R>(
+  onSome: (ctx: RunContext) => Effect.Effect<A, E, R>,
+  onNone: () => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R | CurrentRun.CurrentRun> =>
+  Effect.flatMap(CurrentRun.CurrentRun, (service) => (isRunContext(service) ? onSome(service) : onNone()))
+
+/** Runs `effect` with `ctx` as its `CurrentRun`. */
+export const provide = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  ctx: RunContext
+): Effect.Effect<A, E, Exclude<R, CurrentRun.CurrentRun>> => Effect.provideService(effect, CurrentRun.CurrentRun, ctx)

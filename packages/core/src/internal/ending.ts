@@ -1,12 +1,11 @@
-import { Cause, Effect, Exit, HashSet, Option, Ref } from "effect"
-import { HttpServerError } from "@effect/platform"
+import { Cause, Effect, Exit, FiberId, HashSet, Option, Ref } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
-import type { RunOutcome } from "../AgentRun.js"
+import type { RunOutcome } from "../RunOutcome.js"
 import * as CancelReason from "../CancelReason.js"
 import * as RunEvent from "../RunEvent.js"
 import type { EventCommon, RunContext } from "./context.js"
 import type { LoopResult } from "./loop.js"
-import { describeError } from "./tools.js"
+import { describeError } from "./describe.js"
 import * as Transcript from "./transcript.js"
 import { make as makeEvent } from "./event.js"
 
@@ -20,13 +19,17 @@ export interface Ending {
   readonly exit: Effect.Effect<LoopResult, AgentError>
 }
 
-/** Why a run whose body was interrupted stopped: the recorded reason, else what the interruptors tell. */
-export const reasonOf = (recorded: Option.Option<CancelReason.CancelReason>, cause: Cause.Cause<unknown>) =>
-  Option.getOrElse(recorded, () =>
-    HashSet.has(Cause.interruptors(cause), HttpServerError.clientAbortFiberId)
-      ? new CancelReason.ClientDisconnected()
-      : new CancelReason.Interrupted()
-  )
+/**
+ * The fiber id with which @effect/platform's HTTP servers interrupt a handler whose client went away
+ * (`clientAbortFiberId`), rebuilt here (ids compare by value) so that core needs no HTTP platform.
+ */
+export const clientAbortFiberId = FiberId.runtime(-499, 0)
+
+/** Why a fiber was interrupted, as its interruptors tell: a client that went away, or anything else. */
+export const reasonOfInterruption = (cause: Cause.Cause<unknown>): CancelReason.CancelReason =>
+  HashSet.has(Cause.interruptors(cause), clientAbortFiberId)
+    ? new CancelReason.ClientDisconnected()
+    : new CancelReason.Interrupted()
 
 /** Waits for every subtask, including those spawned while waiting; reports the first that failed. */
 export const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFailedError> =>
@@ -115,21 +118,22 @@ export const settle = (
       return yield* failed(ctx, committed.cause, transcript)
     }
     if (Cause.isInterruptedOnly(bodyExit.cause)) {
-      const reason = reasonOf(recordedReason, bodyExit.cause)
+      const reason = Option.getOrElse(recordedReason, () => reasonOfInterruption(bodyExit.cause))
       const why = CancelReason.describe(reason)
       const undone = yield* undo(ctx)
       yield* ctx.emit((c) =>
         makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
       )
       const tokensNow = yield* ctx.ledger.snapshot
-      yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
+      // A library's routine news is Debug: the application decides what to print (see the README's "Logging").
+      yield* Effect.logDebug(`run cancelled: ${why}`).pipe(
         Effect.annotateLogs({
           runId: ctx.runId,
           reason: reason._tag,
           tokensUsed: tokensNow.used,
           writesRolledBack: undone.writes
         }),
-        Effect.whenLogLevel("Info")
+        Effect.whenLogLevel("Debug")
       )
       const cancelled: RunOutcome = {
         _tag: "Cancelled",
@@ -170,7 +174,10 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: error })
     )
     const tokens = yield* ctx.ledger.snapshot
-    yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId: ctx.runId }))
+    yield* Effect.logDebug(`run failed: ${error}`).pipe(
+      Effect.annotateLogs({ runId: ctx.runId }),
+      Effect.whenLogLevel("Debug")
+    )
     const outcome: RunOutcome = {
       _tag: "Failed",
       runId: ctx.runId,

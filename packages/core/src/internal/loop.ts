@@ -1,4 +1,4 @@
-import { Effect, Stream } from "effect"
+import { Effect } from "effect"
 import type { Agent } from "../Agent.js"
 import { MaxTurnsError } from "../AgentError.js"
 import * as CancelReason from "../CancelReason.js"
@@ -8,7 +8,7 @@ import type { ToolUseBlock } from "../Message.js"
 import type { ModelError } from "../ModelError.js"
 import * as RunEvent from "../RunEvent.js"
 import type { Reservation } from "../TokenBudget.js"
-import type { CurrentRun, RunContext } from "./context.js"
+import type { RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
 import { assistantContent, type Cell, nothingStreamed, type Streaming } from "./transcript.js"
 import { withSpan } from "./tracing.js"
@@ -115,36 +115,21 @@ const streamTurn = (
       }
     }
     cell.current = { ...cell.current, streaming: nothingStreamed }
-    return consume(model, request, onEvent).pipe(
-      Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
-      Effect.onExit(() =>
-        Effect.zipRight(
-          reservation.settle(usage()),
-          Effect.sync(() => tokensEvent(ctx))
-        )
-      ),
-      withSpan("Agent.turn", { agent: ctx.agentPath })
-    )
-  })
-
-/**
- * Feeds a turn's events to `onEvent`: through the provider's push-based `runTurn` when it has one, else
- * through its `Stream`.
- */
-const consume = (
-  model: LanguageModel.Service,
-  request: LanguageModel.TurnRequest,
-  onEvent: (event: LanguageModel.ModelEvent) => void
-): Effect.Effect<void, ModelError> =>
-  model.runTurn !== undefined
-    ? model.runTurn(request, (events) => {
+    return model
+      .runTurn(request, (events) => {
         for (const event of events) onEvent(event)
       })
-    : Stream.runForEachChunk(model.streamTurn(request), (chunk) =>
-        Effect.sync(() => {
-          for (const event of chunk) onEvent(event)
-        })
+      .pipe(
+        Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
+        Effect.onExit(() =>
+          Effect.zipRight(
+            reservation.settle(usage()),
+            Effect.sync(() => tokensEvent(ctx))
+          )
+        ),
+        withSpan("Agent.turn", { agent: ctx.agentPath })
       )
+  })
 
 /** Moves the streamed assistant message into the transcript. */
 const finishTurn = (cell: Cell) => {
@@ -170,7 +155,7 @@ export const runLoop = <R>(
   agent: Agent<R>,
   ctx: RunContext,
   cell: Cell
-): Effect.Effect<LoopResult, ModelError | MaxTurnsError, LanguageModel.LanguageModel | Exclude<R, CurrentRun>> =>
+): Effect.Effect<LoopResult, ModelError | MaxTurnsError, LanguageModel.LanguageModel | R> =>
   Effect.gen(function* () {
     const model = yield* LanguageModel.LanguageModel
     const tools = agent.tools.map((tool) => tool.definition)
@@ -194,8 +179,11 @@ export const runLoop = <R>(
           )
         )
       )
-      const request = { ...base, maxTokens: reservation.maxTokens, signal: ctx.cancelled }
-      const toolUses = yield* streamTurn(model, request, reservation, ctx, cell)
+      const { signal, release } = ctx.requestSignal()
+      const request = { ...base, maxTokens: reservation.maxTokens, signal }
+      const toolUses = yield* streamTurn(model, request, reservation, ctx, cell).pipe(
+        Effect.ensuring(Effect.sync(release))
+      )
       finishTurn(cell)
       if (toolUses.length === 0) {
         const transcript = cell.current.messages

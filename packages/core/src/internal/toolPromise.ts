@@ -1,16 +1,11 @@
 import { Cause, Duration, Effect, Exit, Option, Runtime } from "effect"
-import * as AgentRun from "../AgentRun.js"
+import type { Context as PromiseContext } from "../PromiseTool.js"
 import * as RunEvent from "../RunEvent.js"
 import { StagedWriteError, type Write } from "../StagedWrites.js"
-import { ToolPromiseError, type PromiseContext } from "../Tool.js"
-import { CurrentRun, type RunContext } from "./context.js"
-import { describeError } from "./tools.js"
+import { currentContext, type RunContext } from "./context.js"
+import { describeError } from "./describe.js"
 import { make as makeEvent } from "./event.js"
-
-/** The id of the tool call the current fiber runs, from the run context the call provides. */
-export const currentToolUseId: Effect.Effect<string> = Effect.map(Effect.serviceOption(CurrentRun), (ctx) =>
-  Option.match(ctx, { onNone: () => "unknown", onSome: (run) => run.toolUseId ?? "unknown" })
-)
+import { stage } from "./staging.js"
 
 /** How many Promises of a tool are still pending after the run let go of them. */
 export interface AbandonedCounter {
@@ -32,31 +27,30 @@ const stageWith =
         new StagedWriteError({ operation: "stage", message: "the tool does not run in an agent run" })
       )
     }
-    return Runtime.runPromiseExit(runtime)(
-      AgentRun.stage(write).pipe(Effect.provideService(CurrentRun, run.value))
-    ).then((exit) => {
+    return Runtime.runPromiseExit(runtime)(stage(run.value, write)).then((exit) => {
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
     })
   }
 
 /**
- * The handler of `Tool.fromPromise`. The Promise gets an `AbortSignal` that is
+ * The handler of a `PromiseTool`. The Promise gets an `AbortSignal` that is
  * aborted when the tool is interrupted; the interruption then waits for the
  * Promise at most `abandonAfter`, reports `ToolAbandoned` and lets go of it.
  */
 export const handler =
-  <I, O>(
+  <I, O, E>(
     tool: string,
     run: (input: I, signal: AbortSignal, context: PromiseContext) => PromiseLike<O>,
     abandonAfter: Duration.Duration,
-    abandoned: AbandonedCounter
+    abandoned: AbandonedCounter,
+    rejected: (message: string) => E
   ) =>
-  (input: I): Effect.Effect<O, ToolPromiseError> =>
+  (input: I): Effect.Effect<O, E> =>
     Effect.gen(function* () {
-      const ctx = yield* Effect.serviceOption(CurrentRun)
-      const toolUseId = yield* currentToolUseId
+      const ctx = yield* currentContext
+      const toolUseId = Option.match(ctx, { onNone: () => "unknown", onSome: (run) => run.toolUseId ?? "unknown" })
       const runtime = yield* Effect.runtime<never>()
-      return yield* Effect.async<O, ToolPromiseError>((resume) => {
+      return yield* Effect.async<O, E>((resume) => {
         const controller = new AbortController()
         // Writes are accepted only while the tool's fiber waits for the Promise.
         let isOpen = true
@@ -79,7 +73,7 @@ export const handler =
           (error) => {
             isOpen = false
             isSettled = true
-            if (!isInterrupted) resume(Effect.fail(new ToolPromiseError({ tool, message: describeError(error) })))
+            if (!isInterrupted) resume(Effect.fail(rejected(describeError(error))))
           }
         )
         return Effect.suspend(() => {

@@ -4,32 +4,12 @@ import type * as StagedWrites from "../StagedWrites.js"
 import type { ToolResultBlock } from "../Message.js"
 import * as RunEvent from "../RunEvent.js"
 import * as Tool from "../Tool.js"
-import { CurrentRun, runEnded, type RunContext } from "./context.js"
+import { provide, type RunContext } from "./context.js"
+import { runEnded } from "./staging.js"
 import type { Cell, ToolStatus } from "./transcript.js"
+import { describeError } from "./describe.js"
 import { withSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
-
-/** A readable message for any failure a tool handler may produce. */
-export const describeError = (error: unknown): string => {
-  if (ParseResult.isParseError(error)) return ParseResult.TreeFormatter.formatErrorSync(error)
-  if (typeof error === "object" && error !== null) {
-    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : undefined
-    const message = "message" in error && typeof error.message === "string" ? error.message : undefined
-    if (tag !== undefined && message !== undefined && message.length > 0) return `${tag}: ${message}`
-    if (message !== undefined && message.length > 0) return message
-    if (tag !== undefined) return `${tag}: ${safely(() => JSON.stringify(error))}`
-  }
-  return safely(() => String(error))
-}
-
-/** A description that cannot throw (a value with no usable `toString`, a cycle, a BigInt in JSON). */
-const safely = (describe: () => string): string => {
-  try {
-    return describe()
-  } catch {
-    return "a value that cannot be shown as text"
-  }
-}
 
 const setStatus = (cell: Cell, id: string, status: ToolStatus) =>
   Effect.sync(() => {
@@ -92,7 +72,7 @@ export const runToolUse = <R>(
   use: { readonly id: string; readonly name: string; readonly inputJson: string },
   ctx: RunContext,
   cell: Cell
-): Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>> => {
+): Effect.Effect<ToolResultBlock, never, R> => {
   const failed = (error: string) =>
     Effect.as(
       Effect.zipRight(
@@ -121,14 +101,13 @@ export const runToolUse = <R>(
       toolUseId: use.id,
       stageWrite: (write) =>
         Effect.suspend(() => {
-          if (ctx.lifecycle.isEnded) return Effect.fail(runEnded())
+          if (!ctx.acceptsWrites()) return Effect.fail(runEnded())
           if (!isOpen) return Effect.fail(callEnded(tool.name))
           buffer.push(write)
           return Effect.void
         })
     }
-    const exit = yield* withTimeout(tool, tool.handler(decoded.right)).pipe(
-      Effect.provideService(CurrentRun, callCtx),
+    const exit = yield* provide(withTimeout(tool, tool.handler(decoded.right)), callCtx).pipe(
       Effect.ensuring(Effect.sync(() => (isOpen = false))),
       withSpan(`Tool.${tool.name}`, { toolUseId: use.id }),
       Effect.onInterrupt(() =>
@@ -149,5 +128,5 @@ export const runToolUse = <R>(
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some") return yield* failed(describeError(failure.value))
     return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
-  }) as Effect.Effect<ToolResultBlock, never, Exclude<R, CurrentRun>>
+  }) as Effect.Effect<ToolResultBlock, never, R>
 }

@@ -1,7 +1,5 @@
-import { IncomingMessage } from "node:http"
 import type { HttpServerRequest } from "@effect/platform"
-import { HttpIncomingMessage } from "@effect/platform"
-import { Effect, Option, ParseResult, Schema } from "effect"
+import { Chunk, Duration, Effect, Either, Exit, Option, ParseResult, Schema, Scope, Stream } from "effect"
 import { BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType } from "../RouteError.js"
 
 const tooLarge = (limitBytes: number) =>
@@ -12,70 +10,72 @@ const unreadable = () => new BadRequest({ message: "the body could not be read" 
 /** How much of an over-limit body is read and dropped so that the 413 reaches its client; past it the socket closes. */
 const drainFactor = 16
 
-/**
- * A Node request's body, read here rather than by the platform: past the limit the platform destroys the request,
- * so a client still sending (a chunked body has no length to refuse up front) gets a reset instead of the 413. Here
- * the rest is read and dropped, up to `drainFactor` times the limit, while the 413 goes out.
- */
-const readNodeText = (
-  source: IncomingMessage,
-  limitBytes: number
-): Effect.Effect<string, BadRequest | PayloadTooLarge> =>
-  Effect.async((resume) => {
-    const chunks: Array<Buffer> = []
-    let size = 0
-    const stop = () => {
-      source.off("data", onData)
-      source.off("end", onEnd)
-      source.off("error", onError)
-    }
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size <= limitBytes) return void chunks.push(chunk)
-      stop()
-      drop(source, limitBytes * drainFactor)
-      resume(Effect.fail(tooLarge(limitBytes)))
-    }
-    const onEnd = () => {
-      stop()
-      resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
-    }
-    const onError = () => {
-      stop()
-      resume(Effect.fail(unreadable()))
-    }
-    source.on("data", onData)
-    source.on("end", onEnd)
-    source.on("error", onError)
-    return Effect.sync(stop)
-  })
+/** How long the rest of an over-limit body is read and dropped at most. */
+const drainWindow = Duration.seconds(10)
 
-/** Reads and drops the rest of a body, closing the socket past `cap` bytes. */
-const drop = (source: IncomingMessage, cap: number) => {
+/**
+ * Reads and drops what `pull` still gives, up to `capBytes` or `drainWindow`, then closes `scope` (which lets go of
+ * the request: past the cap a client still sending has its connection closed).
+ */
+const drain = (
+  pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<unknown>>,
+  capBytes: number,
+  scope: Scope.CloseableScope
+) => {
   let dropped = 0
-  const onData = (chunk: Buffer) => {
-    dropped += chunk.length
-    if (dropped <= cap) return
-    source.off("data", onData)
-    source.destroy()
-  }
-  source.on("data", onData)
-  source.on("error", () => {})
+  const dropNext = Effect.map(pull, (chunk) => {
+    for (const part of chunk) dropped += part.length
+  })
+  return Effect.whileLoop({ while: () => dropped <= capBytes, body: () => dropNext, step: () => {} }).pipe(
+    Effect.ignore,
+    Effect.timeout(drainWindow),
+    Effect.ignore,
+    Effect.ensuring(Scope.close(scope, Exit.void))
+  )
 }
 
-/** The body as text, at most `limitBytes` bytes of it. */
+/**
+ * The body as text, at most `limitBytes` bytes of it, read from the platform's stream of the request. Past the limit
+ * the rest is read and dropped in the background (up to `drainFactor` times the limit, for at most `drainWindow`)
+ * while the 413 goes out: a client still sending (a chunked body has no length to refuse up front) then reads the
+ * 413 instead of a reset.
+ */
 const readText = (
   request: HttpServerRequest.HttpServerRequest,
   limitBytes: number
-): Effect.Effect<string, BadRequest | PayloadTooLarge> =>
-  request.source instanceof IncomingMessage
-    ? readNodeText(request.source, limitBytes)
-    : request.text.pipe(
-        HttpIncomingMessage.withMaxBodySize(Option.some(limitBytes)),
-        Effect.mapError((error) =>
-          String(error.cause).includes("maxBytes exceeded") ? tooLarge(limitBytes) : unreadable()
-        )
-      )
+): Effect.Effect<{ readonly text: string; readonly bytes: number }, BadRequest | PayloadTooLarge> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const pull = yield* Scope.extend(Stream.toPull(request.stream), scope)
+      const parts: Array<Uint8Array> = []
+      let bytes = 0
+      while (true) {
+        const next = yield* Effect.either(restore(pull)).pipe(Effect.onInterrupt(() => Scope.close(scope, Exit.void)))
+        if (Either.isLeft(next)) {
+          yield* Scope.close(scope, Exit.void)
+          if (Option.isSome(next.left)) return yield* unreadable()
+          const whole = new Uint8Array(bytes)
+          let offset = 0
+          for (const part of parts) {
+            whole.set(part, offset)
+            offset += part.length
+          }
+          return { text: new TextDecoder().decode(whole), bytes }
+        }
+        for (const part of next.right) {
+          bytes += part.length
+          parts.push(part)
+        }
+        if (bytes > limitBytes) {
+          // Bounded by bytes and by time, so it cannot outlive the request by much: a daemon, so that the end of
+          // the request's scope (once the 413 is written) does not cut it short.
+          yield* Effect.forkDaemon(drain(pull, limitBytes * drainFactor - bytes, scope))
+          return yield* tooLarge(limitBytes)
+        }
+      }
+    })
+  )
 
 /** `application/json` or `application/<anything>+json`, with any parameters. */
 const isJsonMediaType = (contentType: string | undefined): boolean => {
@@ -96,7 +96,7 @@ export const readJson = (
   Effect.gen(function* () {
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > limitBytes) return yield* tooLarge(limitBytes)
-    const text = yield* readText(request, limitBytes)
+    const { bytes, text } = yield* readText(request, limitBytes)
     const contentType = request.headers["content-type"]
     if (!isJsonMediaType(contentType)) {
       return yield* new UnsupportedMediaType({
@@ -106,7 +106,7 @@ export const readJson = (
             : `the body must be sent as application/json, not ${JSON.stringify(contentType)}`
       })
     }
-    if (Buffer.byteLength(text, "utf8") > limitBytes) return yield* tooLarge(limitBytes)
+    if (bytes > limitBytes) return yield* tooLarge(limitBytes)
     if (text.trim() === "") return yield* new BadRequest({ message: "the body is empty; expected a JSON object" })
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,

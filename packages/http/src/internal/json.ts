@@ -1,11 +1,10 @@
 import { Schema } from "effect"
-import { CancelReason } from "@tether/core"
-import type { AgentRun } from "@tether/core"
+import { CancelReason, RunOutcome } from "@tether/core"
 
 const encodeReason = Schema.encodeSync(CancelReason.CancelReason)
 
 /** A run outcome as JSON: what ended it, what it cost, what it committed or rolled back. */
-export const outcome = (outcome: AgentRun.RunOutcome): Record<string, unknown> => {
+export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown> => {
   switch (outcome._tag) {
     case "Completed":
       return {

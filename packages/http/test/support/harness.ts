@@ -9,8 +9,8 @@ import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import type { Duration } from "effect"
-import { Agent, AgentRun, RunRegistry, StagedWrites, Tool } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes, SessionStore } from "@tether/http"
+import { Agent, AgentRun, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
+import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
 import { ScriptedModel } from "@tether/testing"
 
 export const tokens = { "token-alice": "alice", "token-bob": "bob" } as const
@@ -19,7 +19,8 @@ export const bob = { authorization: "Bearer token-bob" }
 
 /** A tool that stages an order, then works for `work`. */
 export const placeOrder = (work: Duration.DurationInput = "10 millis") =>
-  Tool.make("place_order", {
+  Tool.make({
+    name: "place_order",
     description: "Places an order",
     input: Schema.Struct({ id: Schema.String, total: Schema.Number }),
     output: Schema.String,
@@ -72,8 +73,8 @@ export const start = (options: {
       HttpRouter.mount("/api", SessionRoutes.router(options.agent ?? shop, options.routes))
     )
     const services = Layer.mergeAll(
-      RunRegistry.layerWith({ retainEnded: options.retainEnded }),
-      options.sessionStore ?? SessionStore.layerMemoryWith({ retainIdle: options.retainIdle }),
+      RunRegistry.layer({ retainEnded: options.retainEnded }),
+      options.sessionStore ?? SessionStore.layerMemory({ retainIdle: options.retainIdle }),
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),
       StagedWrites.layerMemory

@@ -1,7 +1,6 @@
 import type { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Message } from "@tether/core"
-import { Auth, SessionStore } from "@tether/http"
+import { Message, SessionStore } from "@tether/core"
 import { Effect, Option, Schema } from "effect"
 import type { ParseResult } from "effect"
 import { type Dialect, lockRecordsTable } from "./records.js"
@@ -34,7 +33,7 @@ export const migrate = (sql: SqlClient.SqlClient, dialect: Dialect, table: strin
 
 const Row = Schema.Struct({
   id: Schema.String,
-  owner: Auth.CallerId,
+  owner: SessionStore.CallerId,
   disconnect: SessionStore.DisconnectPolicy,
   transcript: Schema.parseJson(Schema.Array(Message.Message)),
   run_id: Schema.NullOr(Schema.String)
@@ -63,7 +62,7 @@ export const get = (
 export const ownedBy = (
   sql: SqlClient.SqlClient,
   table: string,
-  owner: Auth.CallerId
+  owner: SessionStore.CallerId
 ): Effect.Effect<ReadonlyArray<SessionStore.Session>, SqlError | ParseResult.ParseError> =>
   sql`SELECT id, owner, disconnect, transcript, run_id FROM ${sql(table)} WHERE owner = ${owner} ORDER BY id`.pipe(
     Effect.flatMap((rows) => Effect.forEach(rows, decodeRow))

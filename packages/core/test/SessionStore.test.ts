@@ -1,18 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, TestClock } from "effect"
-import { Agent, RunRegistry, StagedWrites } from "@tether/core"
+import { Agent, RunRegistry, SessionStore, StagedWrites } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
-import { Auth, SessionStore } from "@tether/http"
 
 const agent = Agent.make({ name: "a" })
 // Each run streams for 10 minutes (two chunks, 5 minutes apart).
 const slowModel = ScriptedModel.layer(() => ScriptedModel.text("done", { chunks: 2, delay: "5 minutes" }))
-const services = Layer.mergeAll(slowModel, StagedWrites.layerMemory, RunRegistry.layerWith({ retainEnded: "1 hour" }))
+const services = Layer.mergeAll(slowModel, StagedWrites.layerMemory, RunRegistry.layer({ retainEnded: "1 hour" }))
 
-const alice = Auth.CallerId.make("alice")
-const bob = Auth.CallerId.make("bob")
+const alice = SessionStore.CallerId.make("alice")
+const bob = SessionStore.CallerId.make("bob")
 
-const session = (id: string, owner: Auth.CallerId, runId?: string): SessionStore.Session => ({
+const session = (id: string, owner: SessionStore.CallerId, runId?: string): SessionStore.Session => ({
   id,
   owner,
   disconnect: "cancel",
@@ -23,7 +22,7 @@ const session = (id: string, owner: Auth.CallerId, runId?: string): SessionStore
 describe("SessionStore.layerMemoryWith", () => {
   it.scoped("an idle session is kept retainIdle, then forgotten; one with a followed run going is not", () =>
     Effect.gen(function* () {
-      const store = yield* SessionStore.makeMemoryWith({ retainIdle: "3 minutes" })
+      const store = yield* SessionStore.makeMemory({ retainIdle: "3 minutes" })
       const registry = yield* RunRegistry.RunRegistry
       yield* store.save(session("idle", alice))
       const run = yield* registry.start("busy", agent, "hi")
@@ -52,7 +51,7 @@ describe("SessionStore.layerMemoryWith", () => {
 
   it.scoped("a save counts as activity; ownedBy follows a session to its new owner", () =>
     Effect.gen(function* () {
-      const store = yield* SessionStore.makeMemoryWith({ retainIdle: "3 minutes" })
+      const store = yield* SessionStore.makeMemory({ retainIdle: "3 minutes" })
       yield* store.save(session("s", alice))
       yield* TestClock.adjust("2 minutes")
       yield* store.save(session("s", bob))
@@ -67,7 +66,7 @@ describe("SessionStore.layerMemoryWith", () => {
 
   it.scoped("by default every session is kept", () =>
     Effect.gen(function* () {
-      const store = yield* SessionStore.makeMemory
+      const store = yield* SessionStore.makeMemory()
       yield* store.save(session("s", alice))
       yield* TestClock.adjust("30 days")
       expect(Option.isSome(yield* store.get("s"))).toBe(true)

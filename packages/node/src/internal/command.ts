@@ -1,5 +1,5 @@
 /**
- * Child processes for `Tool.command`, straight on `node:child_process`.
+ * Child processes for `CommandTool`, straight on `node:child_process`.
  *
  * Every command leads its own process group (`detached: true` makes the child
  * call `setsid`), so what it starts (a shell's children, a build's compilers)
@@ -11,8 +11,19 @@
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { Duration, Effect, ParseResult, Schema } from "effect"
-import { ToolCommandError, type CommandSpec } from "../Tool.js"
-import { describeError } from "./tools.js"
+import { Tool } from "@tether/core"
+import type { Spec } from "../CommandTool.js"
+
+const { describeError } = Tool
+
+/** The command of a `CommandTool` could not start, exited non-zero or printed unexpected output. */
+export class CommandToolError extends Schema.TaggedError<CommandToolError>()("CommandToolError", {
+  tool: Schema.String,
+  message: Schema.String,
+  exitCode: Schema.NullOr(Schema.Number),
+  /** The end of what the command wrote to stderr. */
+  stderr: Schema.String
+}) {}
 
 export interface CommandOutput {
   readonly stdout: string
@@ -52,14 +63,14 @@ const tail = (text: string) => (text.length > 2000 ? `...${text.slice(-2000)}` :
  */
 export const run = (
   tool: string,
-  spec: CommandSpec,
+  spec: Spec,
   killGrace: Duration.Duration,
   running: RunningSet
-): Effect.Effect<CommandOutput, ToolCommandError> =>
-  Effect.async<CommandOutput, ToolCommandError>((resume) => {
+): Effect.Effect<CommandOutput, CommandToolError> =>
+  Effect.async<CommandOutput, CommandToolError>((resume) => {
     const fail = (message: string, fields: { exitCode?: number | null; stderr?: string } = {}) =>
       Effect.fail(
-        new ToolCommandError({ tool, message, exitCode: fields.exitCode ?? null, stderr: tail(fields.stderr ?? "") })
+        new CommandToolError({ tool, message, exitCode: fields.exitCode ?? null, stderr: tail(fields.stderr ?? "") })
       )
     let child: ChildProcess
     try {
@@ -137,31 +148,31 @@ export const run = (
   })
 
 /**
- * The handler of `Tool.command`: runs the command of the input, then decodes
+ * The handler of a `CommandTool`: runs the command of the input, then decodes
  * its stdout (after `parse`, when given) with the output Schema.
  */
 export const handler =
   <I, O, OE>(
     tool: string,
     options: {
-      readonly command: (input: I) => CommandSpec
+      readonly command: (input: I) => Spec
       readonly output: Schema.Schema<O, OE>
       readonly parse?: ((stdout: string) => O) | undefined
       readonly killGrace: Duration.Duration
       readonly running: RunningSet
     }
   ) =>
-  (input: I): Effect.Effect<O, ToolCommandError> =>
+  (input: I): Effect.Effect<O, CommandToolError> =>
     Effect.flatMap(
       Effect.try({
         try: () => options.command(input),
         catch: (error) =>
-          new ToolCommandError({ tool, message: `no command: ${describeError(error)}`, exitCode: null, stderr: "" })
+          new CommandToolError({ tool, message: `no command: ${describeError(error)}`, exitCode: null, stderr: "" })
       }),
       (spec) =>
         Effect.flatMap(run(tool, spec, options.killGrace, options.running), ({ stdout, stderr }) => {
           const unexpected = (message: string) =>
-            new ToolCommandError({ tool, message: `${spec.cmd}: ${message}`, exitCode: 0, stderr: tail(stderr) })
+            new CommandToolError({ tool, message: `${spec.cmd}: ${message}`, exitCode: 0, stderr: tail(stderr) })
           const { parse } = options
           const parsed =
             parse === undefined

@@ -1,30 +1,43 @@
 /**
- * What the routes remember of a session between requests: its owner, its
+ * What an application remembers of a session between requests (the routes of `@tether/http` use it): its owner, its
  * disconnect policy, its latest run and the conversation so far. When a run
  * ends (completed, cancelled or failed) its transcript becomes the session's,
  * so the next message continues the conversation; a cancelled run's
  * transcript is closed by the core (every tool call answered), so it is valid too.
  * The in-memory store keeps every session for the life of the process, or
- * forgets one once it has been idle for `retainIdle` (`layerMemoryWith`).
+ * forgets one once it has been idle for `retainIdle` (`layerMemory({ retainIdle })`).
  *
  * @example
  * ```ts
  * import { Effect, Option } from "effect"
- * import { SessionStore } from "@tether/http"
+ * import { SessionStore } from "@tether/core"
  *
  * const owner = Effect.gen(function* () {
  *   const store = yield* SessionStore.SessionStore
  *   const session = yield* store.get("session-1")
  *   return Option.map(session, (s) => s.owner)
- * }).pipe(Effect.provide(SessionStore.layerMemory))
+ * }).pipe(Effect.provide(SessionStore.layerMemory()))
  * ```
  *
  * @since 0.1.0
  */
 import { Context, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema } from "effect"
 import type { Scope } from "effect"
-import type { AgentRun, Message } from "@tether/core"
-import type { CallerId } from "./Auth.js"
+import type { AgentRun } from "./AgentRun.js"
+import type { Message } from "./Message.js"
+
+/**
+ * Who owns a session: the caller that started it, as an authentication layer names it (`@tether/http`'s `Auth`).
+ * Letters, digits, `_`, `-`, `.`, `@`, `:`; 1 to 128 characters.
+ *
+ * @since 0.1.0
+ */
+export const CallerId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_.@:-]{1,128}$/),
+  Schema.brand("@tether/core/CallerId")
+)
+/** @since 0.1.0 */
+export type CallerId = typeof CallerId.Type
 
 /**
  * What a client disconnect does to the run it was streaming: `cancel`
@@ -43,7 +56,7 @@ export interface Session {
   readonly owner: CallerId
   readonly disconnect: DisconnectPolicy
   /** The conversation so far: the transcript of the latest run that ended. */
-  readonly transcript: ReadonlyArray<Message.Message>
+  readonly transcript: ReadonlyArray<Message>
   /** The latest run's id. */
   readonly runId: string | undefined
 }
@@ -69,11 +82,11 @@ export interface Service {
    * newer run of the session has started since). The follower lives as long as the
    * store; a store that fails to save the transcript logs it.
    */
-  readonly follow: (sessionId: string, run: AgentRun.AgentRun) => Effect.Effect<void>
+  readonly follow: (sessionId: string, run: AgentRun) => Effect.Effect<void>
 }
 
 /** @since 0.1.0 */
-export class SessionStore extends Context.Tag("@tether/http/SessionStore")<SessionStore, Service>() {}
+export class SessionStore extends Context.Tag("@tether/core/SessionStore")<SessionStore, Service>() {}
 
 /** @since 0.1.0 */
 export interface MemoryOptions {
@@ -88,7 +101,7 @@ export interface MemoryOptions {
 }
 
 /** Makes an in-memory store whose followers (and sweeper) live as long as the current scope. @since 0.1.0 */
-export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<Service, never, Scope.Scope> =>
+export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function* () {
     const sessions = new Map<string, Session>()
     const byOwner = new Map<CallerId, Set<string>>()
@@ -161,23 +174,17 @@ export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<Service, n
     return service
   })
 
-/** Makes an in-memory store that keeps every session (see `makeMemoryWith`). @since 0.1.0 */
-export const makeMemory: Effect.Effect<Service, never, Scope.Scope> = makeMemoryWith({})
-
-/** Sessions in memory, for one process, kept for its life (see `layerMemoryWith`). @since 0.1.0 */
-export const layerMemory: Layer.Layer<SessionStore> = Layer.scoped(SessionStore, makeMemory)
-
 /**
- * Sessions in memory, for one process, each forgotten `retainIdle` after it went idle.
+ * Sessions in memory, for one process: kept for its life, or each forgotten `retainIdle` after it went idle.
  *
  * @example
  * ```ts
- * import { SessionStore } from "@tether/http"
+ * import { SessionStore } from "@tether/core"
  *
- * const sessions = SessionStore.layerMemoryWith({ retainIdle: "1 hour" })
+ * const sessions = SessionStore.layerMemory({ retainIdle: "1 hour" })
  * ```
  *
  * @since 0.1.0
  */
-export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<SessionStore> =>
-  Layer.scoped(SessionStore, makeMemoryWith(options))
+export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<SessionStore> =>
+  Layer.scoped(SessionStore, makeMemory(options))

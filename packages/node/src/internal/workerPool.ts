@@ -1,9 +1,9 @@
 /**
- * Worker threads for `Tool.inWorker`, straight on `node:worker_threads`.
+ * Worker threads for `WorkerTool`, straight on `node:worker_threads`.
  *
  * Why not `@effect/platform/Worker`: it needs a platform layer
- * (`NodeWorker.layer` of @effect/platform-node, which core does not depend on)
- * provided to every run, and its own message protocol on the worker side. The
+ * (`NodeWorker.layer` of @effect/platform-node) provided to every run, and its
+ * own message protocol on the worker side. The
  * one thing this module needs, `worker.terminate()` on interruption with the
  * thread's `exit` awaited, is a few lines here, and the worker side stays a
  * plain `parentPort` listener that any module can implement.
@@ -16,8 +16,16 @@
 import { availableParallelism } from "node:os"
 import { parentPort, Worker } from "node:worker_threads"
 import { Effect, Exit, FiberRef, ParseResult, Pool, Schema, Scope, Supervisor } from "effect"
-import { ToolWorkerError, type WorkerStats } from "../Tool.js"
-import { describeError } from "./tools.js"
+import { Tool } from "@tether/core"
+import type { Stats } from "../WorkerTool.js"
+
+const { describeError } = Tool
+
+/** The worker of a `WorkerTool` failed, exited or answered something unexpected. */
+export class WorkerToolError extends Schema.TaggedError<WorkerToolError>()("WorkerToolError", {
+  tool: Schema.String,
+  message: Schema.String
+}) {}
 
 /** One worker thread of a pool. */
 interface WorkerHandle {
@@ -38,8 +46,8 @@ export interface WorkerPoolOptions {
 }
 
 export interface WorkerPool {
-  readonly call: (input: unknown) => Effect.Effect<unknown, ToolWorkerError>
-  readonly stats: Effect.Effect<WorkerStats>
+  readonly call: (input: unknown) => Effect.Effect<unknown, WorkerToolError>
+  readonly stats: Effect.Effect<Stats>
   readonly shutdown: Effect.Effect<void>
 }
 
@@ -98,7 +106,7 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
   const terminate = (handle: WorkerHandle) => Effect.promise(() => handle.worker.terminate().then(() => handle.exited))
 
   const acquire = Effect.acquireRelease(
-    Effect.try({ try: spawn, catch: (error) => new ToolWorkerError({ tool, message: describeError(error) }) }),
+    Effect.try({ try: spawn, catch: (error) => new WorkerToolError({ tool, message: describeError(error) }) }),
     terminate
   )
 
@@ -109,9 +117,9 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
   }
   let generation = makeGeneration()
 
-  const fail = (message: string) => Effect.fail(new ToolWorkerError({ tool, message }))
+  const fail = (message: string) => Effect.fail(new WorkerToolError({ tool, message }))
 
-  const reply = (handle: WorkerHandle, message: unknown): Effect.Effect<unknown, ToolWorkerError> => {
+  const reply = (handle: WorkerHandle, message: unknown): Effect.Effect<unknown, WorkerToolError> => {
     if (typeof message === "object" && message !== null && "ok" in message) {
       if (message.ok === true) return Effect.succeed("value" in message ? message.value : undefined)
       if (message.ok === false) return fail("error" in message ? describeError(message.error) : "the worker failed")
@@ -122,7 +130,7 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
 
   /** Posts the input to the worker and waits for its reply; interruption terminates the worker. */
   const exchange = (handle: WorkerHandle, input: unknown) =>
-    Effect.async<unknown, ToolWorkerError>((resume) => {
+    Effect.async<unknown, WorkerToolError>((resume) => {
       if (handle.isBroken) {
         resume(fail(handle.failure ?? "the worker is not usable"))
         return
@@ -183,7 +191,7 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
     )
 
   /** A worker found dead is replaced and the call tried once more on another. */
-  const call = (input: unknown): Effect.Effect<unknown, ToolWorkerError> =>
+  const call = (input: unknown): Effect.Effect<unknown, WorkerToolError> =>
     outsideRunSupervision(
       Effect.flatMap(attempt(input), (first) =>
         "value" in first
@@ -194,7 +202,7 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
       )
     )
 
-  const stats = Effect.sync((): WorkerStats => ({
+  const stats = Effect.sync((): Stats => ({
     live: live.size,
     busy,
     started,
@@ -213,12 +221,12 @@ export const makeWorkerPool = (options: WorkerPoolOptions): WorkerPool => {
   return { call, stats, shutdown }
 }
 
-/** The handler of `Tool.inWorker`: the input goes to the worker encoded, its reply is decoded. */
+/** The handler of a `WorkerTool`: the input goes to the worker encoded, its reply is decoded. */
 export const handler =
   <I, IE, O, OE>(tool: string, input: Schema.Schema<I, IE>, output: Schema.Schema<O, OE>, pool: WorkerPool) =>
-  (value: I): Effect.Effect<O, ToolWorkerError> => {
+  (value: I): Effect.Effect<O, WorkerToolError> => {
     const invalid = (direction: string) => (error: ParseResult.ParseError) =>
-      new ToolWorkerError({
+      new WorkerToolError({
         tool,
         message: `${direction}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
       })
@@ -237,7 +245,7 @@ export const handler =
  */
 export const workerMain = <I, O>(run: (input: I) => O | PromiseLike<O>): void => {
   const port = parentPort
-  if (port === null) throw new Error("Tool.workerMain must run in a worker thread")
+  if (port === null) throw new Error("WorkerTool.workerMain must run in a worker thread")
   port.on("message", async (input: I) => {
     try {
       port.postMessage({ ok: true, value: await run(input) })

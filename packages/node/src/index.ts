@@ -1,0 +1,12 @@
+/**
+ * @tether/node: what only Node can do for Tether: tools that run in worker
+ * threads and tools that run child processes, each stopped with its run.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as CommandTool from "./CommandTool.js"
+
+/** @since 0.1.0 */
+export * as WorkerTool from "./WorkerTool.js"

@@ -1,10 +1,12 @@
 /**
  * The chat server: the page at `/`, the session routes of `@tether/http` under
  * `/api`, and `GET /orders`. Each visitor gets a signed cookie naming a fresh
- * caller on first load; the session routes check it on every request. On
+ * caller on first load; the session routes check it on every request. Each
+ * run's start and end is one line of the server's output (`RunLog`). On
  * shutdown, running runs are cancelled with `Shutdown` and their event streams
- * end with `RunCancelled` before the server closes; connections still open a
- * few seconds later are closed, so the process always exits.
+ * end with `RunCancelled` before the server closes, and one line sums up what
+ * was cancelled; connections still open a few seconds later are closed, so the
+ * process always exits.
  *
  * @example
  * ```ts
@@ -32,6 +34,7 @@ import { Auth, GracefulShutdown, RouteError, SessionRoutes } from "@tether/http"
 import * as Assistant from "./Assistant.js"
 import { ModelInfo } from "./Model.js"
 import * as Page from "./Page.js"
+import * as RunLog from "./RunLog.js"
 import { Orders } from "./Storage.js"
 
 /** @since 0.1.0 */
@@ -129,7 +132,10 @@ export const layer = (options: Options) => {
       yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
     })
   )
-  const services = Layer.mergeAll(RunRegistry.layer(), Auth.layerSignedCookie({ secret: options.secret }))
+  const services = Layer.mergeAll(
+    RunLog.layer.pipe(Layer.provide(RunRegistry.layer())),
+    Auth.layerSignedCookie({ secret: options.secret })
+  )
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
     Layer.provide(services)
   )

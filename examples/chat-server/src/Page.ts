@@ -223,7 +223,9 @@ const template = /* html */ `<!doctype html>
 
   // How a run ended, from its terminal event or from GET /api/sessions/:id.
   function describeEnd(end) {
-    var tokens = end.tokensUsed + " tokens" + (end.tokensEstimated ? " (estimated)" : "");
+    // How many of the tokens were estimated (output that streamed after the model's last usage report).
+    var estimated = end.tally ? end.tally.estimated : 0;
+    var tokens = end.tokensUsed + " tokens" + (estimated > 0 ? " (" + estimated + " estimated)" : "");
     if (end._tag === "Completed") return "Completed · " + tokens + " · " + plural(end.writesCommitted || 0, "write") + " committed";
     var rolledBack = plural(end.writesRolledBack || 0, "write") + " rolled back";
     if (end._tag === "Failed") return "Failed: " + end.error + " · " + tokens + " · " + rolledBack;
@@ -278,7 +280,8 @@ const template = /* html */ `<!doctype html>
         if (!isSub) { v.answerEl.textContent += e.text; keepNewestInView(); }
         break;
       case "TokensUsed":
-        $("tokens").textContent = e.tokens + (e.ceiling ? " / " + e.ceiling : "");
+        $("tokens").textContent = e.tokens + (e.ceiling ? " / " + e.ceiling : "") +
+          (e.reservedInFlight > 0 ? " (+" + e.reservedInFlight + " reserved)" : "");
         break;
       case "ToolStarted":
         activity("▶ " + e.tool + " " + brief(e.input), isSub);
@@ -318,14 +321,14 @@ const template = /* html */ `<!doctype html>
         activity("↺ rolled back " + plural(e.count, "write") + ": " + e.reason);
         break;
       case "RunCompleted":
-        v.ended = { _tag: "Completed", tokensUsed: e.tokensUsed, writesCommitted: v.committed };
+        v.ended = { _tag: "Completed", tokensUsed: e.tokensUsed, tally: e.tally, writesCommitted: v.committed };
         break;
       case "RunCancelled":
-        v.ended = { _tag: "Cancelled", reason: e.reason, tokensUsed: e.tokensUsed, tokensEstimated: e.tokensEstimated, writesRolledBack: e.writesRolledBack };
+        v.ended = { _tag: "Cancelled", reason: e.reason, tokensUsed: e.tokensUsed, tally: e.tally, writesRolledBack: e.writesRolledBack };
         v.answerEl.classList.add("stopped");
         break;
       case "RunFailed":
-        v.ended = { _tag: "Failed", error: e.error, tokensUsed: e.tokensUsed, writesRolledBack: e.writesRolledBack };
+        v.ended = { _tag: "Failed", error: e.error, tokensUsed: e.tokensUsed, tally: e.tally, writesRolledBack: e.writesRolledBack };
         break;
     }
   }

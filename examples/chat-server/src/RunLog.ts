@@ -31,14 +31,16 @@ const clockTime = (millis: number) => new Date(millis).toTimeString().slice(0, 8
 
 /** How a run ended, in one line (without the time and run id). @since 0.1.0 */
 export const describeOutcome = (outcome: RunOutcome.RunOutcome): string => {
-  const tokens = `${outcome.tokensUsed} tokens`
+  // How many of the tokens were estimated: output that streamed after the model's last usage report.
+  const estimated = outcome.tally.estimated
+  const tokens = `${outcome.tokensUsed} tokens${estimated > 0 ? ` (${estimated} estimated)` : ""}`
   switch (outcome._tag) {
     case "Completed":
       return `completed · ${tokens} · ${plural(outcome.writesCommitted, "write")} committed`
     case "Cancelled":
       return [
         `cancelled: ${CancelReason.describe(outcome.reason)} (${outcome.reason._tag})`,
-        outcome.tokensEstimated ? `${tokens} (estimated)` : tokens,
+        tokens,
         `${plural(outcome.writesRolledBack, "write")} rolled back`
       ].join(" · ")
     case "Failed":

@@ -116,7 +116,7 @@ describe("pnpm start (src/main.ts)", () => {
       expect(output()).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${runId} started \\(session main-1\\)$`, "m"))
       expect(output()).toMatch(
         new RegExp(
-          `^\\d\\d:\\d\\d:\\d\\d ${runId} cancelled: the server is shutting down \\(Shutdown\\) · \\d+ tokens · 0 writes rolled back · [\\d.]+ s$`,
+          `^\\d\\d:\\d\\d:\\d\\d ${runId} cancelled: the server is shutting down \\(Shutdown\\) · \\d+ tokens( \\(\\d+ estimated\\))? · 0 writes rolled back · [\\d.]+ s$`,
           "m"
         )
       )

@@ -8,7 +8,16 @@ const { Cancelled, Completed, Failed } = RunOutcome.RunOutcome
 describe("RunLog: the example's own lines", () => {
   it("a run's end says how it ended, why, what it cost and what became of its writes", () => {
     expect(
-      RunLog.describeOutcome(Completed({ runId: "r", text: "", transcript: [], tokensUsed: 2534, writesCommitted: 1 }))
+      RunLog.describeOutcome(
+        Completed({
+          runId: "r",
+          text: "",
+          transcript: [],
+          tokensUsed: 2534,
+          tally: { used: 2534, reportedInput: 2400, reportedOutput: 134, estimated: 0 },
+          writesCommitted: 1
+        })
+      )
     ).toBe("completed · 2534 tokens · 1 write committed")
     expect(
       RunLog.describeOutcome(
@@ -18,11 +27,12 @@ describe("RunLog: the example's own lines", () => {
           transcript: [],
           tokensUsed: 812,
           tokensEstimated: true,
+          tally: { used: 812, reportedInput: 790, reportedOutput: 10, estimated: 12 },
           writesRolledBack: 2,
           compensationsRun: 0
         })
       )
-    ).toBe("cancelled: the user pressed Stop (UserAbort) · 812 tokens (estimated) · 2 writes rolled back")
+    ).toBe("cancelled: the user pressed Stop (UserAbort) · 812 tokens (12 estimated) · 2 writes rolled back")
     expect(
       RunLog.describeOutcome(
         Failed({
@@ -31,6 +41,7 @@ describe("RunLog: the example's own lines", () => {
           error: "the model refused",
           transcript: [],
           tokensUsed: 10,
+          tally: { used: 10, reportedInput: 10, reportedOutput: 0, estimated: 0 },
           writesRolledBack: 0,
           compensationsRun: 0
         })

@@ -7,6 +7,7 @@
 import { Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
 import { AgentRun, CancelReason } from "@tether/core"
+import type { TokenBudget } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { FakeAnthropic } from "@tether/testing"
 import { orderId, shop } from "./shop.js"
@@ -37,6 +38,11 @@ const model = process.env["ANTHROPIC_API_KEY"]
   : Layer.unwrapScoped(
       Effect.map(FakeAnthropic.make(offline), (fake) => AnthropicModel.layer({ apiKey: "offline", baseURL: fake.url }))
     )
+
+/** A run's tokens, with what the model reported and what was estimated. */
+const tokens = ({ estimated, reportedInput, reportedOutput, used }: TokenBudget.Tally) =>
+  `${used} tokens (${reportedInput} input and ${reportedOutput} output as the model reported them` +
+  `${estimated > 0 ? `, ${estimated} estimated from what it streamed` : ""})`
 
 /** Why the run stopped, in the words of this demo. */
 const whyCancelled = (reason: CancelReason.CancelReason) => {
@@ -87,11 +93,9 @@ const program = Effect.gen(function* () {
           case "RolledBack":
             return console.log(`\n[write] rolled back ${event.count} write(s) (${event.reason})`)
           case "RunCancelled":
-            return console.log(
-              `[run] cancelled: ${whyCancelled(event.reason)}; ${event.tokensUsed} tokens${event.tokensEstimated ? " (estimated)" : ""}`
-            )
+            return console.log(`[run] cancelled: ${whyCancelled(event.reason)}; ${tokens(event.tally)}`)
           case "RunCompleted":
-            return console.log(`[run] completed; ${event.tokensUsed} tokens`)
+            return console.log(`[run] completed; ${tokens(event.tally)}`)
           default:
             return undefined
         }

@@ -349,7 +349,14 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
         })
       }
       const tokens = yield* run.tokens
-      return HttpServerResponse.unsafeJson({ ...common, status: "running", runId: run.id, tokensUsed: tokens.used })
+      return HttpServerResponse.unsafeJson({
+        ...common,
+        status: "running",
+        runId: run.id,
+        tokensUsed: tokens.used,
+        tally: tokens.tally,
+        reservedInFlight: tokens.reservedInFlight
+      })
     })
   )
 

@@ -13,6 +13,7 @@ describe("ServerSentEvents", () => {
       reason: new CancelReason.UserAbort(),
       tokensUsed: 40,
       tokensEstimated: true,
+      tally: { used: 40, reportedInput: 30, reportedOutput: 4, estimated: 6 },
       writesRolledBack: 2
     })
     const frame = ServerSentEvents.encode(event)
@@ -27,6 +28,7 @@ describe("ServerSentEvents", () => {
       reason: { _tag: "UserAbort" },
       tokensUsed: 40,
       tokensEstimated: true,
+      tally: { used: 40, reportedInput: 30, reportedOutput: 4, estimated: 6 },
       writesRolledBack: 2
     })
     expect(rest).toEqual(["", ""])

@@ -62,24 +62,50 @@ export type Block = TextBlock | ThinkingBlock | ToolUseBlock
 
 /**
  * Something that goes wrong in a stream once `afterTokens` content deltas were
- * written (it takes the slot of the next token, after its interval):
+ * written (it takes the slot of the next token, after its interval), or right
+ * after the response headers with `afterHeaders` (before `message_start`):
  * - `reset`: the server destroys the socket;
  * - `end-early`: the response ends cleanly without `message_delta`/`message_stop`;
  * - `garbage`: a `data:` line that is not JSON;
  * - `truncated-json`: half a JSON object;
  * - `unexpected-shape`: valid JSON that is not a protocol event;
- * - `error-event`: an SSE `error` event (default `overloaded_error`).
+ * - `error-event`: an SSE `error` event (default `overloaded_error`);
+ * - `silent`: the server writes nothing more and holds the connection open until the client closes it;
+ * - `pings`: the server writes only `ping` events, one every `pingInterval` milliseconds (default 1000), until the
+ *   client closes the connection;
+ * - `oversized-line`: a `content_block_delta` whose `data:` line runs `bytes` bytes (default 40 MiB) without a
+ *   newline, then the response ends;
+ * - `oversized-event`: one event of `bytes` bytes (default 40 MiB) in `data:` lines of 1 KiB.
  *
- * A fault past the last token happens before `message_delta`. In a JSON (non-streaming)
- * answer only `reset`, `garbage` and `truncated-json` apply.
+ * The last two are written as fast as the client reads (`bytesWritten` of the record shows how far it read).
+ * A fault past the last token happens before `message_delta`. In a JSON (non-streaming) answer only `reset`,
+ * `garbage` and `truncated-json` apply.
+ *
+ * A reply's bad usage figures need no fault: `inputTokens` and `outputTokens` are sent as given, negative or absurd.
  *
  * @since 0.1.0
  */
 export interface Fault {
-  readonly kind: "reset" | "end-early" | "garbage" | "truncated-json" | "unexpected-shape" | "error-event"
+  readonly kind:
+    | "reset"
+    | "end-early"
+    | "garbage"
+    | "truncated-json"
+    | "unexpected-shape"
+    | "error-event"
+    | "silent"
+    | "pings"
+    | "oversized-line"
+    | "oversized-event"
   readonly afterTokens: number
+  /** The fault comes right after the response headers, before `message_start` (`afterTokens` is not used). */
+  readonly afterHeaders?: boolean
   readonly errorType?: string
   readonly message?: string
+  /** `pings`: milliseconds between two pings. */
+  readonly pingInterval?: number
+  /** `oversized-line`, `oversized-event`: the size of the line or event. */
+  readonly bytes?: number
 }
 
 /** A successful turn, streamed when the request says `stream: true`, else sent as one JSON message. @since 0.1.0 */
@@ -88,9 +114,9 @@ export interface StreamReply {
   readonly blocks: ReadonlyArray<Block>
   readonly stopReason: string
   readonly model: string
-  /** `undefined`: about a quarter of the request body's length. */
+  /** `undefined`: about a quarter of the request body's length. Sent as given, even negative. */
   readonly inputTokens: number | undefined
-  /** `undefined`: the number of content deltas. */
+  /** `undefined`: the number of content deltas. Sent as given, even negative. */
   readonly outputTokens: number | undefined
   /** Milliseconds between two content deltas (the first one is written with the headers). */
   readonly interval: number
@@ -353,6 +379,10 @@ export interface RecordedRequest {
   /** Content deltas written so far, and when each was written. */
   readonly tokensWritten: number
   readonly tokenTimes: ReadonlyArray<number>
+  /** `ping` events written so far. */
+  readonly pingsWritten: number
+  /** Bytes of a streamed body written so far (an oversized line or event is written only as fast as it is read). */
+  readonly bytesWritten: number
 }
 
 /** A snapshot of the server, given to `waitUntil` predicates. @since 0.1.0 */

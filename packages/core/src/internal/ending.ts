@@ -100,12 +100,18 @@ export const settle = (
           text: bodyExit.value.text,
           transcript: bodyExit.value.transcript,
           tokensUsed: tokens.used,
+          tally: tokens.tally,
           writesCommitted: committed.value
         }
         return {
           outcome: completed,
           terminal: (c: EventCommon) =>
-            makeEvent(RunEvent.RunCompleted, { ...c, text: bodyExit.value.text, tokensUsed: tokens.used }),
+            makeEvent(RunEvent.RunCompleted, {
+              ...c,
+              text: bodyExit.value.text,
+              tokensUsed: tokens.used,
+              tally: tokens.tally
+            }),
           exit: Effect.succeed(bodyExit.value)
         }
       }
@@ -136,6 +142,7 @@ export const settle = (
         transcript: Transcript.close(transcript.current, why),
         tokensUsed: tokensNow.used,
         tokensEstimated: tokensNow.estimated,
+        tally: tokensNow.tally,
         writesRolledBack: undone.writes,
         compensationsRun: undone.compensations
       }
@@ -147,6 +154,7 @@ export const settle = (
             reason,
             tokensUsed: tokensNow.used,
             tokensEstimated: tokensNow.estimated,
+            tally: tokensNow.tally,
             writesRolledBack: undone.writes
           }),
         exit: Effect.interrupt
@@ -177,13 +185,20 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       error,
       transcript: Transcript.close(transcript.current, "it failed"),
       tokensUsed: tokens.used,
+      tally: tokens.tally,
       writesRolledBack: undone.writes,
       compensationsRun: undone.compensations
     }
     return {
       outcome,
       terminal: (c: EventCommon) =>
-        makeEvent(RunEvent.RunFailed, { ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }),
+        makeEvent(RunEvent.RunFailed, {
+          ...c,
+          error,
+          tokensUsed: tokens.used,
+          tally: tokens.tally,
+          writesRolledBack: undone.writes
+        }),
       exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError>
     }
   })

@@ -237,6 +237,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
           transcript,
           tokensUsed: 0,
           tokensEstimated: false,
+          tally: TokenBudget.emptyTally,
           writesRolledBack: 0,
           compensationsRun: 0
         }
@@ -247,6 +248,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
           error: Cause.pretty(exit.cause),
           transcript,
           tokensUsed: 0,
+          tally: TokenBudget.emptyTally,
           writesRolledBack: 0,
           compensationsRun: 0
         }
@@ -290,7 +292,11 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
             transition(
               Lifecycle.requestCancel(
                 lifecycle.state,
-                new CancelReason.BudgetExceeded({ ceiling: snapshot.ceiling, used: snapshot.used })
+                new CancelReason.BudgetExceeded({
+                  ceiling: snapshot.ceiling,
+                  used: snapshot.used,
+                  estimated: snapshot.tally.estimated
+                })
               ),
               requester
             )

@@ -12,6 +12,7 @@ export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown>
         runId: outcome.runId,
         text: outcome.text,
         tokensUsed: outcome.tokensUsed,
+        tally: outcome.tally,
         writesCommitted: outcome.writesCommitted
       }
     case "Cancelled":
@@ -22,6 +23,7 @@ export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown>
         reasonText: CancelReason.describe(outcome.reason),
         tokensUsed: outcome.tokensUsed,
         tokensEstimated: outcome.tokensEstimated,
+        tally: outcome.tally,
         writesRolledBack: outcome.writesRolledBack,
         compensationsRun: outcome.compensationsRun
       }
@@ -31,6 +33,7 @@ export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown>
         runId: outcome.runId,
         error: outcome.error,
         tokensUsed: outcome.tokensUsed,
+        tally: outcome.tally,
         writesRolledBack: outcome.writesRolledBack,
         compensationsRun: outcome.compensationsRun
       }

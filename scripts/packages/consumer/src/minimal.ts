@@ -2,10 +2,11 @@
  * The smallest useful agent, bundled (effect external, minified) to measure what @tether/core adds to an
  * application: Agent, one Tool, AgentRun, and a LanguageModel stub in place of a provider.
  */
-import { Effect, Layer, Schema, Stream } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { Agent, AgentRun, LanguageModel, Tool } from "@tether/core"
 
-const echo = Tool.make("echo", {
+const echo = Tool.make({
+  name: "echo",
   description: "Echoes its input",
   input: Schema.Struct({ text: Schema.String }),
   output: Schema.String,
@@ -13,10 +14,12 @@ const echo = Tool.make("echo", {
 })
 
 const model = Layer.succeed(LanguageModel.LanguageModel, {
-  streamTurn: () =>
-    Stream.make(
-      LanguageModel.ModelEvent.TextDelta({ text: "hello" }),
-      LanguageModel.ModelEvent.Stop({ reason: "end_turn" })
+  runTurn: (_request, onEvents) =>
+    Effect.sync(() =>
+      onEvents([
+        LanguageModel.ModelEvent.TextDelta({ text: "hello" }),
+        LanguageModel.ModelEvent.Stop({ reason: "end_turn" })
+      ])
     )
 })
 

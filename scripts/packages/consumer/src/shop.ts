@@ -7,14 +7,16 @@ import { Agent, AgentRun, StagedWrites, Tool } from "@tether/core"
 import * as ScriptedModel from "@tether/testing/ScriptedModel"
 
 export const makeShop = (stock: Effect.Effect<number>) => {
-  const placeOrder = Tool.make("place_order", {
+  const placeOrder = Tool.make({
+    name: "place_order",
     description: "Places an order; it is saved only if the whole run succeeds.",
     input: Schema.Struct({ item: Schema.String, quantity: Schema.Number }),
     output: Schema.String,
     handler: (order) =>
       Effect.as(AgentRun.stage(StagedWrites.upsert("orders", order.item, order)), `ordered ${order.quantity}`)
   })
-  const checkStock = Tool.make("check_stock", {
+  const checkStock = Tool.make({
+    name: "check_stock",
     description: "How many of an item are in stock.",
     input: Schema.Struct({ item: Schema.String }),
     output: Schema.Number,

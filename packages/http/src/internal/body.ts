@@ -1,6 +1,6 @@
 import type { HttpServerRequest } from "@effect/platform"
-import { Chunk, Duration, Effect, Either, Exit, Option, ParseResult, Schema, Scope, Stream } from "effect"
-import { BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType } from "../RouteError.js"
+import { Chunk, Clock, Duration, Effect, Either, Exit, Option, ParseResult, Schema, Scope, Stream } from "effect"
+import { BadRequest, InvalidBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "../RouteError.js"
 
 const tooLarge = (limitBytes: number) =>
   new PayloadTooLarge({ message: `the body is larger than ${limitBytes} bytes`, limitBytes })
@@ -35,23 +35,32 @@ const drain = (
 }
 
 /**
- * The body as text, at most `limitBytes` bytes of it, read from the platform's stream of the request. Past the limit
- * the rest is read and dropped in the background (up to `drainFactor` times the limit, for at most `drainWindow`)
- * while the 413 goes out: a client still sending (a chunked body has no length to refuse up front) then reads the
- * 413 instead of a reset.
+ * The body as text, at most `limitBytes` bytes of it, read from the platform's stream of the request, whole within
+ * `timeoutMillis`. Past the limit or the deadline the rest is read and dropped in the background (up to
+ * `drainFactor` times the limit, for at most `drainWindow`) while the 413 or 408 goes out: a client still sending
+ * (a chunked body has no length to refuse up front; a slow one is still at it) then reads the refusal instead of a
+ * reset. (The 408 closes the connection, which ends the drain.)
  */
 const readText = (
   request: HttpServerRequest.HttpServerRequest,
-  limitBytes: number
-): Effect.Effect<{ readonly text: string; readonly bytes: number }, BadRequest | PayloadTooLarge> =>
+  limitBytes: number,
+  timeoutMillis: number
+): Effect.Effect<{ readonly text: string; readonly bytes: number }, BadRequest | PayloadTooLarge | RequestTimeout> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const pull = yield* Scope.extend(Stream.toPull(request.stream), scope)
+      const deadline = (yield* Clock.currentTimeMillis) + timeoutMillis
       const parts: Array<Uint8Array> = []
       let bytes = 0
+      // Bounded by bytes and by time, so it cannot outlive the request by much: a daemon, so that the end of the
+      // request's scope (once the refusal is written) does not cut it short.
+      const dropTheRest = Effect.suspend(() => Effect.forkDaemon(drain(pull, limitBytes * drainFactor - bytes, scope)))
       while (true) {
-        const next = yield* Effect.either(restore(pull)).pipe(Effect.onInterrupt(() => Scope.close(scope, Exit.void)))
+        const remaining = Duration.millis(Math.max(0, deadline - (yield* Clock.currentTimeMillis)))
+        const next = yield* Effect.either(restore(Effect.timeoutOption(pull, remaining))).pipe(
+          Effect.onInterrupt(() => Scope.close(scope, Exit.void))
+        )
         if (Either.isLeft(next)) {
           yield* Scope.close(scope, Exit.void)
           if (Option.isSome(next.left)) return yield* unreadable()
@@ -63,14 +72,19 @@ const readText = (
           }
           return { text: new TextDecoder().decode(whole), bytes }
         }
-        for (const part of next.right) {
+        if (Option.isNone(next.right)) {
+          yield* dropTheRest
+          return yield* new RequestTimeout({
+            message: `the body did not arrive within ${timeoutMillis} ms`,
+            timeoutMillis
+          })
+        }
+        for (const part of next.right.value) {
           bytes += part.length
           parts.push(part)
         }
         if (bytes > limitBytes) {
-          // Bounded by bytes and by time, so it cannot outlive the request by much: a daemon, so that the end of
-          // the request's scope (once the 413 is written) does not cut it short.
-          yield* Effect.forkDaemon(drain(pull, limitBytes * drainFactor - bytes, scope))
+          yield* dropTheRest
           return yield* tooLarge(limitBytes)
         }
       }
@@ -85,18 +99,21 @@ const isJsonMediaType = (contentType: string | undefined): boolean => {
 }
 
 /**
- * Reads a JSON body of at most `limitBytes` bytes. A declared `content-length`
- * over the limit is refused before anything is read; a body not declared as
- * JSON is refused once read (so that the refusal reaches a client still sending).
+ * Reads a JSON body of at most `limitBytes` bytes, whole within `timeout`. A
+ * declared `content-length` over the limit is refused before anything is read;
+ * a body not declared as JSON is refused once read (so that the refusal reaches
+ * a client still sending); a body still arriving after `timeout` is
+ * `RequestTimeout` (its reading stops, and the 408 closes the connection).
  */
 export const readJson = (
   request: HttpServerRequest.HttpServerRequest,
-  limitBytes: number
-): Effect.Effect<unknown, BadRequest | PayloadTooLarge | UnsupportedMediaType> =>
+  limits: { readonly limitBytes: number; readonly timeout: Duration.DurationInput }
+): Effect.Effect<unknown, BadRequest | PayloadTooLarge | RequestTimeout | UnsupportedMediaType> =>
   Effect.gen(function* () {
+    const { limitBytes } = limits
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > limitBytes) return yield* tooLarge(limitBytes)
-    const { bytes, text } = yield* readText(request, limitBytes)
+    const { bytes, text } = yield* readText(request, limitBytes, Duration.toMillis(Duration.decode(limits.timeout)))
     const contentType = request.headers["content-type"]
     if (!isJsonMediaType(contentType)) {
       return yield* new UnsupportedMediaType({

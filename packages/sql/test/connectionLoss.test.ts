@@ -1,17 +1,36 @@
 /**
  * PostgreSQL blinks under a commit: its backend is terminated (`pg_terminate_backend`) before any write, in the
- * middle of the writes and at COMMIT, and a proxy in front of it drops and refuses connections. A commit retries
+ * middle of the writes and at COMMIT, and a proxy in front of it drops and refuses connections; SQLite's file is
+ * locked by another connection. A commit retries
  * what failed before the COMMIT was sent (nothing was applied), within a bound; a connection lost at COMMIT is
  * `CommitOutcomeUnknownError`. Never a defect, never a partial commit, never a write applied twice.
  */
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Agent, AgentRun, RunEvent, StagedWrites, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
-import { Cause, Chunk, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import {
+  Cause,
+  Chunk,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { SqlStagedWrites } from "../src/index.js"
 import * as Blink from "./support/blink.js"
 import { postgres, postgresUrl } from "./support/TestDatabase.js"
@@ -241,6 +260,52 @@ describePg(`PostgreSQL blinks under a commit (${postgresUrl})`, () => {
         const last = events.at(-1)
         expect(last?._tag).toBe("RunFailed")
         expect((last as RunEvent.RunFailed).error).toMatch(/^CommitOutcomeUnknownError/)
+      })
+    )
+  )
+})
+
+describe("SQLite: a file locked by another connection", () => {
+  it.live("a commit that finds the file locked past the busy timeout (SQLITE_BUSY) is retried and lands once", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-busy-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+        const filename = path.join(dir, "tether.db")
+        const services = Layer.succeedContext(
+          yield* Layer.build(SqlStagedWrites.layerSqlite({ filename, commitRetry }).pipe(Layer.orDie))
+        )
+        // Another connection to the same file holds its write lock until `release`.
+        const other = Context.get(
+          yield* Layer.build(SqliteClient.layer({ filename }).pipe(Layer.orDie)),
+          SqlClient.SqlClient
+        )
+        yield* other`CREATE TABLE holder (id INTEGER)`.pipe(Effect.orDie)
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        yield* other
+          .withTransaction(
+            other`INSERT INTO holder VALUES (1)`.pipe(
+              Effect.zipRight(Deferred.succeed(locked, undefined)),
+              Effect.zipRight(Deferred.await(release))
+            )
+          )
+          .pipe(Effect.orDie, Effect.forkScoped)
+        yield* Deferred.await(locked)
+        // SQLite waits for the lock synchronously (its busy timeout, 5 s): this release can only run once the first
+        // attempt has failed with SQLITE_BUSY, between it and the retry.
+        const releasing = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(
+          Deferred.succeed(releasing, undefined).pipe(
+            Effect.zipRight(Effect.sleep("200 millis")),
+            Effect.zipRight(Deferred.succeed(release, undefined))
+          )
+        )
+        yield* Deferred.await(releasing)
+        const { committed } = yield* Effect.provide(stageAndCommit([order]), services)
+        expect(committed).toStrictEqual(Exit.succeed(1))
+        const stored = yield* Effect.provide(SqlStagedWrites.read("orders", "o-1"), services)
+        expect(stored).toStrictEqual(Option.some({ id: "o-1", total: 3 }))
       })
     )
   )

@@ -54,6 +54,31 @@ describe("chat server security (SQLite)", () => {
     })
   )
 
+  it.scopedLive("every session route of the first browser's session refuses the second browser (403)", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ answerWords: 5 })
+      const first = yield* visit(harness)
+      const second = yield* visit(harness)
+      yield* ask(harness, "s-private", "Order a secret gift for my wife", first.headers).pipe(
+        Effect.flatMap((stream) => stream.ended),
+        Effect.timeout("20 seconds")
+      )
+      const routes = [
+        { method: "GET", path: "/api/sessions/s-private" },
+        { method: "GET", path: "/api/sessions/s-private/events" },
+        { method: "POST", path: "/api/sessions/s-private/cancel" },
+        { method: "POST", path: "/api/sessions/s-private/messages", body: JSON.stringify({ message: "and mine?" }) }
+      ] as const
+      for (const route of routes) {
+        const answer = yield* Client.requestJson({ port: harness.port, ...route, headers: second.headers })
+        expect(answer.status, `${route.method} ${route.path}`).toBe(403)
+        expect(JSON.stringify(answer.json)).not.toMatch(/secret gift/)
+        const own = yield* Client.requestJson({ port: harness.port, ...route, headers: first.headers })
+        expect(own.status, `${route.method} ${route.path} by its owner`).toBe(200)
+      }
+    })
+  )
+
   it.scopedLive("a client that mints 5 callers gets at most 4 runs going from its address (429 past them)", () =>
     Effect.gen(function* () {
       const harness = yield* Harness.start({ answerWords: 2000 })

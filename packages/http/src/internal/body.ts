@@ -1,5 +1,5 @@
 import type { HttpServerRequest } from "@effect/platform"
-import { Chunk, Clock, Duration, Effect, Either, Exit, Option, ParseResult, Schema, Scope, Stream } from "effect"
+import { Chunk, Duration, Effect, Either, Exit, Option, ParseResult, Schema, Scope, Stream } from "effect"
 import { BadRequest, InvalidBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "../RouteError.js"
 
 const tooLarge = (limitBytes: number) =>
@@ -34,33 +34,30 @@ const drain = (
   )
 }
 
+/** How long the request stream stays open after its reading was interrupted (a deadline, a client gone). */
+const closeGrace = Duration.seconds(1)
+
 /**
- * The body as text, at most `limitBytes` bytes of it, read from the platform's stream of the request, whole within
- * `timeoutMillis`. Past the limit or the deadline the rest is read and dropped in the background (up to
- * `drainFactor` times the limit, for at most `drainWindow`) while the 413 or 408 goes out: a client still sending
- * (a chunked body has no length to refuse up front; a slow one is still at it) then reads the refusal instead of a
- * reset. (The 408 closes the connection, which ends the drain.)
+ * The body as text, at most `limitBytes` bytes of it, read from the platform's stream of the request. Past the limit
+ * the rest is read and dropped in the background (up to `drainFactor` times the limit, for at most `drainWindow`)
+ * while the 413 goes out: a client still sending (a chunked body has no length to refuse up front) then reads the
+ * 413 instead of a reset. Interrupted (the body's deadline passed, the client went away), it lets go of the stream
+ * `closeGrace` later, so that a 408 is written before the connection closes.
  */
 const readText = (
   request: HttpServerRequest.HttpServerRequest,
-  limitBytes: number,
-  timeoutMillis: number
-): Effect.Effect<{ readonly text: string; readonly bytes: number }, BadRequest | PayloadTooLarge | RequestTimeout> =>
+  limitBytes: number
+): Effect.Effect<{ readonly text: string; readonly bytes: number }, BadRequest | PayloadTooLarge> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const pull = yield* Scope.extend(Stream.toPull(request.stream), scope)
-      const deadline = (yield* Clock.currentTimeMillis) + timeoutMillis
+      // Bounded in time: a daemon, so that the end of the request's scope does not cut the grace short.
+      const closeSoon = Effect.forkDaemon(Effect.delay(Scope.close(scope, Exit.void), closeGrace))
       const parts: Array<Uint8Array> = []
       let bytes = 0
-      // Bounded by bytes and by time, so it cannot outlive the request by much: a daemon, so that the end of the
-      // request's scope (once the refusal is written) does not cut it short.
-      const dropTheRest = Effect.suspend(() => Effect.forkDaemon(drain(pull, limitBytes * drainFactor - bytes, scope)))
       while (true) {
-        const remaining = Duration.millis(Math.max(0, deadline - (yield* Clock.currentTimeMillis)))
-        const next = yield* Effect.either(restore(Effect.timeoutOption(pull, remaining))).pipe(
-          Effect.onInterrupt(() => Scope.close(scope, Exit.void))
-        )
+        const next = yield* Effect.either(restore(pull)).pipe(Effect.onInterrupt(() => closeSoon))
         if (Either.isLeft(next)) {
           yield* Scope.close(scope, Exit.void)
           if (Option.isSome(next.left)) return yield* unreadable()
@@ -72,19 +69,14 @@ const readText = (
           }
           return { text: new TextDecoder().decode(whole), bytes }
         }
-        if (Option.isNone(next.right)) {
-          yield* dropTheRest
-          return yield* new RequestTimeout({
-            message: `the body did not arrive within ${timeoutMillis} ms`,
-            timeoutMillis
-          })
-        }
-        for (const part of next.right.value) {
+        for (const part of next.right) {
           bytes += part.length
           parts.push(part)
         }
         if (bytes > limitBytes) {
-          yield* dropTheRest
+          // Bounded by bytes and by time, so it cannot outlive the request by much: a daemon, so that the end of
+          // the request's scope (once the 413 is written) does not cut it short.
+          yield* Effect.forkDaemon(drain(pull, limitBytes * drainFactor - bytes, scope))
           return yield* tooLarge(limitBytes)
         }
       }
@@ -113,7 +105,14 @@ export const readJson = (
     const { limitBytes } = limits
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > limitBytes) return yield* tooLarge(limitBytes)
-    const { bytes, text } = yield* readText(request, limitBytes, Duration.toMillis(Duration.decode(limits.timeout)))
+    const timeoutMillis = Duration.toMillis(Duration.decode(limits.timeout))
+    const { bytes, text } = yield* readText(request, limitBytes).pipe(
+      Effect.timeoutFail({
+        duration: limits.timeout,
+        onTimeout: () =>
+          new RequestTimeout({ message: `the body did not arrive within ${timeoutMillis} ms`, timeoutMillis })
+      })
+    )
     const contentType = request.headers["content-type"]
     if (!isJsonMediaType(contentType)) {
       return yield* new UnsupportedMediaType({

@@ -61,6 +61,7 @@ describe("RouteError", () => {
       [new RouteError.BadRequest({ message: "m" }), 400],
       [new RouteError.InvalidBody({ message: "m", issues: [] }), 422],
       [new RouteError.PayloadTooLarge({ message: "m", limitBytes: 1 }), 413],
+      [new RouteError.RequestTimeout({ message: "m", timeoutMillis: 1 }), 408],
       [new RouteError.SessionBusy({ message: "m", sessionId: "s", runId: "r" }), 409],
       [new RouteError.TooManyRuns({ message: "m", limit: 1 }), 429]
     ]

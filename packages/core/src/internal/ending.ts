@@ -169,7 +169,10 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       onNone: () => Cause.pretty(cause),
       onSome: describeError
     })
-    const undone = yield* undo(ctx)
+    const undoneAll = yield* undo(ctx)
+    // A commit whose outcome is unknown rolled nothing back: its writes may have landed.
+    const isFateUnknown = Option.exists(Cause.failureOption(cause), (e) => e._tag === "CommitOutcomeUnknownError")
+    const undone = isFateUnknown ? { ...undoneAll, writes: 0 } : undoneAll
     yield* ctx.emit((c) =>
       makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: error })
     )

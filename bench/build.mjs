@@ -22,7 +22,13 @@ const external = {
 }
 
 await esbuild.build({
-  entryPoints: ["bench/src/main.ts", "bench/src/remoteFakeMain.ts"],
+  entryPoints: [
+    "bench/src/main.ts",
+    "bench/src/nodeFetch.ts",
+    "bench/src/remoteFakeMain.ts",
+    "bench/src/scaleMain.ts",
+    "bench/src/profileMain.ts"
+  ],
   outdir: "bench/dist",
   outExtension: { ".js": ".mjs" },
   bundle: true,

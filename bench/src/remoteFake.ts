@@ -1,7 +1,7 @@
 /** The parent's side of `remoteFakeMain.ts`: starts it, reads its lines, waits for what it reports. */
 import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { createInterface } from "node:readline"
+import { nodeArgs } from "./child.js"
 import { serverCommand } from "./cpus.js"
 
 interface Line {
@@ -55,14 +55,7 @@ const spawnFake = (args: ReadonlyArray<string>) =>
     readonly waitFor: <A>(select: () => A | undefined) => Promise<A>
     readonly close: () => Promise<void>
   }>((resolve, reject) => {
-    // From the bundle (`pnpm bench`), its bundled sibling; from the sources, through tsx.
-    const isBundled = import.meta.url.endsWith(".mjs")
-    const main = fileURLToPath(new URL(isBundled ? "./remoteFakeMain.mjs" : "./remoteFakeMain.ts", import.meta.url))
-    const [command, commandArgs] = serverCommand(process.execPath, [
-      ...(isBundled ? [] : ["--import", "tsx"]),
-      main,
-      ...args
-    ])
+    const [command, commandArgs] = serverCommand(process.execPath, [...nodeArgs("remoteFakeMain"), ...args])
     const child = spawn(command, commandArgs, { stdio: ["pipe", "pipe", "inherit"] })
     const lines: Array<Line & Partial<Summary>> = []
     const waiters = new Set<() => void>()
@@ -114,8 +107,13 @@ export const start = async (interval: number, tokens: number): Promise<RemoteFak
  * The same server for many requests: it reports counts (`Summary`), not each request. With `rootTool`, a
  * request whose system prompt is not "sub" gets a call of that tool.
  */
-export const startSummary = async (interval: number, tokens: number, rootTool?: string): Promise<RemoteSummaryFake> => {
-  const args = [String(interval), String(tokens), "summary", ...(rootTool === undefined ? [] : [rootTool])]
+export const startSummary = (interval: number, tokens: number, rootTool?: string): Promise<RemoteSummaryFake> =>
+  summaryFake([String(interval), String(tokens), "summary", ...(rootTool === undefined ? [] : [rootTool])])
+
+/** The two-turn server of the overhead scenario (a call of `echo`, then text), reporting counts. */
+export const startTwoTurn = (): Promise<RemoteSummaryFake> => summaryFake(["0", "0", "two-turn"])
+
+const summaryFake = async (args: ReadonlyArray<string>): Promise<RemoteSummaryFake> => {
   const { url, lines, waitFor, close } = await spawnFake(args)
   const latest = (): Summary | undefined => {
     const line = lines[lines.length - 1]

@@ -5,18 +5,23 @@
  * and when its connection closed. In `summary` mode (thousands of requests): every 5 ms that something changed,
  * how many requests have written a token, how many have ended, how many responses are in flight, and when the
  * last one ended. With a tool name as the fifth argument, a request whose system prompt is not "sub" gets a
- * call of that tool instead of text (the tree scenario's root agent).
+ * call of that tool instead of text (the tree scenario's root agent). In `two-turn` mode (reported as in `summary`
+ * mode) it answers the two-turn runs of the overhead scenario: a call of `echo`, then text.
  */
 import { FakeAnthropic } from "@tether/testing"
+import { twoTurnScript } from "./sides/common.js"
 
 const interval = Number(process.argv[2] ?? "1000")
 const words = Array.from({ length: Number(process.argv[3] ?? "20") }, (_, i) => `token${i} `)
-const summary = process.argv[4] === "summary"
+const mode = process.argv[4]
+const summary = mode === "summary" || mode === "two-turn"
 const rootTool = process.argv[5]
 const fake = await FakeAnthropic.start((request) =>
-  rootTool !== undefined && request.body.system !== "sub"
-    ? FakeAnthropic.toolUse(rootTool, {})
-    : FakeAnthropic.text(words, { interval })
+  mode === "two-turn"
+    ? twoTurnScript(request)
+    : rootTool !== undefined && request.body.system !== "sub"
+      ? FakeAnthropic.toolUse(rootTool, {})
+      : FakeAnthropic.text(words, { interval })
 )
 const absolute = (time: number) => performance.timeOrigin + time
 const write = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`)

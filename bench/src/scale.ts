@@ -1,15 +1,13 @@
 /**
- * Scenario 5: many concurrent streaming sessions in one process, then cancel them all: heap per session, and time
- * until every run (or raw stream) has settled and the server has seen every request end, for Tether's RunRegistry
- * against raw SDK streams with AbortControllers. The fake server runs in a process of its own (as the real API
- * does), so the heap figure is the client's alone and the server's work does not compete with the cancel for this
- * process's CPU.
+ * Scenario 5: thousands of concurrent streaming sessions held mid-stream, then all cancelled: heap per live session
+ * (after gc), and the time until every run (or request) has settled and the server has seen every request end.
+ * Each side runs in a process of its own (`scaleMain.ts`), so heaps do not mix, against a fake server in another
+ * process (as the real API is), so the heap is the client's alone and the server's work does not compete with the
+ * cancel for this process's CPU.
  */
-import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
-import { AnthropicModel } from "@tether/anthropic"
-import { Agent, CancelReason, RunRegistry } from "@tether/core"
+import { runChild } from "./child.js"
 import * as RemoteFake from "./remoteFake.js"
-import { rawClient, rawStream } from "./setup.js"
+import { cancelEach, type Live, type Side } from "./sides/index.js"
 import { sleep } from "./stats.js"
 
 const gc = () => {
@@ -26,7 +24,7 @@ const heapUsed = async () => {
 
 export interface ScaleSide {
   readonly heapPerSessionKiB: number
-  /** From the cancel until every run (or raw stream) has settled and the server has seen the last request end. */
+  /** From the cancel until every run (or request) has settled and the server has seen the last request end. */
   readonly quiesceMillis: number
   /** Responses the server still had in flight once every request had ended. */
   readonly socketsLeft: number
@@ -35,94 +33,75 @@ export interface ScaleSide {
 export interface ScaleResult {
   readonly sessions: number
   readonly gcExposed: boolean
-  readonly tether: ScaleSide
-  /** Tether with tracing off (`Layer.setTracerEnabled(false)`): no spans at all. */
-  readonly untraced: ScaleSide
-  readonly raw: ScaleSide
+  /** By side key. */
+  readonly sides: Readonly<Record<string, ScaleSide>>
 }
 
 /** Sessions are opened in batches (a burst of thousands of connects overflows the listen backlog). */
 const batchSize = 250
 
-const measureRaw = async (fake: RemoteFake.RemoteSummaryFake, sessions: number): Promise<ScaleSide> => {
-  const client = rawClient(fake)
-  const before = await heapUsed()
-  const controllers: Array<AbortController> = []
-  const done: Array<Promise<void>> = []
-  for (let opened = 0; opened < sessions; opened += batchSize) {
-    const n = Math.min(batchSize, sessions - opened)
-    for (let i = 0; i < n; i++) {
-      const controller = new AbortController()
-      controllers.push(controller)
-      done.push(rawStream(client, controller.signal))
-    }
-    await fake.started(opened + n)
-  }
-  const after = await heapUsed()
-  const t0 = RemoteFake.now()
-  controllers.forEach((controller) => controller.abort())
-  await Promise.all(done)
-  const settled = RemoteFake.now()
-  const end = await fake.quiesced(sessions)
-  return {
-    heapPerSessionKiB: (after - before) / sessions / 1024,
-    quiesceMillis: Math.max(settled, end.lastEndedAt) - t0,
-    socketsLeft: end.inFlight
-  }
-}
-
-const measureTether = (tracing: boolean) => async (fake: RemoteFake.RemoteSummaryFake, sessions: number) => {
-  const runtime = ManagedRuntime.make(
-    Layer.mergeAll(
-      AnthropicModel.layer({ apiKey: "bench", baseURL: fake.url, maxRetries: 0 }),
-      RunRegistry.layer(),
-      Logger.minimumLogLevel(LogLevel.Warning),
-      Layer.setTracerEnabled(tracing)
-    )
-  )
+/**
+ * Holds `sessions` live streams of `side`, then cancels them all. Runs in the process it measures, against `fake`
+ * (a server whose streams stall after their first token), which has served `served` requests before.
+ */
+export const measure = async (
+  side: Side,
+  sessions: number,
+  fake: RemoteFake.RemoteSummaryFake,
+  served: number
+): Promise<ScaleSide> => {
+  const client = await side.connect(fake.url)
   try {
-    const agent = Agent.make({ name: "chat" })
-    await runtime.runPromise(Effect.void)
+    // One stream first, opened and cancelled, so what a side sets up on its first request is not counted.
+    const warm = client.stream()
+    await fake.started(served + 1)
+    await (client.cancelAll ?? cancelEach)([warm])
+    await fake.quiesced(served + 1)
     const before = await heapUsed()
+    const lives: Array<Live> = []
     for (let opened = 0; opened < sessions; opened += batchSize) {
-      const ids = Array.from({ length: Math.min(batchSize, sessions - opened) }, (_, k) => `s${opened + k}`)
-      await runtime.runPromise(
-        Effect.flatMap(RunRegistry.RunRegistry, (registry) =>
-          Effect.forEach(ids, (id) => registry.start(id, agent, "hi"), { discard: true })
-        )
-      )
-      await fake.started(opened + ids.length)
+      const n = Math.min(batchSize, sessions - opened)
+      for (let i = 0; i < n; i++) lives.push(client.stream())
+      await fake.started(served + 1 + opened + n)
     }
     const after = await heapUsed()
     const t0 = RemoteFake.now()
-    await runtime.runPromise(
-      Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.cancelAll(new CancelReason.Shutdown()))
-    )
+    await (client.cancelAll ?? cancelEach)(lives)
     const settled = RemoteFake.now()
-    const end = await fake.quiesced(sessions)
-    const side: ScaleSide = {
+    const end = await fake.quiesced(served + 1 + sessions)
+    return {
       heapPerSessionKiB: (after - before) / sessions / 1024,
       quiesceMillis: Math.max(settled, end.lastEndedAt) - t0,
       socketsLeft: end.inFlight
     }
-    return side
   } finally {
-    await runtime.dispose()
+    await client.close()
   }
 }
 
-/** Each side gets a fresh server, so request counts start at zero. */
-export const scale = async (sessions: number): Promise<ScaleResult> => {
-  const side = async (measure: (fake: RemoteFake.RemoteSummaryFake, sessions: number) => Promise<ScaleSide>) => {
-    const fake = await RemoteFake.startSummary(60_000, 50)
-    try {
-      return await measure(fake, sessions)
-    } finally {
-      await fake.close()
+/** Requests `measure` sends: a warm-up stream, then the sessions. */
+export const requestsOf = (sessions: number): number => 1 + sessions
+
+/**
+ * Every side's scale figures: each side in a fresh process (`isolate`), or all of them one after the other in one
+ * child (the quick run, which only proves the code runs).
+ */
+export const scale = async (
+  sides: ReadonlyArray<Side>,
+  sessions: number,
+  options: { readonly isolate: boolean; readonly onSide?: (side: Side) => void }
+): Promise<ScaleResult> => {
+  const groups = options.isolate ? sides.map((side) => [side]) : [sides]
+  const results: Record<string, ScaleSide> = {}
+  let gcExposed = true
+  for (const group of groups) {
+    group.forEach((side) => options.onSide?.(side))
+    const lines = await runChild("scaleMain", [String(sessions), ...group.map((side) => side.key)])
+    for (const line of lines as Array<ScaleSide & { key: string; gcExposed: boolean }>) {
+      const { key, gcExposed: exposed, ...side } = line
+      results[key] = side
+      gcExposed &&= exposed
     }
   }
-  const raw = await side(measureRaw)
-  const tether = await side(measureTether(true))
-  const untraced = await side(measureTether(false))
-  return { sessions, gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function", tether, untraced, raw }
+  return { sessions, gcExposed, sides: results }
 }

@@ -25,3 +25,12 @@ export const summarize = (values: ReadonlyArray<number>): Summary => {
 export const round = (value: number, digits = 2): number => Number(value.toFixed(digits))
 
 export const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
+
+/** `promise`, or a rejection naming `what` after `millis`: a side that stops answering fails the bench, not hangs it. */
+export const within = <A>(promise: Promise<A>, millis: number, what: string): Promise<A> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${millis} ms`)), millis)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}

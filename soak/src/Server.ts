@@ -63,7 +63,8 @@ export const start = (options: {
           current.model === undefined ? Effect.dieMessage("no model set") : current.model.runTurn(request, onEvents)
         )
     })
-    const limits = { maxRunningPerCaller: 1000 }
+    // Every soak client connects from 127.0.0.1: the per-address limit must not throttle them.
+    const limits = { maxRunningPerCaller: 1000, maxRunningPerAddress: 1000 }
     const app = HttpRouter.empty.pipe(
       HttpRouter.mount("/api", SessionRoutes.router(options.agent, { limits, timeout: "20 seconds" })),
       HttpRouter.mount(

@@ -19,6 +19,7 @@
 import { randomUUID } from "node:crypto"
 import { Duration, Effect, Option, Schema } from "effect"
 import { Agent, AgentRun, StagedWrites, Subtask, Tool } from "@tether/core"
+import { Auth } from "@tether/http"
 
 /** The system prompt of the sub-agent; the offline model recognises it by its first words. @since 0.1.0 */
 export const expertSystem =
@@ -32,9 +33,11 @@ export const assistantSystem = [
   "Then answer in a few short paragraphs. Orders are only placed if your whole answer completes."
 ].join(" ")
 
-/** A committed order, as `GET /orders` lists it. @since 0.1.0 */
+/** A committed order, as `GET /orders` lists it to its owner. @since 0.1.0 */
 export const Order = Schema.Struct({
   id: Schema.String,
+  /** The caller whose run placed it: `GET /orders` lists a caller's own orders only. */
+  owner: Schema.String,
   item: Schema.String,
   quantity: Schema.Number,
   runId: Schema.String,
@@ -89,7 +92,7 @@ export const askExpert = Tool.make({
   handler: ({ question }) => Effect.map(AgentRun.run(expert, question), (result) => result.text)
 })
 
-/** Stages an order: it is written only if the run completes. @since 0.1.0 */
+/** Stages an order of the caller the run acts for: it is written only if the run completes. @since 0.1.0 */
 export const placeOrder = Tool.make({
   name: "place_order",
   description:
@@ -102,8 +105,9 @@ export const placeOrder = Tool.make({
   handler: ({ item, quantity }) =>
     Effect.gen(function* () {
       const runId = Option.getOrElse(yield* AgentRun.currentRunId, () => "unknown")
+      const owner = yield* Auth.CurrentCaller
       const id = `ord_${randomUUID().slice(0, 8)}`
-      const order: Order = { id, item, quantity, runId, stagedAt: new Date().toISOString() }
+      const order: Order = { id, owner, item, quantity, runId, stagedAt: new Date().toISOString() }
       yield* AgentRun.stage(StagedWrites.upsert(ordersTable, id, order))
       return `Order ${id} (${quantity} x ${item}) is staged; it is placed when this answer completes.`
     })

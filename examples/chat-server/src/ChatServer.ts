@@ -1,10 +1,16 @@
 /**
  * The chat server: the page at `/`, the session routes of `@tether/http` under
- * `/api`, and `GET /orders`. Each visitor gets a signed cookie naming a fresh
- * caller on first load; the session routes check it on every request. On
+ * `/api`, and `GET /orders` (the caller's own). Each visitor gets a signed
+ * cookie naming a fresh caller on first load, re-issued (with the current
+ * secret and a new expiry) on every later load; the session routes check it on
+ * every request. One client address may have at most 4 runs going, however
+ * many callers it mints. Slow clients are cut off (`NodeServer` deadlines for
+ * headers, `SessionRoutes` for bodies). Each run's start and end is one line of
+ * the server's output (`RunLog`). On
  * shutdown, running runs are cancelled with `Shutdown` and their event streams
- * end with `RunCancelled` before the server closes; connections still open a
- * few seconds later are closed, so the process always exits.
+ * end with `RunCancelled` before the server closes, and one line sums up what
+ * was cancelled; connections still open a few seconds later are closed, so the
+ * process always exits.
  *
  * @example
  * ```ts
@@ -13,7 +19,7 @@
  * import * as Model from "./Model.js"
  * import * as Storage from "./Storage.js"
  *
- * const main = ChatServer.layer({ port: 3000, secret: Redacted.make("change me") }).pipe(
+ * const main = ChatServer.layer({ port: 3000, secret: Redacted.make("32 bytes or more: openssl rand -base64 32") }).pipe(
  *   Layer.provide(Model.layerFromEnv),
  *   Layer.provide(Storage.layerFromEnv)
  * )
@@ -22,16 +28,17 @@
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
-import { createServer } from "node:http"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Console, Duration, Effect, Layer, Option } from "effect"
 import type { Redacted } from "effect"
 import { RunRegistry } from "@tether/core"
 import { Auth, GracefulShutdown, RouteError, SessionRoutes } from "@tether/http"
+import { NodeServer } from "@tether/node"
 import * as Assistant from "./Assistant.js"
 import { ModelInfo } from "./Model.js"
 import * as Page from "./Page.js"
+import * as RunLog from "./RunLog.js"
 import { Orders } from "./Storage.js"
 
 /** @since 0.1.0 */
@@ -39,8 +46,14 @@ export interface Options {
   readonly port: number
   /** Default: every interface. */
   readonly host?: string | undefined
-  /** Signs the visitors' cookies. */
+  /** Signs the visitors' cookies: at least 32 bytes (the layer fails with `Auth.SecretTooShort` otherwise). */
   readonly secret: Redacted.Redacted<string>
+  /** Secrets rotated out: their cookies are still accepted, and re-issued with `secret` when their visitor comes back. */
+  readonly previousSecrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  /** How long a visitor's cookie is valid after its last visit to the page. Default 30 days. */
+  readonly cookieMaxAge?: Duration.DurationInput | undefined
+  /** Deadlines for slow clients (headers, whole request, keep-alive). Default `NodeServer.defaults`. */
+  readonly server?: NodeServer.Options | undefined
   readonly assistant?: Assistant.Options | undefined
   readonly limits?: Partial<SessionRoutes.Limits> | undefined
   /** How long the shutdown waits for runs to stop. Default 10 seconds. */
@@ -49,8 +62,11 @@ export interface Options {
   readonly forceCloseAfter?: Duration.DurationInput | undefined
 }
 
-/** The page; a visitor without a valid cookie gets a new caller id in a signed cookie. */
-const page = (secret: Redacted.Redacted<string>) =>
+/**
+ * The page. A visitor without a valid cookie gets a new caller id; a known one gets its cookie again, signed with the
+ * current secret (a cookie of a previous secret moves to the current one) and valid for `maxAge` from now.
+ */
+const page = (secret: Redacted.Redacted<string>, maxAge: Duration.DurationInput) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const known = yield* Effect.option(Auth.authenticate(request))
@@ -60,26 +76,23 @@ const page = (secret: Redacted.Redacted<string>) =>
       Page.render({ model: model.label, isOffline: model.mode === "offline", storage: orders.label }),
       { contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-store" } }
     )
-    if (Option.isSome(known)) return html
-    const caller = Auth.CallerId.make(`guest-${randomUUID()}`)
-    return HttpServerResponse.unsafeSetCookie(
-      html,
-      Auth.defaultCookieName,
-      yield* Auth.signCookieValue(secret, caller),
-      {
-        httpOnly: true,
-        sameSite: "strict",
-        path: "/"
-      }
-    )
+    const caller = Option.getOrElse(known, () => Auth.CallerId.make(`guest-${randomUUID()}`))
+    // The secret was checked when the server started (`Auth.layerSignedCookie`): it cannot be too short here.
+    const value = yield* Effect.orDie(Auth.signCookieValue(secret, caller, { maxAge }))
+    return HttpServerResponse.unsafeSetCookie(html, Auth.defaultCookieName, value, {
+      httpOnly: true,
+      sameSite: "strict",
+      path: "/",
+      maxAge
+    })
   })
 
-/** The committed orders, for callers with a valid cookie. */
+/** The committed orders of the caller (a valid cookie): never anyone else's. */
 const orders = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
-  yield* Auth.authenticate(request)
+  const caller = yield* Auth.authenticate(request)
   const store = yield* Orders
-  return HttpServerResponse.unsafeJson({ orders: yield* store.list })
+  return HttpServerResponse.unsafeJson({ orders: yield* store.ownedBy(caller) })
 }).pipe(Effect.catchTag("Unauthorized", (error) => Effect.succeed(RouteError.toResponse(error))))
 
 const info = Effect.map(Effect.all([ModelInfo, Orders]), ([model, store]) =>
@@ -89,13 +102,13 @@ const info = Effect.map(Effect.all([ModelInfo, Orders]), ([model, store]) =>
 /** The app's routes. @since 0.1.0 */
 export const router = (options: Omit<Options, "port" | "host">) =>
   HttpRouter.empty.pipe(
-    HttpRouter.get("/", page(options.secret)),
+    HttpRouter.get("/", page(options.secret, options.cookieMaxAge ?? Auth.defaultCookieMaxAge)),
     HttpRouter.get("/orders", orders),
     HttpRouter.get("/info", info),
     HttpRouter.mount(
       "/api",
       SessionRoutes.router(Assistant.make(options.assistant), {
-        limits: { maxRunningPerCaller: 2, ...options.limits }
+        limits: { maxRunningPerCaller: 2, maxRunningPerAddress: 4, ...options.limits }
       })
     )
   )
@@ -107,7 +120,7 @@ export const router = (options: Omit<Options, "port" | "host">) =>
  * @since 0.1.0
  */
 export const layer = (options: Options) => {
-  const server = createServer()
+  const server = NodeServer.make(options.server)
   // Released after the drain, just before the server closes: a timer (not a fiber, which would be
   // interrupted with this scope) closes what is still open after a grace period; unref'd, it never
   // keeps the process alive.
@@ -129,7 +142,10 @@ export const layer = (options: Options) => {
       yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
     })
   )
-  const services = Layer.mergeAll(RunRegistry.layer(), Auth.layerSignedCookie({ secret: options.secret }))
+  const services = Layer.mergeAll(
+    RunLog.layer.pipe(Layer.provide(RunRegistry.layer())),
+    Auth.layerSignedCookie({ secret: options.secret, previousSecrets: options.previousSecrets })
+  )
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
     Layer.provide(services)
   )

@@ -2,8 +2,9 @@
  * What the offline model says: a `FakeAnthropic` script that plays the demo's
  * story for any question, over real HTTP and SSE. A question gets `research`,
  * then `ask_expert` (whose sub-agent request gets a short opinion), then
- * `place_order`, then a long answer streamed word by word: long enough to
- * press Stop while the order is staged and see it rolled back.
+ * `place_order` of what the user's words ask for (`OrderWords`: "order three
+ * kettles" orders 3 × kettle), then a long answer streamed word by word: long
+ * enough to press Stop while the order is staged and see it rolled back.
  *
  * @example
  * ```ts
@@ -17,6 +18,7 @@
  */
 import { FakeAnthropic } from "@tether/testing"
 import { expertSystem } from "./Assistant.js"
+import * as OrderWords from "./OrderWords.js"
 
 /** @since 0.1.0 */
 export interface Options {
@@ -61,25 +63,12 @@ const lastQuestion = (messages: Request["messages"]) => {
   return "your question"
 }
 
-/** The first question of the conversation: what the user wants to buy. */
-const firstQuestion = (messages: Request["messages"]) => {
-  for (const message of messages) {
+/** The user's own words in the conversation, oldest first (tool results are user messages without text). */
+const userTexts = (messages: Request["messages"]) =>
+  messages.flatMap((message) => {
     const text = message.role === "user" ? textOf(blocksOf(message.content)) : ""
-    if (text.trim() !== "") return text
-  }
-  return "the item"
-}
-
-/** "Find a quiet grinder and order one" -> "a quiet grinder". */
-const itemOf = (question: string) =>
-  shorten(
-    question
-      .trim()
-      .replace(/^(please\s+)?(find|order|buy|get|search for|look for)(\s+me)?\s+/i, "")
-      .replace(/\s+and\s+(order|buy|get)\s+(one|it|them)[.!]?$/i, "")
-      .replace(/[.!?]+$/, ""),
-    80
-  )
+    return text.trim() === "" ? [] : [text]
+  })
 
 /** The tool whose result is the last message, by its `tool_use` id in the message before. */
 const answeredTool = (messages: Request["messages"]): string | undefined => {
@@ -121,12 +110,14 @@ export const make =
           { question: shorten(question, 200) },
           { preamble: "I found three sources. Let me ask an expert for a second opinion. ", interval }
         )
-      case "ask_expert":
+      case "ask_expert": {
+        const { item, quantity } = OrderWords.fromConversation(userTexts(body.messages))
         return FakeAnthropic.toolUse(
           "place_order",
-          { item: itemOf(firstQuestion(body.messages)), quantity: 1 },
-          { preamble: "The expert agrees. I'm placing the order now. ", interval }
+          { item, quantity },
+          { preamble: `The expert agrees. I'm ordering ${quantity} × ${item} now. `, interval }
         )
+      }
       default:
         return FakeAnthropic.text(longAnswer(question, options.answerWords ?? 90), { interval })
     }

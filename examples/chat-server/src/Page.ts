@@ -3,7 +3,10 @@
  * posts a message and reads the run's Server-Sent Events with `fetch()` and a
  * stream reader, shows the answer as it streams, a live panel of what the run
  * does (turns, tools, subtasks, staged writes, tokens), a Stop button and how
- * the run ended; and the committed orders.
+ * the run ended (why, tokens, writes committed or rolled back); and the
+ * committed orders. After a reload it shows the session as it is: the
+ * conversation this tab showed, and the latest run rebuilt from the server's
+ * events, re-attached if it is still going.
  *
  * @example
  * ```ts
@@ -39,6 +42,7 @@ const template = /* html */ `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tether chat</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --fg: #1d2330; --muted: #6b7385; --line: #e3e6ee; --accent: #3451d1; --bad: #b3261e; --good: #1b7f3b; }
   * { box-sizing: border-box; }
@@ -59,8 +63,12 @@ const template = /* html */ `<!doctype html>
   @keyframes blink { 50% { opacity: 0; } }
   .msg.assistant.stopped::after { content: " (stopped)"; color: #8a5300; font-style: italic; }
   .msg.error { background: #fdecea; color: var(--bad); }
+  .msg.note { align-self: stretch; font-size: 13px; padding: 6px 10px; }
+  .msg.note.Completed { background: #e5f6ea; color: var(--good); }
+  .msg.note.Cancelled { background: #fff4e0; color: #8a5300; }
+  .msg.note.Failed { background: #fdecea; color: var(--bad); }
   form { display: flex; gap: 8px; margin-top: 12px; }
-  textarea { flex: 1; resize: vertical; min-height: 44px; padding: 8px; font: inherit; border: 1px solid var(--line); border-radius: 8px; }
+  textarea { flex: 1; min-width: 0; resize: vertical; min-height: 44px; padding: 8px; font: inherit; border: 1px solid var(--line); border-radius: 8px; }
   button { font: inherit; padding: 8px 14px; border-radius: 8px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
   button:disabled { opacity: .45; cursor: default; }
   button#stop { background: var(--bad); border-color: var(--bad); }
@@ -79,6 +87,12 @@ const template = /* html */ `<!doctype html>
   #orders { font-size: 14px; margin: 0; padding-left: 18px; }
   #orders:empty::before { content: "No orders committed yet."; color: var(--muted); margin-left: -18px; }
   @media (max-width: 800px) { main { grid-template-columns: 1fr; } }
+  @media (max-width: 560px) {
+    main { padding: 12px 10px; }
+    form { flex-wrap: wrap; }
+    textarea { flex-basis: 100%; }
+    form button { flex: 1; }
+  }
 </style>
 </head>
 <body>
@@ -93,7 +107,7 @@ const template = /* html */ `<!doctype html>
       <h2>Conversation</h2>
       <div id="messages" aria-live="polite"></div>
       <form id="composer">
-        <textarea id="message" placeholder="e.g. Find a quiet espresso grinder under $300 and order one" required></textarea>
+        <textarea id="message" rows="2" placeholder="e.g. Find a quiet espresso grinder under $300 and order two" required></textarea>
         <button id="send" type="submit">Send</button>
         <button id="stop" type="button" disabled>Stop</button>
       </form>
@@ -128,32 +142,54 @@ const template = /* html */ `<!doctype html>
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var reasons = {
-    UserAbort: "you pressed Stop",
-    ClientDisconnected: "the client disconnected",
-    Timeout: "the run passed its deadline",
-    BudgetExceeded: "the token budget was reached",
-    Shutdown: "the server is shutting down",
-    Superseded: "a newer run replaced it",
-    Interrupted: "it was interrupted"
+    UserAbort: function () { return "you pressed Stop"; },
+    ClientDisconnected: function () { return "the page was closed or reloaded while the run went on"; },
+    Timeout: function (r) { return "it ran past its " + (r.millis / 1000) + " s deadline"; },
+    BudgetExceeded: function (r) { return "it reached its token budget of " + r.ceiling; },
+    Shutdown: function () { return "the server is shutting down"; },
+    Superseded: function () { return "a newer message replaced it"; },
+    Interrupted: function () { return "it was interrupted"; }
   };
   var sessionId = sessionStorage.getItem("tether-session") || newSessionId();
-  var answerEl = null;
-  var rootAgent = null;
-  var counters = { turns: 0, staged: 0 };
-  var tools = {};
+  // What this tab showed of the conversation: its messages and how each run ended. The latest run is rebuilt
+  // from the server's events after a reload; the earlier ones come from here.
+  var saved = load();
+  var isLeaving = false;
+  var isPinned = true;
 
   function newSessionId() {
     var id = "chat-" + Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
     sessionStorage.setItem("tether-session", id);
     return id;
   }
+  function load() {
+    try {
+      var value = JSON.parse(sessionStorage.getItem("tether-chat:" + sessionId) || "null");
+      if (value && Array.isArray(value.exchanges)) return value;
+    } catch (_) {}
+    return { exchanges: [], detach: false };
+  }
+  function save() {
+    try { sessionStorage.setItem("tether-chat:" + sessionId, JSON.stringify(saved)); } catch (_) {}
+  }
+  function lastExchange() { return saved.exchanges[saved.exchanges.length - 1] || null; }
+  function plural(count, noun) { return count + " " + noun + (count === 1 ? "" : "s"); }
   function showSession() { $("session").textContent = "session " + sessionId; }
+
+  // The conversation keeps its newest text in view, unless the user scrolled up to read.
+  function keepNewestInView() {
+    if (isPinned) $("messages").scrollTop = $("messages").scrollHeight;
+  }
+  $("messages").addEventListener("scroll", function () {
+    var box = $("messages");
+    isPinned = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  });
   function addMessage(role, text) {
     var el = document.createElement("div");
     el.className = "msg " + role;
     el.textContent = text;
     $("messages").appendChild(el);
-    $("messages").scrollTop = $("messages").scrollHeight;
+    keepNewestInView();
     return el;
   }
   function activity(text, isSub) {
@@ -168,12 +204,10 @@ const template = /* html */ `<!doctype html>
     var running = state === "running";
     $("send").disabled = running;
     $("stop").disabled = !running;
+    $("new-chat").disabled = running;
     document.body.dataset.state = state;
   }
   function resetPanel() {
-    counters = { turns: 0, staged: 0 };
-    tools = {};
-    rootAgent = null;
     $("turns").textContent = "0";
     $("staged").textContent = "0";
     $("tokens").textContent = "0";
@@ -182,34 +216,74 @@ const template = /* html */ `<!doctype html>
     $("outcome").className = "";
     $("outcome").textContent = "";
   }
-  function showOutcome(tag, text) {
-    $("outcome").className = tag;
-    $("outcome").textContent = text;
-  }
   function brief(value) {
     var text = typeof value === "string" ? value : JSON.stringify(value);
     return text.length > 70 ? text.slice(0, 69) + "…" : text;
   }
-  function onEvent(e) {
-    var isSub = rootAgent !== null && e.agent !== rootAgent;
+
+  // How a run ended, from its terminal event or from GET /api/sessions/:id.
+  function describeEnd(end) {
+    // How many of the tokens were estimated (output that streamed after the model's last usage report).
+    var estimated = end.tally ? end.tally.estimated : 0;
+    var tokens = end.tokensUsed + " tokens" + (estimated > 0 ? " (" + estimated + " estimated)" : "");
+    if (end._tag === "Completed") return "Completed · " + tokens + " · " + plural(end.writesCommitted || 0, "write") + " committed";
+    var rolledBack = plural(end.writesRolledBack || 0, "write") + " rolled back";
+    if (end._tag === "Failed") return "Failed: " + end.error + " · " + tokens + " · " + rolledBack;
+    var tag = end.reason._tag;
+    var why = reasons[tag] ? reasons[tag](end.reason) : tag;
+    var head = tag === "Shutdown"
+      ? "The server is shutting down; your run was cancelled (Shutdown)"
+      : "Cancelled: " + why + " (" + tag + ")";
+    return head + " · " + tokens + " · " + rolledBack;
+  }
+  function showEnd(end, exchange) {
+    var text = describeEnd(end);
+    $("outcome").className = end._tag;
+    $("outcome").textContent = text;
+    addMessage("note " + end._tag, text);
+    setState(end._tag === "Completed" ? "completed" : end._tag === "Failed" ? "failed" : "cancelled");
+    if (exchange) {
+      exchange.outcome = { _tag: end._tag, text: text };
+      save();
+    }
+  }
+
+  // One run on the page: its answer, its panel, the last event shown.
+  function newView(exchange) {
+    resetPanel();
+    return {
+      exchange: exchange,
+      answerEl: addMessage("assistant streaming", ""),
+      rootAgent: null,
+      turns: 0,
+      staged: 0,
+      committed: 0,
+      lastSeq: 0,
+      ended: null
+    };
+  }
+  function onEvent(v, e) {
+    if (typeof e.seq === "number") v.lastSeq = e.seq;
+    var isSub = v.rootAgent !== null && e.agent !== v.rootAgent;
     switch (e._tag) {
       case "RunStarted":
-        rootAgent = e.agent;
+        v.rootAgent = e.agent;
         $("run-id").textContent = e.runId;
         activity("run started");
+        if (v.exchange && v.exchange.runId !== e.runId) { v.exchange.runId = e.runId; save(); }
         break;
       case "TurnStarted":
-        if (!isSub) { counters.turns += 1; $("turns").textContent = String(counters.turns); }
+        if (!isSub) { v.turns += 1; $("turns").textContent = String(v.turns); }
         activity((isSub ? e.agent + ": " : "") + "turn " + e.turn, isSub);
         break;
       case "TextDelta":
-        if (!isSub && answerEl) { answerEl.textContent += e.text; $("messages").scrollTop = $("messages").scrollHeight; }
+        if (!isSub) { v.answerEl.textContent += e.text; keepNewestInView(); }
         break;
       case "TokensUsed":
-        $("tokens").textContent = e.tokens + (e.ceiling ? " / " + e.ceiling : "");
+        $("tokens").textContent = e.tokens + (e.ceiling ? " / " + e.ceiling : "") +
+          (e.reservedInFlight > 0 ? " (+" + e.reservedInFlight + " reserved)" : "");
         break;
       case "ToolStarted":
-        tools[e.toolUseId] = e.tool;
         activity("▶ " + e.tool + " " + brief(e.input), isSub);
         break;
       case "ToolSucceeded":
@@ -231,40 +305,41 @@ const template = /* html */ `<!doctype html>
         activity("↳ subtask " + e.name + " " + e.outcome, true);
         break;
       case "WriteStaged":
-        counters.staged += 1;
-        $("staged").textContent = String(counters.staged);
+        v.staged += 1;
+        $("staged").textContent = String(v.staged);
         activity("✎ staged: " + e.description);
         break;
       case "Committed":
-        activity("✔ committed " + e.count + " write(s)");
+        v.staged = 0;
+        v.committed = e.count;
+        $("staged").textContent = "0 (" + e.count + " committed)";
+        activity("✔ committed " + plural(e.count, "write"));
         break;
       case "RolledBack":
-        activity("↺ rolled back " + e.count + " write(s): " + e.reason);
+        v.staged = 0;
+        $("staged").textContent = "0 (" + e.count + " rolled back)";
+        activity("↺ rolled back " + plural(e.count, "write") + ": " + e.reason);
         break;
       case "RunCompleted":
-        showOutcome("Completed", "Completed · " + e.tokensUsed + " tokens");
-        setState("completed");
+        v.ended = { _tag: "Completed", tokensUsed: e.tokensUsed, tally: e.tally, writesCommitted: v.committed };
         break;
       case "RunCancelled":
-        showOutcome("Cancelled", "Cancelled: " + (reasons[e.reason._tag] || e.reason._tag) + " · " + e.tokensUsed +
-          " tokens" + (e.tokensEstimated ? " (estimated)" : "") + " · " + e.writesRolledBack + " write(s) rolled back");
-        if (answerEl) answerEl.classList.add("stopped");
-        setState("cancelled");
+        v.ended = { _tag: "Cancelled", reason: e.reason, tokensUsed: e.tokensUsed, tally: e.tally, writesRolledBack: e.writesRolledBack };
+        v.answerEl.classList.add("stopped");
         break;
       case "RunFailed":
-        showOutcome("Failed", "Failed: " + e.error + " · " + e.writesRolledBack + " write(s) rolled back");
-        setState("failed");
+        v.ended = { _tag: "Failed", error: e.error, tokensUsed: e.tokensUsed, tally: e.tally, writesRolledBack: e.writesRolledBack };
         break;
     }
   }
-  function handleFrame(frame) {
+  function handleFrame(v, frame) {
     var data = [];
     frame.split("\\n").forEach(function (line) {
       if (line.indexOf("data:") === 0) data.push(line.slice(5).replace(/^ /, ""));
     });
-    if (data.length > 0) onEvent(JSON.parse(data.join("\\n")));
+    if (data.length > 0) onEvent(v, JSON.parse(data.join("\\n")));
   }
-  async function readEvents(response) {
+  async function readEvents(v, response) {
     var reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     var buffer = "";
     for (;;) {
@@ -273,7 +348,7 @@ const template = /* html */ `<!doctype html>
       buffer += chunk.value;
       var end;
       while ((end = buffer.indexOf("\\n\\n")) >= 0) {
-        handleFrame(buffer.slice(0, end));
+        handleFrame(v, buffer.slice(0, end));
         buffer = buffer.slice(end + 2);
       }
     }
@@ -281,88 +356,172 @@ const template = /* html */ `<!doctype html>
   async function errorText(response) {
     try {
       var body = await response.json();
+      if (response.status === 401) return "The server no longer knows this page (it restarted): reload the page.";
       return body.error ? body.error._tag + ": " + body.error.message : "HTTP " + response.status;
     } catch (_) {
       return "HTTP " + response.status;
     }
   }
-  async function follow(responsePromise) {
+  function eventsAfter(seq) {
+    return fetch("/api/sessions/" + sessionId + "/events", { headers: { "last-event-id": String(seq) } });
+  }
+  // Shows a run's events from request (a fetch) to its end. When the stream breaks before the run's last event,
+  // it picks up once after the last event it showed: the rest of the run, or how it ended.
+  async function follow(v, request, isStart) {
     setState("running");
-    answerEl = addMessage("assistant streaming", "");
-    try {
-      var response = await responsePromise;
-      if (!response.ok) {
-        answerEl.remove();
-        addMessage("error", await errorText(response));
-        setState("idle");
-        return;
-      }
-      await readEvents(response);
-    } catch (error) {
-      addMessage("error", "connection lost: " + error.message);
-    } finally {
-      answerEl.classList.remove("streaming");
-      if ($("state").textContent === "running") setState("idle");
-      refreshOrders();
+    var refusal = null;
+    for (var attempt = 0; attempt < 2 && !v.ended && !isLeaving && refusal === null; attempt++) {
+      try {
+        var response = await (attempt === 0 ? request : eventsAfter(v.lastSeq));
+        if (response.ok) await readEvents(v, response);
+        else refusal = await errorText(response);
+      } catch (_) {}
     }
+    if (isLeaving) return;
+    v.answerEl.classList.remove("streaming");
+    if (v.answerEl.textContent === "" && !v.ended) v.answerEl.remove();
+    if (refusal !== null && isStart && v.lastSeq === 0) {
+      // The message started no run: it is not part of the conversation.
+      saved.exchanges.splice(saved.exchanges.indexOf(v.exchange), 1);
+      save();
+    } else if (v.exchange) {
+      v.exchange.answer = v.answerEl.isConnected ? v.answerEl.textContent : "";
+      save();
+    }
+    if (v.ended) showEnd(v.ended, v.exchange);
+    else if (refusal !== null) addMessage("error", refusal);
+    else addMessage("error", "Connection lost: the server does not answer, so how this run ended is unknown. Reload the page to see.");
+    if ($("state").textContent === "running") setState("idle");
+    // A server that is shutting down has nothing more to list.
+    if (!(v.ended && v.ended.reason && v.ended.reason._tag === "Shutdown")) refreshOrders();
   }
   async function send(message) {
-    resetPanel();
+    var detach = $("detach").checked;
+    var exchange = { message: message, runId: null, answer: "", outcome: null };
+    saved.exchanges.push(exchange);
+    saved.detach = detach;
+    save();
+    isPinned = true;
     addMessage("user", message);
-    await follow(fetch("/api/sessions/" + sessionId + "/messages", {
+    var v = newView(exchange);
+    await follow(v, fetch("/api/sessions/" + sessionId + "/messages", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ message: message, disconnect: $("detach").checked ? "detach" : "cancel" })
-    }));
+      body: JSON.stringify({ message: message, disconnect: detach ? "detach" : "cancel" })
+    }), true);
   }
   async function stop() {
     $("stop").disabled = true;
-    var response = await fetch("/api/sessions/" + sessionId + "/cancel", { method: "POST" });
-    if (!response.ok) addMessage("error", await errorText(response));
+    try {
+      var response = await fetch("/api/sessions/" + sessionId + "/cancel", { method: "POST" });
+      if (!response.ok) addMessage("error", await errorText(response));
+    } catch (_) {
+      addMessage("error", "Connection lost: the server does not answer.");
+    }
   }
   async function refreshOrders() {
-    var response = await fetch("/orders");
-    if (!response.ok) return;
-    var body = await response.json();
-    var list = $("orders");
-    list.textContent = "";
-    body.orders.forEach(function (order) {
-      var li = document.createElement("li");
-      li.textContent = order.quantity + " × " + order.item + " (" + order.id + ")";
-      list.appendChild(li);
-    });
+    try {
+      var response = await fetch("/orders");
+      if (!response.ok) return;
+      var body = await response.json();
+      var list = $("orders");
+      list.textContent = "";
+      body.orders.forEach(function (order) {
+        var li = document.createElement("li");
+        li.textContent = order.quantity + " × " + order.item + " (" + order.id + ")";
+        list.appendChild(li);
+      });
+    } catch (_) {}
   }
-  async function reattach() {
-    var response = await fetch("/api/sessions/" + sessionId);
-    if (!response.ok) return;
-    var status = await response.json();
-    if (status.status !== "running") return;
-    resetPanel();
-    activity("re-attached to a run that kept going");
-    await follow(fetch("/api/sessions/" + sessionId + "/events?after=0"));
+  function showExchange(exchange) {
+    addMessage("user", exchange.message);
+    if (exchange.answer) {
+      var answer = addMessage("assistant", exchange.answer);
+      if (exchange.outcome && exchange.outcome._tag !== "Completed") answer.classList.add("stopped");
+    }
+    if (exchange.outcome) addMessage("note " + exchange.outcome._tag, exchange.outcome.text);
   }
+  // After a reload: the conversation as this tab showed it, then the latest run as the server has it: still
+  // going (the page re-attaches to it) or ended (its events are replayed, and how it ended is shown).
+  async function restore() {
+    $("detach").checked = saved.detach;
+    if (saved.exchanges.length === 0) return;
+    var status = null;
+    var isUnknown = false;
+    try {
+      var response = await fetch("/api/sessions/" + sessionId);
+      if (response.ok) status = await response.json();
+      else isUnknown = response.status === 403 || response.status === 404;
+    } catch (_) {}
+    if (status !== null && status.disconnect) $("detach").checked = status.disconnect === "detach";
+    var last = lastExchange();
+    var isKnownRun = status !== null && saved.exchanges.some(function (exchange) { return exchange.runId === status.runId; });
+    var isLatestRun = status !== null && status.runId !== undefined &&
+      (last.runId === status.runId || (last.runId === null && !last.outcome && !isKnownRun));
+    saved.exchanges.slice(0, isLatestRun ? -1 : saved.exchanges.length).forEach(showExchange);
+    if (isUnknown) {
+      addMessage("error", "The server no longer knows this conversation (it restarted): your next message starts a new one.");
+      sessionId = newSessionId();
+      saved = { exchanges: [], detach: $("detach").checked };
+      save();
+      showSession();
+      return;
+    }
+    if (status === null) {
+      addMessage("error", "The server does not answer: this is the conversation as this tab last saw it.");
+      return;
+    }
+    if (!isLatestRun) {
+      if (last.runId === null && !last.outcome) addMessage("error", "This message started no run: the page reloaded before the server answered.");
+      else if (!last.outcome) addMessage("error", "How this run ended is no longer known: the server forgot it or restarted.");
+      return;
+    }
+    addMessage("user", last.message);
+    var v = newView(last);
+    activity(status.status !== "running"
+      ? "↻ page reloaded: the run had ended; its events replayed"
+      : status.disconnect === "detach"
+        ? "↻ page reloaded: re-attached to the run, which went on (detach)"
+        : "↻ page reloaded: the reload disconnected the run (cancel); its events replayed");
+    await follow(v, eventsAfter(0), false);
+  }
+
   $("composer").addEventListener("submit", function (event) {
     event.preventDefault();
     var message = $("message").value.trim();
     if (message === "" || $("send").disabled) return;
     $("message").value = "";
+    fitComposer();
     send(message);
   });
   $("message").addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
   });
+  // The message box grows with its text (and its placeholder, on a narrow screen), up to a third of the window.
+  function fitComposer() {
+    var box = $("message");
+    box.style.height = "auto";
+    box.style.height = Math.min(box.scrollHeight + 2, Math.max(window.innerHeight / 3, 64)) + "px";
+  }
+  $("message").addEventListener("input", fitComposer);
+  window.addEventListener("resize", fitComposer);
+  $("detach").addEventListener("change", function () { saved.detach = $("detach").checked; save(); });
   $("stop").addEventListener("click", stop);
   $("new-chat").addEventListener("click", function () {
     sessionId = newSessionId();
+    saved = { exchanges: [], detach: $("detach").checked };
+    save();
     showSession();
     $("messages").textContent = "";
     resetPanel();
     setState("idle");
   });
+  window.addEventListener("pagehide", function () { isLeaving = true; });
   showSession();
   setState("idle");
+  fitComposer();
   refreshOrders();
-  reattach();
+  restore();
 })();
 </script>
 </body>

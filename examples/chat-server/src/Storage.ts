@@ -14,6 +14,7 @@
  *
  * @since 0.1.0
  */
+import * as path from "node:path"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect"
 import type { StagedWrites } from "@tether/core"
@@ -23,9 +24,11 @@ import { Order, ordersTable } from "./Assistant.js"
 
 /** @since 0.1.0 */
 export interface Service {
-  /** Committed orders, newest first. Staged orders of runs still going are not listed. */
+  /** Every committed order, newest first (for the server's side: tests, operators). Staged orders are not listed. */
   readonly list: Effect.Effect<ReadonlyArray<Order>>
-  /** What backs the store, for the page: "SQLite .data/chat.db", "PostgreSQL". */
+  /** The committed orders of `owner`, newest first: what `GET /orders` answers. */
+  readonly ownedBy: (owner: string) => Effect.Effect<ReadonlyArray<Order>>
+  /** What backs the store, for the page: "SQLite (chat.db)", "PostgreSQL" (no path: clients see it). */
   readonly label: string
 }
 
@@ -37,9 +40,8 @@ const decodeOrder = Schema.decodeUnknownOption(Order)
 const ordersLayer = (label: string) =>
   Layer.effect(
     Orders,
-    Effect.map(SqlStagedWrites.Records, (records) => ({
-      label,
-      list: records.list(ordersTable).pipe(
+    Effect.map(SqlStagedWrites.Records, (records) => {
+      const list = records.list(ordersTable).pipe(
         Effect.map((rows) =>
           rows
             .flatMap(([, value]) => Option.toArray(decodeOrder(value)))
@@ -47,7 +49,12 @@ const ordersLayer = (label: string) =>
         ),
         Effect.orDie
       )
-    }))
+      return {
+        label,
+        list,
+        ownedBy: (owner: string) => Effect.map(list, (orders) => orders.filter((order) => order.owner === owner))
+      }
+    })
   )
 
 /** What the storage provides. @since 0.1.0 */
@@ -65,7 +72,9 @@ export const defaultSqliteFile = ".data/chat.db"
 
 /** SQLite in `filename` (its directory is created). @since 0.1.0 */
 export const layerSqlite = (filename: string): Layer.Layer<Provided, StorageError> =>
-  onDatabase(`SQLite ${filename}`, undefined).pipe(Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename })))
+  onDatabase(`SQLite (${path.basename(filename)})`, undefined).pipe(
+    Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename }))
+  )
 
 /**
  * PostgreSQL at `url`; the records go to `recordsTable` (default `SqlStagedWrites`'s, `tether_records`), the

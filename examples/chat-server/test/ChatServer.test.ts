@@ -18,7 +18,7 @@ describe("chat server (real SDK against FakeAnthropic, SQLite)", () => {
       expect(page.status).toBe(200)
       expect(page.headers["content-type"]).toMatch(/text\/html/)
       const setCookie = String(page.headers["set-cookie"])
-      expect(setCookie).toMatch(/^tether_caller=guest-[^;]+; Path=\/; HttpOnly; SameSite=Strict/)
+      expect(setCookie).toMatch(/^tether_caller=guest-[^;]+; Max-Age=2592000; Path=\/; HttpOnly; SameSite=Strict/)
       const cookie = setCookie.split(";")[0]!
 
       const info = yield* Client.requestJson({ port: harness.port, method: "GET", path: "/info" })

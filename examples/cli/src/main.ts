@@ -7,6 +7,7 @@
 import { Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
 import { AgentRun, CancelReason } from "@tether/core"
+import type { TokenBudget } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { FakeAnthropic } from "@tether/testing"
 import { orderId, shop } from "./shop.js"
@@ -38,6 +39,29 @@ const model = process.env["ANTHROPIC_API_KEY"]
       Effect.map(FakeAnthropic.make(offline), (fake) => AnthropicModel.layer({ apiKey: "offline", baseURL: fake.url }))
     )
 
+/** A run's tokens, with what the model reported and what was estimated. */
+const tokens = ({ estimated, reportedInput, reportedOutput, used }: TokenBudget.Tally) =>
+  `${used} tokens (${reportedInput} input and ${reportedOutput} output as the model reported them` +
+  `${estimated > 0 ? `, ${estimated} estimated from what it streamed` : ""})`
+
+/** Why the run stopped, in the words of this demo. */
+const whyCancelled = (reason: CancelReason.CancelReason) => {
+  switch (reason._tag) {
+    case "UserAbort":
+      return "you pressed Ctrl-C"
+    case "Timeout":
+      return `timed out after ${Duration.format(Duration.millis(reason.millis))} (--stop-after)`
+    default:
+      return CancelReason.describe(reason)
+  }
+}
+
+// Under pnpm one Ctrl-C reaches this process more than once (from the terminal, then passed on by pnpm): without a
+// listener, the second one would end the process while it rolls back and reads the database. The run is cancelled
+// on the first (below); the others are ignored, and the demo ends by itself right after.
+const ignoreRepeatedCtrlC = () => {}
+process.on("SIGINT", ignoreRepeatedCtrlC)
+
 /** Completes on the first Ctrl-C; the listener is removed when the wait ends. */
 const ctrlC = Effect.async<void>((resume) => {
   const onSigint = () => resume(Effect.void)
@@ -48,7 +72,8 @@ const ctrlC = Effect.async<void>((resume) => {
 const program = Effect.gen(function* () {
   console.log(`model: ${process.env["ANTHROPIC_API_KEY"] ? "Anthropic API" : "offline fake Anthropic server"}`)
   console.log("Press Ctrl-C at any time to stop the run.\n")
-  const run = yield* AgentRun.start(shop, "Please order two lamps.")
+  // --stop-after is the run's own deadline: the run cancels itself with `Timeout`; Ctrl-C cancels it with `UserAbort`.
+  const run = yield* AgentRun.start(shop, "Please order two lamps.", { timeout: stopAfter })
   const printer = yield* run.events.pipe(
     Stream.runForEach((event) =>
       Effect.sync(() => {
@@ -68,11 +93,9 @@ const program = Effect.gen(function* () {
           case "RolledBack":
             return console.log(`\n[write] rolled back ${event.count} write(s) (${event.reason})`)
           case "RunCancelled":
-            return console.log(
-              `[run] cancelled: ${CancelReason.describe(event.reason)}; ${event.tokensUsed} tokens${event.tokensEstimated ? " (estimated)" : ""}`
-            )
+            return console.log(`[run] cancelled: ${whyCancelled(event.reason)}; ${tokens(event.tally)}`)
           case "RunCompleted":
-            return console.log(`[run] completed; ${event.tokensUsed} tokens`)
+            return console.log(`[run] completed; ${tokens(event.tally)}`)
           default:
             return undefined
         }
@@ -80,8 +103,7 @@ const program = Effect.gen(function* () {
     ),
     Effect.fork
   )
-  const stop = stopAfter === undefined ? ctrlC : Effect.raceFirst(ctrlC, Effect.sleep(stopAfter))
-  const outcome = yield* Effect.raceFirst(run.outcome, Effect.zipRight(stop, run.cancel(new CancelReason.UserAbort())))
+  const outcome = yield* Effect.raceFirst(run.outcome, Effect.zipRight(ctrlC, run.cancel(new CancelReason.UserAbort())))
   yield* Fiber.join(printer)
   const order = yield* SqlStagedWrites.read("orders", orderId(run.id, "lamp"))
   console.log(`\noutcome: ${outcome._tag}; order in the database: ${Option.isSome(order) ? "yes" : "no"}`)

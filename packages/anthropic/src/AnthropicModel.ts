@@ -6,6 +6,10 @@
  * retried with backoff (honouring `retry-after`, capped) only while the turn
  * has emitted nothing, and the wait between attempts is interruptible.
  *
+ * A faulty server cannot hang a turn or swell the heap: a response that goes quiet (`streamIdleTimeout`, pings do
+ * not count) is aborted with `StreamIdleTimeoutError`, and one whose SSE line or event passes its cap
+ * (`maxLineBytes`, `maxEventBytes`) is aborted with `MalformedResponseError` at the cap, before the rest is read.
+ *
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
@@ -26,6 +30,7 @@ import { LanguageModel, ModelError } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
+import { cappedFetch } from "./internal/sseLimits.js"
 import { retryPolicy, runTurn } from "./internal/turn.js"
 
 /**
@@ -48,11 +53,26 @@ export interface Options {
   readonly retryBaseDelay?: Duration.DurationInput | undefined
   /** The longest wait between attempts, whatever `retry-after` asks. Default 30 seconds. */
   readonly maxRetryDelay?: Duration.DurationInput | undefined
-  /** How long to wait for response headers (a streamed body has no timeout). Default 2 minutes. */
+  /** How long to wait for response headers (the streamed body has `streamIdleTimeout`). Default 2 minutes. */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long a streamed response may send no event (a `ping` does not count) after its headers or its latest
+   * event: then the request is aborted and the attempt fails with `StreamIdleTimeoutError`. Like any retryable
+   * error it is retried only if the turn had emitted nothing yet (a response quiet from its headers on); a
+   * response that goes quiet after its first event fails the turn, and the run with it. `Duration.infinity` turns
+   * it off. Default 1 minute.
+   */
+  readonly streamIdleTimeout?: Duration.DurationInput | undefined
+  /**
+   * The longest SSE line a response may send, in bytes; past it the request is aborted and the attempt fails
+   * with `MalformedResponseError`, without reading or buffering the rest. Default 1 MiB.
+   */
+  readonly maxLineBytes?: number | undefined
+  /** The largest SSE event (its lines up to the blank line), in bytes, likewise. Default 4 MiB. */
+  readonly maxEventBytes?: number | undefined
   /** Every request (each attempt) first takes a permit; the wait is interruptible. */
   readonly rateLimiter?: RateLimiter.RateLimiter | undefined
-  /** A custom `fetch`, e.g. one that counts or pins sockets. */
+  /** A custom `fetch`, e.g. one that counts or pins sockets (the SSE caps wrap it). */
   readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
   /** The SDK's own log level. Default "off": its failures come back as typed errors. */
   readonly logLevel?: "off" | "error" | "warn" | "info" | "debug" | undefined
@@ -65,6 +85,27 @@ export interface Options {
    */
   readonly thinking?: { readonly budgetTokens: number } | undefined
 }
+
+/**
+ * The default of `streamIdleTimeout`.
+ *
+ * @since 0.1.0
+ */
+export const defaultStreamIdleTimeout: Duration.Duration = Duration.minutes(1)
+
+/**
+ * The default of `maxLineBytes`: 1 MiB.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxLineBytes = 1024 * 1024
+
+/**
+ * The default of `maxEventBytes`: 4 MiB.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxEventBytes = 4 * 1024 * 1024
 
 /**
  * The minimum thinking budget the Messages API accepts.
@@ -93,18 +134,24 @@ const thinkingBudgetOf = (budgetTokens: number, maxTokens: number): number | str
 export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
   Effect.sync(() => {
     const model = options.model ?? defaultModel
+    const limits = {
+      lineBytes: options.maxLineBytes ?? defaultMaxLineBytes,
+      eventBytes: options.maxEventBytes ?? defaultMaxEventBytes
+    }
     const client = new Anthropic({
       apiKey: Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey,
       maxRetries: 0,
       timeout: Duration.toMillis(options.requestTimeout ?? Duration.minutes(2)),
       logLevel: options.logLevel ?? "off",
       ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
-      ...(options.fetch === undefined ? {} : { fetch: options.fetch })
+      fetch: cappedFetch(options.fetch ?? globalThis.fetch, limits)
     })
+    const idleTimeout = Duration.decode(options.streamIdleTimeout ?? defaultStreamIdleTimeout)
     const settings = {
       client,
       model,
       rateLimiter: options.rateLimiter,
+      idleMillis: Duration.isFinite(idleTimeout) ? Duration.toMillis(idleTimeout) : undefined,
       retry: retryPolicy({
         maxRetries: options.maxRetries ?? 3,
         retryBaseDelay: Duration.decode(options.retryBaseDelay ?? Duration.millis(500)),
@@ -142,7 +189,8 @@ export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel
 /**
  * Options read from the environment: `ANTHROPIC_API_KEY` (required, redacted),
  * `ANTHROPIC_MODEL`, `ANTHROPIC_BASE_URL`, `ANTHROPIC_MAX_RETRIES`,
- * `ANTHROPIC_MAX_RETRY_DELAY` and `ANTHROPIC_REQUEST_TIMEOUT` (durations such as "30 seconds").
+ * `ANTHROPIC_MAX_RETRY_DELAY`, `ANTHROPIC_REQUEST_TIMEOUT` and `ANTHROPIC_STREAM_IDLE_TIMEOUT` (durations such
+ * as "30 seconds"), `ANTHROPIC_MAX_LINE_BYTES` and `ANTHROPIC_MAX_EVENT_BYTES` (integers).
  *
  * @since 0.1.0
  */
@@ -152,7 +200,12 @@ export const config: Config.Config<Options> = Config.all({
   baseURL: Config.option(Config.string("ANTHROPIC_BASE_URL")),
   maxRetries: Config.integer("ANTHROPIC_MAX_RETRIES").pipe(Config.withDefault(3)),
   maxRetryDelay: Config.duration("ANTHROPIC_MAX_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(30))),
-  requestTimeout: Config.duration("ANTHROPIC_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.minutes(2)))
+  requestTimeout: Config.duration("ANTHROPIC_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.minutes(2))),
+  streamIdleTimeout: Config.duration("ANTHROPIC_STREAM_IDLE_TIMEOUT").pipe(
+    Config.withDefault(defaultStreamIdleTimeout)
+  ),
+  maxLineBytes: Config.integer("ANTHROPIC_MAX_LINE_BYTES").pipe(Config.withDefault(defaultMaxLineBytes)),
+  maxEventBytes: Config.integer("ANTHROPIC_MAX_EVENT_BYTES").pipe(Config.withDefault(defaultMaxEventBytes))
 }).pipe(Config.map(({ baseURL, ...options }) => ({ ...options, baseURL: Option.getOrUndefined(baseURL) })))
 
 /**

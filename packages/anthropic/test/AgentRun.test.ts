@@ -75,4 +75,27 @@ describe("AgentRun on AnthropicModel", () => {
       expect(yield* fake.inFlight).toBe(0)
     })
   )
+
+  it.scopedLive(
+    "a server reporting a negative input_tokens cannot lift the budget: the run stops once 2 000 streamed",
+    () =>
+      Effect.gen(function* () {
+        const chunks = Array.from({ length: 100 }, () => "x".repeat(400)) // 100 tokens each, as the ledger estimates
+        const fake = yield* FakeAnthropic.make([
+          FakeAnthropic.text(chunks, { inputTokens: -999_999_999, outputTokens: -5, interval: 5 })
+        ])
+        const run = yield* AgentRun.start(Agent.make({ name: "a", maxTokens: 4096 }), "talk", {
+          tokenBudget: 2000
+        }).pipe(Effect.provide(modelLayer(fake)))
+        const outcome = yield* run.outcome.pipe(Effect.timeout("10 seconds"))
+        expect(outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "BudgetExceeded", ceiling: 2000 } })
+        const ledger = yield* run.tokens
+        expect(ledger.used).toBeGreaterThan(2000)
+        expect(ledger.used).toBeLessThanOrEqual(2000 + 100)
+        expect(ledger.tally.reportedInput).toBe(0) // the negative figure was ignored; the input estimate stands in
+        const record = yield* fake.awaitEnded(0).pipe(Effect.timeout("2 seconds"))
+        expect(record.isFinished).toBe(false)
+        expect(record.tokensWritten).toBeLessThan(100)
+      })
+  )
 })

@@ -146,4 +146,19 @@ describe("the stream event decoder", () => {
       ThinkingEnd({ block: { type: "redacted_thinking", data: "c2VjcmV0" } })
     ])
   })
+
+  it("a part of the input usage that cannot be a count spoils the sum: no negative part lowers it", () => {
+    const usageOf = (usage: object) =>
+      toModelEvents(initialState(), Either.getOrThrow(decode({ type: "message_start", message: { usage } })))
+    const { Usage } = LanguageModel.ModelEvent
+    expect(usageOf({ input_tokens: 100, cache_read_input_tokens: 20, output_tokens: 1 })).toEqual([
+      Usage({ inputTokens: 120, outputTokens: 1 })
+    ])
+    expect(usageOf({ input_tokens: 100, cache_read_input_tokens: -50 })).toEqual([
+      Usage({ inputTokens: Number.NaN, outputTokens: 0 })
+    ])
+    expect(usageOf({ input_tokens: -999_999_999, cache_creation_input_tokens: 2_000_000_000 })).toEqual([
+      Usage({ inputTokens: Number.NaN, outputTokens: 0 })
+    ])
+  })
 })

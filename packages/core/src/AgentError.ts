@@ -1,7 +1,8 @@
 /**
  * Typed failures of a run (as opposed to cancellations, which carry a
  * `CancelReason`). Model failures are `ModelError`s; staged-write failures are
- * `StagedWriteError`s, or `WriteConflictError`s when a record changed under an `Expect`.
+ * `StagedWriteError`s, or `WriteConflictError`s when a record changed under an `Expect`, or
+ * `CommitOutcomeUnknownError` when the database connection was lost at the commit.
  *
  * @example
  * ```ts
@@ -20,7 +21,7 @@
 import { Schema } from "effect"
 import * as CancelReason from "./CancelReason.js"
 import type { ModelError } from "./ModelError.js"
-import type { StagedWriteError, WriteConflictError } from "./StagedWrites.js"
+import type { CommitOutcomeUnknownError, StagedWriteError, WriteConflictError } from "./StagedWrites.js"
 
 /**
  * The model still asked for tools after `maxTurns` turns.
@@ -57,4 +58,10 @@ export class SubAgentCancelledError extends Schema.TaggedError<SubAgentCancelled
 
 /** @since 0.1.0 */
 export type AgentError =
-  ModelError | MaxTurnsError | SubtaskFailedError | SubAgentCancelledError | StagedWriteError | WriteConflictError
+  | ModelError
+  | MaxTurnsError
+  | SubtaskFailedError
+  | SubAgentCancelledError
+  | StagedWriteError
+  | WriteConflictError
+  | CommitOutcomeUnknownError

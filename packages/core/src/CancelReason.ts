@@ -44,13 +44,19 @@ export class ClientDisconnected extends Schema.TaggedClass<ClientDisconnected>()
  */
 export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", { millis: Schema.Number }) {}
 /**
- * The run tree would have spent more tokens than its budget allows.
+ * The run tree would have spent more tokens than its budget allows: either what it used crossed the `ceiling`
+ * (`used`, of which `estimated` Tether estimated, the rest as the provider reported it), or the next turn did not
+ * fit (`used` plus `reservedInFlight` by other turns plus the `needed` of the refused turn, its input estimate and
+ * one output token, is over the ceiling).
  *
  * @since 0.1.0
  */
 export class BudgetExceeded extends Schema.TaggedClass<BudgetExceeded>()("BudgetExceeded", {
   ceiling: Schema.Number,
-  used: Schema.Number
+  used: Schema.Number,
+  estimated: Schema.optional(Schema.Number),
+  reservedInFlight: Schema.optional(Schema.Number),
+  needed: Schema.optional(Schema.Number)
 }) {}
 /**
  * The process is shutting down.
@@ -98,6 +104,23 @@ export const CancelReason = Schema.Union(
 /** @since 0.1.0 */
 export type CancelReason = typeof CancelReason.Type
 
+const describeBudget = ({ ceiling, estimated, needed, reservedInFlight, used }: BudgetExceeded): string => {
+  if (needed !== undefined) {
+    const inFlight = reservedInFlight ? `, ${reservedInFlight} reserved by turns in flight` : ""
+    return (
+      `the token budget of ${ceiling} has no room for the next turn: ${used} used${inFlight}, ` +
+      `and the turn needs ${needed} (its estimated input and one output token)`
+    )
+  }
+  const split =
+    estimated === undefined
+      ? ""
+      : estimated === 0
+        ? " (all as the model reported them)"
+        : ` (${used - estimated} as the model reported them, ${estimated} estimated by Tether)`
+  return `the token budget of ${ceiling} was exceeded: ${used} used${split}`
+}
+
 /**
  * A short human sentence for logs and pages.
  *
@@ -112,7 +135,7 @@ export const describe = (reason: CancelReason): string => {
     case "Timeout":
       return `the run passed its ${reason.millis} ms deadline`
     case "BudgetExceeded":
-      return `the token budget of ${reason.ceiling} was reached (${reason.used} used)`
+      return describeBudget(reason)
     case "Shutdown":
       return "the server is shutting down"
     case "Superseded":

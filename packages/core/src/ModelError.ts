@@ -74,7 +74,17 @@ export class ServerError extends Schema.TaggedError<ServerError>()("ServerError"
  */
 export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", fields) {}
 /**
- * The provider answered something that is not the protocol (bad JSON, bad SSE).
+ * A streamed response went quiet: no event of the protocol (a `ping` does not count) for `idleMillis` after the
+ * response headers or the last event. The request was aborted.
+ *
+ * @since 0.1.0
+ */
+export class StreamIdleTimeoutError extends Schema.TaggedError<StreamIdleTimeoutError>()("StreamIdleTimeoutError", {
+  ...fields,
+  idleMillis: Schema.Number
+}) {}
+/**
+ * The provider answered something that is not the protocol (bad JSON, bad SSE, a line or an event over its size cap).
  *
  * @since 0.1.0
  */
@@ -93,10 +103,12 @@ export type ModelError =
   | OverloadedError
   | ServerError
   | ConnectionError
+  | StreamIdleTimeoutError
   | MalformedResponseError
 
 /**
- * True for failures a later retry may cure: rate limits, overload, server and connection errors.
+ * True for failures a later retry may cure: rate limits, overload, server and connection errors, a stream that
+ * went quiet.
  *
  * @since 0.1.0
  */
@@ -104,4 +116,5 @@ export const isRetryable = (error: ModelError): boolean =>
   error._tag === "RateLimitError" ||
   error._tag === "OverloadedError" ||
   error._tag === "ServerError" ||
-  error._tag === "ConnectionError"
+  error._tag === "ConnectionError" ||
+  error._tag === "StreamIdleTimeoutError"

@@ -16,6 +16,7 @@
  */
 import { Schema } from "effect"
 import { CancelReason } from "./CancelReason.js"
+import { Tally } from "./TokenBudget.js"
 
 const common = {
   runId: Schema.String,
@@ -34,14 +35,18 @@ export class TurnStarted extends Schema.TaggedClass<TurnStarted>()("TurnStarted"
 /** @since 0.1.0 */
 export class TextDelta extends Schema.TaggedClass<TextDelta>()("TextDelta", { ...common, text: Schema.String }) {}
 /**
- * Cumulative tokens of the whole run tree, updated as they stream.
+ * Cumulative tokens of the whole run tree, updated as they stream: `tokens` used so far (`tally.used`), which
+ * `tally` splits into what the model reported and what Tether estimated; `reservedInFlight` more are held by turns
+ * still streaming (not used yet), out of the `ceiling`.
  *
  * @since 0.1.0
  */
 export class TokensUsed extends Schema.TaggedClass<TokensUsed>()("TokensUsed", {
   ...common,
   tokens: Schema.Number,
-  ceiling: Schema.optional(Schema.Number)
+  ceiling: Schema.optional(Schema.Number),
+  tally: Tally,
+  reservedInFlight: Schema.Number
 }) {}
 /** @since 0.1.0 */
 export class ToolStarted extends Schema.TaggedClass<ToolStarted>()("ToolStarted", {
@@ -113,15 +118,17 @@ export class RolledBack extends Schema.TaggedClass<RolledBack>()("RolledBack", {
   compensations: Schema.Number,
   reason: Schema.String
 }) {}
-/** @since 0.1.0 */
+/** The run completed. `tokensUsed` is `tally.used`, split by `tally` as `TokenBudget.Tally` says. @since 0.1.0 */
 export class RunCompleted extends Schema.TaggedClass<RunCompleted>()("RunCompleted", {
   ...common,
   text: Schema.String,
-  tokensUsed: Schema.Number
+  tokensUsed: Schema.Number,
+  tally: Tally
 }) {}
 /**
- * The run was cancelled. `tokensEstimated` is true when some aborted stream
- * never reported its final usage and its output was estimated from the deltas.
+ * The run was cancelled. `tokensUsed` is `tally.used`; `tokensEstimated` is true when part of it was estimated
+ * (`tally.estimated`: an aborted stream never reports its final usage). A run cancelled before its model answered
+ * used 0.
  *
  * @since 0.1.0
  */
@@ -130,13 +137,15 @@ export class RunCancelled extends Schema.TaggedClass<RunCancelled>()("RunCancell
   reason: CancelReason,
   tokensUsed: Schema.Number,
   tokensEstimated: Schema.Boolean,
+  tally: Tally,
   writesRolledBack: Schema.Number
 }) {}
-/** @since 0.1.0 */
+/** The run failed. `tokensUsed` is `tally.used`. @since 0.1.0 */
 export class RunFailed extends Schema.TaggedClass<RunFailed>()("RunFailed", {
   ...common,
   error: Schema.String,
   tokensUsed: Schema.Number,
+  tally: Tally,
   writesRolledBack: Schema.Number
 }) {}
 

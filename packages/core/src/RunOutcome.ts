@@ -22,8 +22,13 @@ import type { Cause } from "effect"
 import type { AgentError } from "./AgentError.js"
 import type { CancelReason } from "./CancelReason.js"
 import type { Message } from "./Message.js"
+import type { Tally } from "./TokenBudget.js"
 
 /**
+ * `tokensUsed` is what the whole run tree used (`tally.used`); `tally` says how much of it the model reported
+ * (input, output) and how much Tether estimated (see `TokenBudget.Tally`). A run cancelled before its model
+ * answered used 0.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -33,6 +38,7 @@ export type RunOutcome = Data.TaggedEnum<{
     readonly text: string
     readonly transcript: ReadonlyArray<Message>
     readonly tokensUsed: number
+    readonly tally: Tally
     readonly writesCommitted: number
   }
   Cancelled: {
@@ -40,8 +46,9 @@ export type RunOutcome = Data.TaggedEnum<{
     readonly reason: CancelReason
     readonly transcript: ReadonlyArray<Message>
     readonly tokensUsed: number
-    /** True when an aborted stream's output was estimated from its deltas. */
+    /** True when part of `tokensUsed` was estimated (`tally.estimated > 0`), e.g. an aborted stream's output. */
     readonly tokensEstimated: boolean
+    readonly tally: Tally
     readonly writesRolledBack: number
     readonly compensationsRun: number
   }
@@ -51,6 +58,7 @@ export type RunOutcome = Data.TaggedEnum<{
     readonly error: string
     readonly transcript: ReadonlyArray<Message>
     readonly tokensUsed: number
+    readonly tally: Tally
     readonly writesRolledBack: number
     readonly compensationsRun: number
   }

@@ -173,6 +173,16 @@ export class WriteConflictError extends Schema.TaggedError<WriteConflictError>()
 }) {}
 
 /**
+ * The connection to the database was lost after the commit was sent and before its answer came back: the run's
+ * writes may or may not have been applied, and nothing here can tell. The commit is not retried (a retry could apply
+ * them twice) and nothing is rolled back; read the records to know. @since 0.1.0
+ */
+export class CommitOutcomeUnknownError extends Schema.TaggedError<CommitOutcomeUnknownError>()(
+  "CommitOutcomeUnknownError",
+  { writes: Schema.Number, message: Schema.String }
+) {}
+
+/**
  * The writes of one run. The run calls `commit` once, uninterruptibly, after
  * every child of the run has ended; if it never does, the scope that `begin`
  * ran in rolls the writes back when it closes.
@@ -183,9 +193,10 @@ export interface Transaction {
   readonly stage: (write: Write) => Effect.Effect<void, StagedWriteError>
   /**
    * Applies every staged write atomically; returns how many were staged (an `Expect` counts as one, as it has its
-   * `WriteStaged` event). On failure nothing was applied and the writes stay staged.
+   * `WriteStaged` event). On failure nothing was applied and the writes stay staged, except after a
+   * `CommitOutcomeUnknownError`, when they may have been applied and are no longer staged.
    */
-  readonly commit: Effect.Effect<number, StagedWriteError | WriteConflictError>
+  readonly commit: Effect.Effect<number, StagedWriteError | WriteConflictError | CommitOutcomeUnknownError>
   /** Discards every staged write; returns how many were discarded. */
   readonly rollback: Effect.Effect<number, StagedWriteError>
 }

@@ -6,6 +6,13 @@
  * stream that pushes the tree over the ceiling trips the ledger, and the run
  * is cancelled with `BudgetExceeded`.
  *
+ * What a provider reports is not trusted blindly. A figure that is negative, not a number or beyond a safe
+ * integer is ignored (an estimate stands in), a fraction is rounded up, and a later, smaller figure never lowers an
+ * earlier one: `used` never goes down. Output is never counted below what was streamed (about four characters a
+ * token), and a call that answered without reporting its input is charged its input estimate. A call cancelled
+ * before its model answered costs nothing. `Tally` says which part of `used` the provider reported and which part
+ * Tether estimated.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -14,8 +21,9 @@
  * const program = Effect.gen(function* () {
  *   const ledger = yield* TokenBudget.make({ ceiling: 10_000 })
  *   const reservation = yield* ledger.reserve({ estimatedInput: 500, maxTokens: 4096 })
- *   yield* reservation.settle({ inputTokens: 480, outputTokens: 120, estimated: false })
- *   return yield* ledger.snapshot // { reserved: 4596, settled: 600, released: 3996, ... }
+ *   yield* reservation.settle({ inputTokens: 480, outputTokens: 120, streamedTokens: 130 })
+ *   return yield* ledger.snapshot
+ *   // { used: 610, tally: { reportedInput: 480, reportedOutput: 120, estimated: 10, used: 610 }, ... }
  * })
  * ```
  *
@@ -30,9 +38,34 @@ import { Effect, Schema } from "effect"
  */
 export class BudgetExhaustedError extends Schema.TaggedError<BudgetExhaustedError>()("BudgetExhaustedError", {
   ceiling: Schema.Number,
+  /** Tokens the tree has used so far. */
   used: Schema.Number,
+  /** Tokens held by calls in flight beyond what they have used so far. */
+  reservedInFlight: Schema.Number,
+  /** The least the refused call needed: its input estimate and one output token. */
   needed: Schema.Number
 }) {}
+
+/**
+ * Where the tokens a run tree used come from: `used = reportedInput + reportedOutput + estimated`. `estimated`
+ * counts what Tether had to estimate because the provider did not report it: output streamed beyond the reported
+ * figure (an aborted stream never reports its final usage), and the input of a call that answered without a
+ * usable input figure.
+ *
+ * @since 0.1.0
+ */
+export const Tally = Schema.Struct({
+  used: Schema.Number,
+  reportedInput: Schema.Number,
+  reportedOutput: Schema.Number,
+  estimated: Schema.Number
+})
+
+/** @since 0.1.0 */
+export type Tally = typeof Tally.Type
+
+/** A tally of nothing used. @since 0.1.0 */
+export const emptyTally: Tally = { used: 0, reportedInput: 0, reportedOutput: 0, estimated: 0 }
 
 /**
  * The ledger's totals. `reserved = settled + released` once nothing is in
@@ -42,27 +75,37 @@ export class BudgetExhaustedError extends Schema.TaggedError<BudgetExhaustedErro
  */
 export interface Snapshot {
   readonly ceiling: number
+  /** Every reservation ever made, settled or not. */
   readonly reserved: number
   readonly settled: number
   readonly released: number
   /** Reservations not yet settled. */
   readonly inFlight: number
-  /** Settled tokens plus what in-flight calls have used so far. */
+  /** Tokens held by the calls in flight beyond what they have used so far (not part of `used`). */
+  readonly reservedInFlight: number
+  /** Settled tokens plus what in-flight calls have used so far; never goes down. */
   readonly used: number
-  /** True when some settled figure was estimated (an aborted stream never reports its final usage). */
+  /** `used`, by where each figure comes from. */
+  readonly tally: Tally
+  /** True when some of `used` was estimated (`tally.estimated > 0`). */
   readonly estimated: boolean
   /** True once usage crossed the ceiling. */
   readonly exceeded: boolean
 }
 
 /**
- * Usage a call reports as it streams; figures are cumulative for the call.
+ * What one call has shown so far, cumulative for the call. Each figure may be left out; the provider's figures
+ * are checked as the module says.
  *
  * @since 0.1.0
  */
 export interface Usage {
-  readonly inputTokens: number
-  readonly outputTokens: number
+  /** Input tokens, as the provider reported them. */
+  readonly inputTokens?: number | undefined
+  /** Output tokens, as the provider reported them. */
+  readonly outputTokens?: number | undefined
+  /** Output estimated from the deltas streamed so far. */
+  readonly streamedTokens?: number | undefined
 }
 
 /**
@@ -75,15 +118,18 @@ export interface Reservation {
   readonly maxTokens: number
   /** Input estimate plus `maxTokens`. */
   readonly amount: number
-  /** Records usage so far; trips the ledger when the tree crosses the ceiling. */
+  /** Records usage so far (the model answered); trips the ledger when the tree crosses the ceiling. */
   readonly observe: (usage: Usage) => Effect.Effect<void>
   /**
    * `observe` for synchronous callers (a provider's event callback): records usage and returns the snapshot
    * when this very call tripped the ledger, leaving the caller to act on it; `onExceeded` is not run.
    */
   readonly unsafeObserve: (usage: Usage) => Snapshot | undefined
-  /** Ends the reservation with its final (or estimated) usage. Idempotent. */
-  readonly settle: (usage: Usage & { readonly estimated: boolean }) => Effect.Effect<void>
+  /**
+   * Ends the reservation with its last usage (a call that never observed and reports nothing costs nothing).
+   * Idempotent.
+   */
+  readonly settle: (usage: Usage) => Effect.Effect<void>
 }
 
 /** @since 0.1.0 */
@@ -98,9 +144,48 @@ export interface Ledger {
   readonly unsafeSnapshot: () => Snapshot
 }
 
+/** A provider's figure as a token count, or `undefined` when it is not one (negative, not a number, absurd). */
+const tokenCount = (figure: number | undefined): number | undefined => {
+  if (figure === undefined || !(figure >= 0)) return undefined
+  const count = Math.ceil(figure)
+  return count <= Number.MAX_SAFE_INTEGER ? count : undefined
+}
+
+/** One call's usage as the ledger counts it: each part only grows. */
+interface Counted {
+  reportedInput: number
+  reportedOutput: number
+  /** The input charged as estimated: the call's input estimate once it answered without an input figure. */
+  inputFloor: number
+  streamed: number
+  hasInputFigure: boolean
+  hasAnswered: boolean
+}
+
+const usedOf = (c: Counted): number => Math.max(c.reportedInput, c.inputFloor) + Math.max(c.reportedOutput, c.streamed)
+
+const estimatedOf = (c: Counted): number =>
+  Math.max(0, c.inputFloor - c.reportedInput) + Math.max(0, c.streamed - c.reportedOutput)
+
+/** Folds one observation into `c`; `isAnswer` says the model answered (from then on its input is owed). */
+const count = (c: Counted, usage: Usage, estimatedInput: number, isAnswer: boolean): void => {
+  const input = tokenCount(usage.inputTokens)
+  const output = tokenCount(usage.outputTokens)
+  const streamed = tokenCount(usage.streamedTokens)
+  if (input !== undefined) {
+    c.reportedInput = Math.max(c.reportedInput, input)
+    c.hasInputFigure = true
+  }
+  if (output !== undefined) c.reportedOutput = Math.max(c.reportedOutput, output)
+  if (streamed !== undefined) c.streamed = Math.max(c.streamed, streamed)
+  c.hasAnswered = c.hasAnswered || isAnswer || input !== undefined || output !== undefined || c.streamed > 0
+  if (c.hasAnswered && !c.hasInputFigure) c.inputFloor = estimatedInput
+}
+
 /** One unsettled reservation: what it claimed and what it has used so far. */
 interface Claim {
   readonly claim: number
+  readonly counted: Counted
   usage: number
 }
 
@@ -120,7 +205,7 @@ export const make = (options: {
     let reserved = 0
     let settled = 0
     let released = 0
-    let estimated = false
+    const settledTally = { reportedInput: 0, reportedOutput: 0, estimated: 0 }
     let exceeded = false
     const inFlight = new Map<number, Claim>()
     let nextId = 0
@@ -135,28 +220,49 @@ export const make = (options: {
       for (const claim of inFlight.values()) committed += Math.max(claim.claim, claim.usage)
       return committed
     }
-    const unsafeSnapshot = (): Snapshot => ({
-      ceiling,
-      reserved,
-      settled,
-      released,
-      inFlight: inFlight.size,
-      used: usedNow(),
-      estimated,
-      exceeded
-    })
+    const reservedInFlightNow = () => committedNow() - usedNow()
+    const unsafeSnapshot = (): Snapshot => {
+      let { estimated, reportedInput, reportedOutput } = settledTally
+      for (const { counted } of inFlight.values()) {
+        reportedInput += counted.reportedInput
+        reportedOutput += counted.reportedOutput
+        estimated += estimatedOf(counted)
+      }
+      const used = usedNow()
+      return {
+        ceiling,
+        reserved,
+        settled,
+        released,
+        inFlight: inFlight.size,
+        reservedInFlight: reservedInFlightNow(),
+        used,
+        tally: { used, reportedInput, reportedOutput, estimated },
+        estimated: estimated > 0,
+        exceeded
+      }
+    }
 
     const grant = (id: number, estimatedInput: number, maxTokens: number): Reservation | undefined => {
       const clamped = Math.min(maxTokens, ceiling - committedNow() - estimatedInput)
       if (clamped < 1) return undefined
       const amount = estimatedInput + clamped
-      const claim: Claim = { claim: amount, usage: 0 }
+      const counted: Counted = {
+        reportedInput: 0,
+        reportedOutput: 0,
+        inputFloor: 0,
+        streamed: 0,
+        hasInputFigure: false,
+        hasAnswered: false
+      }
+      const claim: Claim = { claim: amount, counted, usage: 0 }
       inFlight.set(id, claim)
       reserved += amount
       let isSettled = false
       const unsafeObserve = (usage: Usage): Snapshot | undefined => {
         if (isSettled) return undefined
-        claim.usage = usage.inputTokens + usage.outputTokens
+        count(counted, usage, estimatedInput, true)
+        claim.usage = usedOf(counted)
         if (exceeded || usedNow() <= ceiling) return undefined
         exceeded = true
         return unsafeSnapshot()
@@ -174,11 +280,14 @@ export const make = (options: {
           Effect.sync(() => {
             if (isSettled) return
             isSettled = true
-            const actual = usage.inputTokens + usage.outputTokens
+            count(counted, usage, estimatedInput, false)
+            const actual = usedOf(counted)
             inFlight.delete(id)
             settled += actual
             released += amount - actual
-            estimated = estimated || usage.estimated
+            settledTally.reportedInput += counted.reportedInput
+            settledTally.reportedOutput += counted.reportedOutput
+            settledTally.estimated += estimatedOf(counted)
           })
       }
     }
@@ -188,7 +297,14 @@ export const make = (options: {
         const reservation = grant(nextId++, estimatedInput, maxTokens)
         return reservation !== undefined
           ? Effect.succeed(reservation)
-          : Effect.fail(new BudgetExhaustedError({ ceiling, used: usedNow(), needed: estimatedInput + 1 }))
+          : Effect.fail(
+              new BudgetExhaustedError({
+                ceiling,
+                used: usedNow(),
+                reservedInFlight: reservedInFlightNow(),
+                needed: estimatedInput + 1
+              })
+            )
       })
 
     return { ceiling, reserve, snapshot: Effect.sync(unsafeSnapshot), unsafeSnapshot } satisfies Ledger

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { CancelReason } from "@tether/core"
+import { CancelReason, TokenBudget } from "@tether/core"
 import type { RunOutcome } from "@tether/core"
 import * as Lifecycle from "../src/internal/lifecycle.js"
 
@@ -16,6 +16,7 @@ const completed: RunOutcome.RunOutcome = {
   text: "",
   transcript: [],
   tokensUsed: 0,
+  tally: TokenBudget.emptyTally,
   writesCommitted: 0
 }
 

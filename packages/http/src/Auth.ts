@@ -6,7 +6,8 @@
  *
  * Two layers come with the package: bearer tokens (`Authorization: Bearer ...`,
  * for APIs and tests) and an HMAC-signed cookie (for a web page that hands
- * each visitor an identity on first load).
+ * each visitor an identity on first load), with an expiry, a secret of at least
+ * 32 bytes, and previous secrets still accepted after a rotation.
  *
  * @example
  * ```ts
@@ -16,14 +17,15 @@
  * const bearer = Auth.layerBearer({ "token-of-alice": "alice", "token-of-bob": "bob" })
  *
  * // A web page: set the cookie on first load, verify it on every request
- * const cookie = Auth.layerSignedCookie({ secret: "a long random secret" })
- * const value = Auth.signCookieValue("a long random secret", Auth.CallerId.make("guest-42")) // Effect<string>
+ * const secret = "at least 32 bytes: openssl rand -base64 32"
+ * const cookie = Auth.layerSignedCookie({ secret, previousSecrets: [] }) // Layer<Auth, SecretTooShort>
+ * const value = Auth.signCookieValue(secret, Auth.CallerId.make("guest-42"), { maxAge: "7 days" }) // Effect<string, SecretTooShort>
  * ```
  *
  * @since 0.1.0
  */
 import type { HttpServerRequest } from "@effect/platform"
-import { Context, Effect, Encoding, Layer, Option, Redacted, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Encoding, Layer, Option, Redacted, Schema } from "effect"
 import { SessionStore } from "@tether/core"
 import { Unauthorized } from "./RouteError.js"
 
@@ -45,6 +47,14 @@ export interface Service {
 
 /** @since 0.1.0 */
 export class Auth extends Context.Tag("@tether/http/Auth")<Auth, Service>() {}
+
+/**
+ * The caller a run acts for: `SessionRoutes` provides it to every run it starts, so that a tool can record who
+ * asked (the owner of an order, say) without trusting anything the model says.
+ *
+ * @since 0.1.0
+ */
+export class CurrentCaller extends Context.Tag("@tether/http/Auth/CurrentCaller")<CurrentCaller, CallerId>() {}
 
 /**
  * Looks the caller of `request` up with the `Auth` in context.
@@ -101,11 +111,45 @@ export const layerBearer = (
     })
   )
 
-const secretOf = (secret: string | Redacted.Redacted<string>) =>
-  Redacted.isRedacted(secret) ? Redacted.value(secret) : secret
+/** The shortest secret `layerSignedCookie` accepts, in bytes (UTF-8). @since 0.1.0 */
+export const minSecretBytes = 32
+
+/**
+ * A cookie secret shorter than `minSecretBytes`: with a short key, a visitor could find it from its own cookie and
+ * forge any caller's. `layerSignedCookie` fails with it when it is built. @since 0.1.0
+ */
+export class SecretTooShort extends Schema.TaggedError<SecretTooShort>()("SecretTooShort", {
+  bytes: Schema.Number,
+  minBytes: Schema.Number,
+  message: Schema.String
+}) {}
+
+/** A secret, or a `Redacted` one. @since 0.1.0 */
+export type Secret = string | Redacted.Redacted<string>
+
+const secretOf = (secret: Secret) => (Redacted.isRedacted(secret) ? Redacted.value(secret) : secret)
+
+/**
+ * Fails with `SecretTooShort` when `secret` has fewer than `minSecretBytes` bytes; its message says how to make one.
+ *
+ * @since 0.1.0
+ */
+export const checkSecret = (secret: Secret, what = "the cookie secret"): Effect.Effect<void, SecretTooShort> =>
+  Effect.suspend(() => {
+    const bytes = utf8.encode(secretOf(secret)).length
+    return bytes >= minSecretBytes
+      ? Effect.void
+      : Effect.fail(
+          new SecretTooShort({
+            bytes,
+            minBytes: minSecretBytes,
+            message: `${what} has ${bytes} bytes; it needs at least ${minSecretBytes} (make one with: openssl rand -base64 32)`
+          })
+        )
+  })
 
 /** The HMAC-SHA256 key of a secret. */
-const hmacKey = (secret: string | Redacted.Redacted<string>): Effect.Effect<CryptoKey> =>
+const hmacKey = (secret: Secret): Effect.Effect<CryptoKey> =>
   Effect.promise(() =>
     crypto.subtle.importKey("raw", utf8.encode(secretOf(secret)), { name: "HMAC", hash: "SHA-256" }, false, [
       "sign",
@@ -113,43 +157,83 @@ const hmacKey = (secret: string | Redacted.Redacted<string>): Effect.Effect<Cryp
     ])
   )
 
-const sign = (key: CryptoKey, callerId: string): Effect.Effect<string> =>
-  Effect.promise(() => crypto.subtle.sign("HMAC", key, utf8.encode(callerId))).pipe(
-    Effect.map((mac) => `${callerId}.${Encoding.encodeBase64Url(new Uint8Array(mac))}`)
-  )
+/**
+ * What the MAC covers: the caller and the expiry, after a label that no caller id can contain (a newline), so that a
+ * MAC of another format or purpose never verifies as a cookie's.
+ */
+const signedText = (callerId: string, expiresAt: string) =>
+  utf8.encode(`tether/caller-cookie/v2\n${callerId}\n${expiresAt}`)
 
-/** The caller of a cookie value, if its MAC verifies (Web Crypto's `verify` compares in constant time). */
-const verify = (key: CryptoKey, value: string): Effect.Effect<Option.Option<CallerId>> => {
-  const dot = value.lastIndexOf(".")
-  if (dot <= 0) return Effect.succeedNone
-  const caller = value.slice(0, dot)
-  const mac = Encoding.decodeBase64Url(value.slice(dot + 1))
+/** How long a signed cookie is valid unless told otherwise: 30 days. @since 0.1.0 */
+export const defaultCookieMaxAge: Duration.Duration = Duration.days(30)
+
+const sign = (key: CryptoKey, callerId: string, maxAge: Duration.DurationInput): Effect.Effect<string> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const expiresAt = String(Math.floor((now + Duration.toMillis(maxAge)) / 1000))
+    return Effect.promise(() => crypto.subtle.sign("HMAC", key, signedText(callerId, expiresAt))).pipe(
+      Effect.map((mac) => `${callerId}.${expiresAt}.${Encoding.encodeBase64Url(new Uint8Array(mac))}`)
+    )
+  })
+
+/**
+ * The caller of a cookie value, if its MAC verifies with one of `keys` and it has not expired (Web Crypto's
+ * `verify` compares in constant time).
+ */
+const verify = (keys: ReadonlyArray<CryptoKey>, value: string): Effect.Effect<Option.Option<CallerId>> => {
+  const macDot = value.lastIndexOf(".")
+  const expiryDot = macDot <= 0 ? -1 : value.lastIndexOf(".", macDot - 1)
+  if (expiryDot <= 0) return Effect.succeedNone
+  const caller = value.slice(0, expiryDot)
+  const expiresAt = value.slice(expiryDot + 1, macDot)
+  const encodedMac = value.slice(macDot + 1)
+  if (!/^\d{1,12}$/.test(expiresAt)) return Effect.succeedNone
+  const mac = Encoding.decodeBase64Url(encodedMac)
   if (mac._tag === "Left") return Effect.succeedNone
   const given = new Uint8Array(mac.right)
-  return Effect.promise(() => crypto.subtle.verify("HMAC", key, given, utf8.encode(caller))).pipe(
-    Effect.map((isValid) => (isValid ? Schema.decodeUnknownOption(CallerId)(caller) : Option.none()))
-  )
+  const text = signedText(caller, expiresAt)
+  return Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    if (Number(expiresAt) * 1000 <= now) return Option.none()
+    for (const key of keys) {
+      if (yield* Effect.promise(() => crypto.subtle.verify("HMAC", key, given, text))) {
+        return Schema.decodeUnknownOption(CallerId)(caller)
+      }
+    }
+    return Option.none()
+  })
 }
 
 /**
- * The value of a signed cookie naming `callerId`: `<caller id>.<HMAC-SHA256>`.
+ * The value of a signed cookie naming `callerId` until `maxAge` from now (default `defaultCookieMaxAge`):
+ * `<caller id>.<expiry, Unix seconds>.<HMAC-SHA256 of both>`. Fails with `SecretTooShort` for a secret shorter than
+ * `minSecretBytes`.
  *
  * @since 0.1.0
  */
 export const signCookieValue = (
-  secret: string | Redacted.Redacted<string>,
-  callerId: CallerId
-): Effect.Effect<string> => Effect.flatMap(hmacKey(secret), (key) => sign(key, callerId))
+  secret: Secret,
+  callerId: CallerId,
+  options?: { readonly maxAge?: Duration.DurationInput | undefined }
+): Effect.Effect<string, SecretTooShort> =>
+  checkSecret(secret).pipe(
+    Effect.zipRight(hmacKey(secret)),
+    Effect.flatMap((key) => sign(key, callerId, options?.maxAge ?? defaultCookieMaxAge))
+  )
 
 /**
- * The caller a signed cookie value names, if its signature verifies.
+ * The caller a signed cookie value names, if its signature verifies with `secret` (or one of several secrets: the
+ * current one and previous ones) and it has not expired. Fails with `SecretTooShort` for a secret shorter than
+ * `minSecretBytes`.
  *
  * @since 0.1.0
  */
 export const verifyCookieValue = (
-  secret: string | Redacted.Redacted<string>,
+  secret: Secret | ReadonlyArray<Secret>,
   value: string
-): Effect.Effect<Option.Option<CallerId>> => Effect.flatMap(hmacKey(secret), (key) => verify(key, value))
+): Effect.Effect<Option.Option<CallerId>, SecretTooShort> =>
+  Effect.forEach(Array.isArray(secret) ? secret : [secret as Secret], (one) =>
+    Effect.zipRight(checkSecret(one), hmacKey(one))
+  ).pipe(Effect.flatMap((keys) => verify(keys, value)))
 
 /**
  * The cookie name `layerSignedCookie` reads unless told otherwise.
@@ -158,32 +242,50 @@ export const verifyCookieValue = (
  */
 export const defaultCookieName = "tether_caller"
 
+/** @since 0.1.0 */
+export interface SignedCookieOptions {
+  /** Signs new cookies and verifies them; at least `minSecretBytes` bytes. */
+  readonly secret: Secret
+  /**
+   * Secrets rotated out: cookies they signed still verify (until they expire), so that changing `secret` does not
+   * log every visitor out. Re-issue such cookies with the current secret (`signCookieValue`) when a visitor comes
+   * back; drop a previous secret once every cookie it signed has expired (`maxAge` after the rotation).
+   */
+  readonly previousSecrets?: ReadonlyArray<Secret> | undefined
+  readonly cookieName?: string | undefined
+}
+
 /**
  * A cookie signed with HMAC-SHA256 (`signCookieValue`) names the caller. A
- * missing cookie, a forged or altered one, or one signed with another secret
- * is `Unauthorized`.
+ * missing cookie, a forged or altered one, an expired one, or one signed with a
+ * secret other than `secret` and `previousSecrets` is `Unauthorized`. Building
+ * the layer fails with `SecretTooShort` if any secret is shorter than
+ * `minSecretBytes`.
  *
  * @since 0.1.0
  */
-export const layerSignedCookie = (options: {
-  readonly secret: string | Redacted.Redacted<string>
-  readonly cookieName?: string | undefined
-}): Layer.Layer<Auth> =>
+export const layerSignedCookie = (options: SignedCookieOptions): Layer.Layer<Auth, SecretTooShort> =>
   Layer.effect(
     Auth,
-    Effect.map(hmacKey(options.secret), (key) => ({
-      authenticate: (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.suspend(() => {
-          const name = options.cookieName ?? defaultCookieName
-          const value = request.cookies[name]
-          if (value === undefined) return Effect.fail(missing(`no ${name} cookie`))
-          return Effect.flatMap(
-            verify(key, value),
-            Option.match({
-              onNone: () => Effect.fail(rejected(`the ${name} cookie's signature does not verify`)),
-              onSome: (caller) => Effect.succeed(caller)
-            })
-          )
-        })
-    }))
+    Effect.gen(function* () {
+      const previous = options.previousSecrets ?? []
+      yield* checkSecret(options.secret)
+      yield* Effect.forEach(previous, (secret, i) => checkSecret(secret, `previous cookie secret ${i + 1}`))
+      const keys = yield* Effect.forEach([options.secret, ...previous], hmacKey)
+      const name = options.cookieName ?? defaultCookieName
+      return {
+        authenticate: (request: HttpServerRequest.HttpServerRequest) =>
+          Effect.suspend(() => {
+            const value = request.cookies[name]
+            if (value === undefined) return Effect.fail(missing(`no ${name} cookie`))
+            return Effect.flatMap(
+              verify(keys, value),
+              Option.match({
+                onNone: () => Effect.fail(rejected(`the ${name} cookie is expired or its signature does not verify`)),
+                onSome: (caller) => Effect.succeed(caller)
+              })
+            )
+          })
+      }
+    })
   )

@@ -17,6 +17,7 @@
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Schema } from "effect"
+import { scrub } from "./internal/clientText.js"
 
 /**
  * No credentials, or credentials that did not verify (401).
@@ -82,6 +83,15 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 }) {}
 
 /**
+ * The body did not arrive in time (408): a client sending it slower than `SessionRoutes.Limits.bodyTimeout` allows.
+ * The connection is closed after the answer. @since 0.1.0
+ */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
+  message: Schema.String,
+  timeoutMillis: Schema.Number
+}) {}
+
+/**
  * The body is not declared as JSON (415): `content-type` must be `application/json` (parameters such as a charset
  * are allowed) or another `application/*+json` type. Refusing other types keeps a cross-site HTML form or a
  * no-preflight `fetch` (`text/plain`, form encodings) from starting runs.
@@ -130,6 +140,7 @@ export type RouteError =
   | BadRequest
   | InvalidBody
   | PayloadTooLarge
+  | RequestTimeout
   | UnsupportedMediaType
   | SessionBusy
   | TooManyRuns
@@ -154,6 +165,8 @@ export const status = (error: RouteError): number => {
       return 422
     case "PayloadTooLarge":
       return 413
+    case "RequestTimeout":
+      return 408
     case "UnsupportedMediaType":
       return 415
     case "SessionBusy":
@@ -165,24 +178,46 @@ export const status = (error: RouteError): number => {
   }
 }
 
+/** `value` with every string in it scrubbed of stack frames and server paths. */
+const scrubAll = (value: unknown): unknown => {
+  if (typeof value === "string") return scrub(value)
+  if (Array.isArray(value)) return value.map(scrubAll)
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, scrubAll(field)]))
+  }
+  return value
+}
+
 /**
- * The JSON body of a refusal: `{ error: { _tag, message, ...fields } }`.
+ * The JSON body of a refusal: `{ error: { _tag, message, ...fields } }`, its texts without stack frames or server
+ * paths.
  *
  * @since 0.1.0
  */
 export const toJson = (error: RouteError): { readonly error: Record<string, unknown> } => {
-  const fields: Record<string, unknown> = { _tag: error._tag, message: error.message }
-  for (const [key, value] of Object.entries(error)) if (key !== "_tag" && key !== "message") fields[key] = value
+  const fields: Record<string, unknown> = { _tag: error._tag, message: scrub(error.message) }
+  for (const [key, value] of Object.entries(error)) {
+    if (key !== "_tag" && key !== "message") fields[key] = scrubAll(value)
+  }
   return { error: fields }
 }
 
+/** The headers of a refusal: `WWW-Authenticate` on a 401; `Connection: close` on a 408 (the client was slow). */
+const headersOf = (error: RouteError): Record<string, string> => {
+  switch (error._tag) {
+    case "Unauthorized":
+      return { "www-authenticate": 'Bearer realm="tether"' }
+    case "RequestTimeout":
+      return { connection: "close" }
+    default:
+      return {}
+  }
+}
+
 /**
- * The response for a refusal, with `WWW-Authenticate` on a 401.
+ * The response for a refusal, with `WWW-Authenticate` on a 401 and `Connection: close` on a 408.
  *
  * @since 0.1.0
  */
 export const toResponse = (error: RouteError): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson(toJson(error), {
-    status: status(error),
-    headers: error._tag === "Unauthorized" ? { "www-authenticate": 'Bearer realm="tether"' } : {}
-  })
+  HttpServerResponse.unsafeJson(toJson(error), { status: status(error), headers: headersOf(error) })

@@ -19,16 +19,35 @@ import { HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import { RunEvent } from "@tether/core"
 import { BadRequest } from "./RouteError.js"
+import { scrub } from "./internal/clientText.js"
 
 const encodeEvent = Schema.encodeSync(RunEvent.RunEvent)
 
+/** A copy of `event` (an instance of its class, as the Schema encoder wants) with `field` set to `text`. */
+const withText = <E extends RunEvent.RunEvent>(event: E, field: "error" | "reason", text: string): E =>
+  Object.assign(Object.create(Object.getPrototypeOf(event) as object) as E, event, { [field]: text })
+
+/** An event as a client may see it: the error texts of failures without stack frames or server paths. */
+const forClient = (event: RunEvent.RunEvent): RunEvent.RunEvent => {
+  switch (event._tag) {
+    case "RunFailed":
+    case "ToolFailed":
+      return withText(event, "error", scrub(event.error))
+    case "RolledBack":
+      return withText(event, "reason", scrub(event.reason))
+    default:
+      return event
+  }
+}
+
 /**
- * The SSE frame of one event.
+ * The SSE frame of one event. The error texts of `RunFailed`, `ToolFailed` and `RolledBack` lose their stack frames
+ * and server paths (`<path>` stands in): what reaches a client never shows the server's code or files.
  *
  * @since 0.1.0
  */
 export const encode = (event: RunEvent.RunEvent): string =>
-  `id: ${event.seq}\nevent: ${event._tag}\ndata: ${JSON.stringify(encodeEvent(event))}\n\n`
+  `id: ${event.seq}\nevent: ${event._tag}\ndata: ${JSON.stringify(encodeEvent(forClient(event)))}\n\n`
 
 /**
  * A comment frame: ignored by clients, it keeps proxies from closing an idle stream.

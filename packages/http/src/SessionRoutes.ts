@@ -36,13 +36,13 @@
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Schema, Stream } from "effect"
-import type { Duration } from "effect"
-import type { Scope } from "effect"
+import type { Duration, Scope } from "effect"
 import { CancelReason, RunEvent, RunRegistry, SessionStore } from "@tether/core"
 import type { Agent, AgentRun, LanguageModel } from "@tether/core"
 import * as Auth from "./Auth.js"
 import * as RouteError from "./RouteError.js"
 import * as ServerSentEvents from "./ServerSentEvents.js"
+import * as AddressLimit from "./internal/addressLimit.js"
 import * as Body from "./internal/body.js"
 import * as Json from "./internal/json.js"
 
@@ -54,14 +54,32 @@ import * as Json from "./internal/json.js"
 export interface Limits {
   /** Largest request body, in bytes (413 past it). Default 64 KiB. */
   readonly maxBodyBytes: number
+  /**
+   * How long the body of a request may take to arrive once its headers have (408 `RequestTimeout` past it, and the
+   * connection is closed): a client trickling its body holds no connection for long. Default 10 seconds. (For the
+   * headers themselves, set the server's deadlines: `@tether/node`'s `NodeServer.make`.)
+   */
+  readonly bodyTimeout: Duration.DurationInput
   /** Longest user message, in characters (422 past it). Default 8000. */
   readonly maxMessageLength: number
   /** Most runs one caller may have going at once, across its sessions (429 past it). Default 3. */
   readonly maxRunningPerCaller: number
+  /**
+   * Most runs one client address may have going at once, whatever callers it names (429 past it): where callers
+   * are cheap to mint (a page that gives every visitor an identity), the per-caller limit alone does not hold one
+   * client back. Default 12. Behind a reverse proxy every client has the proxy's address: set `clientAddress`.
+   */
+  readonly maxRunningPerAddress: number
 }
 
 /** @since 0.1.0 */
-export const defaultLimits: Limits = { maxBodyBytes: 64 * 1024, maxMessageLength: 8000, maxRunningPerCaller: 3 }
+export const defaultLimits: Limits = {
+  maxBodyBytes: 64 * 1024,
+  bodyTimeout: "10 seconds",
+  maxMessageLength: 8000,
+  maxRunningPerCaller: 3,
+  maxRunningPerAddress: 12
+}
 
 /** @since 0.1.0 */
 export interface Options {
@@ -77,6 +95,11 @@ export interface Options {
   readonly tokenBudget?: number | undefined
   /** Interval of the keep-alive comments of event streams. Default 15 seconds. */
   readonly keepAliveInterval?: Duration.DurationInput | undefined
+  /**
+   * The client address a request counts against for `maxRunningPerAddress`. Default: the socket's remote address.
+   * Behind a trusted reverse proxy, read the header it sets (e.g. the last entry of `x-forwarded-for`).
+   */
+  readonly clientAddress?: ((request: HttpServerRequest.HttpServerRequest) => string | undefined) | undefined
 }
 
 /**
@@ -104,12 +127,17 @@ export const messageBody = (maxMessageLength: number) =>
 export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,100}$/))
 
 /**
- * What the routes need: the registry, the store, `Auth`, and the agent's model and services.
+ * What the routes need: the registry, the store, `Auth`, and the agent's model and services (but `Auth.CurrentCaller`,
+ * which the routes provide to each run).
  *
  * @since 0.1.0
  */
 export type Requirements<R> =
-  RunRegistry.RunRegistry | SessionStore.SessionStore | Auth.Auth | LanguageModel.LanguageModel | R
+  | RunRegistry.RunRegistry
+  | SessionStore.SessionStore
+  | Auth.Auth
+  | LanguageModel.LanguageModel
+  | Exclude<R, Auth.CurrentCaller>
 
 interface Caller {
   readonly caller: Auth.CallerId
@@ -240,8 +268,12 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
   // Checking the limits and starting the run happen under one lock, so two concurrent
   // starts cannot both pass a check that only one of them may pass.
   const startLock = Effect.unsafeMakeSemaphore(1)
+  const runsByAddress = AddressLimit.make(limits.maxRunningPerAddress)
+  const clientAddress =
+    options?.clientAddress ??
+    ((request: HttpServerRequest.HttpServerRequest) => Option.getOrUndefined(request.remoteAddress))
 
-  const startRun = (who: Caller, body: typeof MessageBody.Type) =>
+  const startRun = (who: Caller, address: string | undefined, body: typeof MessageBody.Type) =>
     Effect.gen(function* () {
       const store = yield* SessionStore.SessionStore
       const registry = yield* RunRegistry.RunRegistry
@@ -271,6 +303,10 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
           message: `at most ${limits.maxRunningPerCaller} runs may go at once per caller`
         })
       }
+      if (address !== undefined) {
+        const tooMany = runsByAddress.check(address, who.sessionId, yield* registry.running)
+        if (tooMany !== undefined) return yield* tooMany
+      }
       const history = yield* Option.match(previous, {
         onNone: () => Effect.succeed(Option.match(existing, { onNone: () => [], onSome: (s) => s.transcript })),
         onSome: (run) =>
@@ -289,6 +325,7 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
           { onConflict: "refuse", timeout: options?.timeout, tokenBudget: options?.tokenBudget }
         )
         .pipe(
+          Effect.provideService(Auth.CurrentCaller, who.caller),
           Effect.catchTag(
             "SessionBusyError",
             (error) =>
@@ -299,6 +336,7 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
               })
           )
         )
+      if (address !== undefined) runsByAddress.record(address, who.sessionId)
       // A run whose session could not be saved has nobody to stream to or stop it: it is cancelled at once.
       yield* store
         .save({ id: who.sessionId, owner: who.caller, disconnect, transcript: history, runId: run.id })
@@ -311,13 +349,14 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const who = yield* identify
-      const body = yield* Effect.flatMap(Body.readJson(request, limits.maxBodyBytes), (json) =>
-        Body.decode(MessageBody, json)
+      const body = yield* Effect.flatMap(
+        Body.readJson(request, { limitBytes: limits.maxBodyBytes, timeout: limits.bodyTimeout }),
+        (json) => Body.decode(MessageBody, json)
       )
       // From the start of the run to the finalizer that cancels it on a disconnect, nothing may
       // interrupt: a client gone in between would otherwise leave the run going unwatched.
       return yield* Effect.uninterruptible(
-        Effect.flatMap(startLock.withPermits(1)(startRun(who, body)), ({ disconnect, run }) =>
+        Effect.flatMap(startLock.withPermits(1)(startRun(who, clientAddress(request), body)), ({ disconnect, run }) =>
           eventStream(run, {
             after: Option.none(),
             cancelOnDisconnect: disconnect === "cancel",
@@ -363,7 +402,14 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
         })
       }
       const tokens = yield* run.tokens
-      return HttpServerResponse.unsafeJson({ ...common, status: "running", runId: run.id, tokensUsed: tokens.used })
+      return HttpServerResponse.unsafeJson({
+        ...common,
+        status: "running",
+        runId: run.id,
+        tokensUsed: tokens.used,
+        tally: tokens.tally,
+        reservedInFlight: tokens.reservedInFlight
+      })
     })
   )
 

@@ -13,6 +13,7 @@ describe("ServerSentEvents", () => {
       reason: new CancelReason.UserAbort(),
       tokensUsed: 40,
       tokensEstimated: true,
+      tally: { used: 40, reportedInput: 30, reportedOutput: 4, estimated: 6 },
       writesRolledBack: 2
     })
     const frame = ServerSentEvents.encode(event)
@@ -27,6 +28,7 @@ describe("ServerSentEvents", () => {
       reason: { _tag: "UserAbort" },
       tokensUsed: 40,
       tokensEstimated: true,
+      tally: { used: 40, reportedInput: 30, reportedOutput: 4, estimated: 6 },
       writesRolledBack: 2
     })
     expect(rest).toEqual(["", ""])
@@ -59,6 +61,7 @@ describe("RouteError", () => {
       [new RouteError.BadRequest({ message: "m" }), 400],
       [new RouteError.InvalidBody({ message: "m", issues: [] }), 422],
       [new RouteError.PayloadTooLarge({ message: "m", limitBytes: 1 }), 413],
+      [new RouteError.RequestTimeout({ message: "m", timeoutMillis: 1 }), 408],
       [new RouteError.SessionBusy({ message: "m", sessionId: "s", runId: "r" }), 409],
       [new RouteError.TooManyRuns({ message: "m", limit: 1 }), 429]
     ]

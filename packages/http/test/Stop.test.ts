@@ -42,6 +42,9 @@ describe("Stop", () => {
         }
       })
       expect(stop.json.outcome.tokensUsed).toBeGreaterThan(0)
+      const tally = stop.json.outcome.tally
+      expect(tally.used).toBe(stop.json.outcome.tokensUsed)
+      expect(tally.reportedInput + tally.reportedOutput + tally.estimated).toBe(tally.used)
 
       const events = yield* a.ended.pipe(Effect.timeout("10 seconds"))
       expect(events.at(-1)).toMatchObject({

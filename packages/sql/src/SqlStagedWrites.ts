@@ -32,7 +32,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { StagedWrites } from "@tether/core"
-import { Config, Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Config, Context, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import type { ConfigError, Option } from "effect"
 import * as Drivers from "./internal/drivers.js"
 import * as RecordsTable from "./internal/records.js"
@@ -54,7 +54,24 @@ export class DriverMissingError extends Schema.TaggedError<DriverMissingError>()
 export interface Options {
   /** The key-value table for upserts and deletes. Default `"tether_records"`. */
   readonly recordsTable?: string | undefined
+  /**
+   * When a commit that failed transiently is attempted again: a connection refused or lost before the COMMIT was
+   * sent, a serialization failure or deadlock (PostgreSQL), a locked file (SQLite). Nothing was applied, so the whole
+   * transaction runs again. Default `defaultCommitRetry` (3 more attempts over about a second). A connection lost
+   * after the COMMIT was sent is never retried: the commit fails with `CommitOutcomeUnknownError`.
+   */
+  readonly commitRetry?: Schedule.Schedule<unknown, unknown> | undefined
 }
+
+/**
+ * The default `commitRetry`: 3 more attempts, 100 ms apart and doubling, jittered.
+ *
+ * @since 0.1.0
+ */
+export const defaultCommitRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3))
+)
 
 /**
  * Read access to committed records, for tests, examples and tools that look
@@ -84,7 +101,12 @@ const build = (options: Options) =>
     const dialect = yield* RecordsTable.dialectOf(sql)
     const records = yield* RecordsTable.checkRecordsTable(options.recordsTable ?? RecordsTable.defaultRecordsTable)
     yield* RecordsTable.migrate(sql, dialect, records)
-    const backend: Transaction.Backend = { sql, dialect, records }
+    const backend: Transaction.Backend = {
+      sql,
+      dialect,
+      records,
+      commitRetry: options.commitRetry ?? defaultCommitRetry
+    }
     const service: StagedWrites.Service = { begin: (runId) => Transaction.begin(backend, runId) }
     const committed: CommittedRecords = {
       read: (table, key) => RecordsTable.read(sql, dialect, records, table, key),

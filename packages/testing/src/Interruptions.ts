@@ -7,8 +7,8 @@
  * no model stream open, every `Interruptions.guard`ed resource released exactly
  * once, no staged write committed by a cancelled run (and all of them by a
  * completed one), a transcript that answers every tool use, a balanced token
- * ledger, and your own `invariants`. It fails with the first interrupt point
- * that broke one, and the events up to it.
+ * ledger whose figures add up, and your own `invariants`. It fails with the
+ * first interrupt point that broke one, and the events up to it.
  *
  * Run it under `it.effect` (it drives the `TestClock`).
  *
@@ -233,6 +233,12 @@ const runOnce = <R, RI>(options: Options<R, RI>, point: Point) =>
         if (ledger.reserved !== ledger.settled + ledger.released) {
           violations.push(
             `ledger does not balance: ${ledger.reserved} reserved, ${ledger.settled} settled, ${ledger.released} released`
+          )
+        }
+        const { estimated, reportedInput, reportedOutput, used } = outcome.tally
+        if (used !== outcome.tokensUsed || reportedInput + reportedOutput + estimated !== used) {
+          violations.push(
+            `token figures do not add up: ${outcome.tokensUsed} used, tally ${reportedInput} + ${reportedOutput} + ${estimated} = ${used}`
           )
         }
         if (options.invariants) violations.push(...(yield* options.invariants(outcome)))

@@ -53,6 +53,7 @@ export type Step =
   | { readonly _tag: "Delay"; readonly duration: Duration.DurationInput }
   | { readonly _tag: "Fail"; readonly error: ModelError.ModelError }
   | { readonly _tag: "Thinking"; readonly text: string; readonly signature: string }
+  | { readonly _tag: "Usage"; readonly inputTokens: number; readonly outputTokens: number }
 
 /**
  * One turn's steps.
@@ -127,6 +128,15 @@ export const thinking = (text: string, options?: { readonly signature?: string |
   text,
   signature: options?.signature ?? "scripted-signature"
 })
+
+/**
+ * A usage report, sent as is: any figures, even negative, fractional, `NaN` or absurd ones, to test that the
+ * ledger does not trust them. A turn with usage steps reports only those (no usage of its own).
+ *
+ * @since 0.1.0
+ * @category script
+ */
+export const usage = (inputTokens: number, outputTokens: number): Step => ({ _tag: "Usage", inputTokens, outputTokens })
 
 /**
  * @since 0.1.0
@@ -205,6 +215,10 @@ const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Eff
           return Stream.drain(Stream.fromEffect(Effect.sleep(step.duration)))
         case "Fail":
           return Stream.fail(step.error)
+        case "Usage":
+          return Stream.make(
+            LanguageModel.ModelEvent.Usage({ inputTokens: step.inputTokens, outputTokens: step.outputTokens })
+          )
         case "Text": {
           const tokens = LanguageModel.estimateTokens(step.text)
           const allowed = options.ignoreMaxTokens ? tokens : Math.max(0, request.maxTokens - outputTokens)
@@ -245,14 +259,17 @@ const turnEvents = (request: LanguageModel.TurnRequest, turn: Turn, onChunk: Eff
         }
       }
     }
-    return Stream.make(LanguageModel.ModelEvent.Usage({ inputTokens, outputTokens: 0 })).pipe(
+    const reportsUsage = !turn.some((step) => step._tag === "Usage")
+    const report = (outputTokens: number) =>
+      reportsUsage ? [LanguageModel.ModelEvent.Usage({ inputTokens, outputTokens })] : []
+    return Stream.fromIterable(report(0)).pipe(
       Stream.concat(Stream.flatMap(Stream.fromIterable(turn), emitStep)),
       Stream.concat(
         Stream.suspend(() =>
-          Stream.make(
-            LanguageModel.ModelEvent.Usage({ inputTokens, outputTokens }),
+          Stream.fromIterable([
+            ...report(outputTokens),
             LanguageModel.ModelEvent.Stop({ reason: truncated ? "max_tokens" : usedTools ? "tool_use" : "end_turn" })
-          )
+          ])
         )
       )
     )

@@ -316,3 +316,62 @@ describe("FakeAnthropic.offline", () => {
     expect(text).toContain("The tool answered: 3 cats")
   })
 })
+
+describe("FakeAnthropic faults of a quiet or oversized stream", () => {
+  it.scopedLive("a silent fault after the headers writes nothing more; a pings fault writes only pings", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeAnthropic.make([
+        FakeAnthropic.text("never", { fault: { kind: "silent", afterTokens: 0, afterHeaders: true } }),
+        FakeAnthropic.text("never", { fault: { kind: "pings", afterTokens: 0, afterHeaders: true, pingInterval: 10 } })
+      ])
+      for (const index of [0, 1]) {
+        const controller = new AbortController()
+        const response = yield* Effect.promise(() =>
+          fetch(`${fake.url}/v1/messages`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-api-key": "test" },
+            body: JSON.stringify(body({ stream: true })),
+            signal: controller.signal
+          })
+        )
+        expect(response.status).toBe(200)
+        const reader = response.body!.getReader()
+        const read = index === 0 ? undefined : yield* Effect.promise(() => reader.read())
+        yield* Effect.sleep("100 millis")
+        controller.abort()
+        const record = yield* fake.awaitEnded(index)
+        expect(record.closedAt).toBeDefined()
+        if (index === 0) expect(record).toMatchObject({ bytesWritten: 0, pingsWritten: 0, tokensWritten: 0 })
+        else {
+          expect(new TextDecoder().decode(read?.value)).toMatch(/^event: ping\n/)
+          expect(record.pingsWritten).toBeGreaterThanOrEqual(3)
+          expect(record.tokensWritten).toBe(0)
+        }
+      }
+    })
+  )
+
+  it.scopedLive("an oversized line is written only as fast as the client reads it", () =>
+    Effect.gen(function* () {
+      const bytes = 64 * 1024 * 1024
+      const fake = yield* FakeAnthropic.make([
+        FakeAnthropic.text("Hi", { fault: { kind: "oversized-line", afterTokens: 0, bytes } })
+      ])
+      const controller = new AbortController()
+      yield* Effect.promise(() =>
+        fetch(`${fake.url}/v1/messages`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": "test" },
+          body: JSON.stringify(body({ stream: true })),
+          signal: controller.signal
+        })
+      )
+      yield* Effect.sleep("300 millis") // the client reads nothing
+      const stalled = (yield* fake.requests)[0]!.bytesWritten
+      controller.abort()
+      expect(stalled).toBeGreaterThan(0)
+      expect(stalled).toBeLessThan(bytes / 4)
+      expect((yield* fake.awaitEnded(0)).isFinished).toBe(false)
+    })
+  )
+})

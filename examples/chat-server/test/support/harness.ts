@@ -17,7 +17,7 @@ import type * as OfflineScript from "../../src/OfflineScript.js"
 import * as Storage from "../../src/Storage.js"
 import { SessionClient as Client } from "@tether/testing"
 
-export const secret = "chat-server-test-secret"
+export const secret = "chat-server-test-secret-of-enough-bytes"
 
 /** A cookie naming `caller`, as the page would have set it. */
 export const cookieFor = (caller: string) =>
@@ -36,7 +36,8 @@ export interface Harness {
 
 export const start = (
   offline: OfflineScript.Options = {},
-  storage?: Layer.Layer<Storage.Provided, Storage.StorageError>
+  storage?: Layer.Layer<Storage.Provided, Storage.StorageError>,
+  options: Partial<ChatServer.Options> = {}
 ): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-chat-"))
@@ -46,7 +47,8 @@ export const start = (
       host: "127.0.0.1",
       secret: Redacted.make(secret),
       assistant: { researchStepMillis: 40 },
-      forceCloseAfter: "1 second"
+      forceCloseAfter: "1 second",
+      ...options
     }).pipe(
       Layer.provideMerge(Model.layerOffline({ interval: 15, ...offline })),
       Layer.provideMerge(storage ?? Storage.layerSqlite(path.join(dir, "chat.db")))

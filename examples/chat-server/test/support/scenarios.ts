@@ -48,7 +48,7 @@ export type Start = (offline: OfflineScript.Options) => Effect.Effect<Harness.Ha
 export const completedRunCommitsItsOrder = (start: Start) =>
   Effect.gen(function* () {
     const harness = yield* start({ answerWords: 10 })
-    const stream = yield* ask(harness, "s-done", "Find a quiet grinder and order one")
+    const stream = yield* ask(harness, "s-done", "Find a quiet grinder and order two")
     const events = yield* stream.ended.pipe(Effect.timeout("20 seconds"))
     const tags = events.map((e) => e.event)
     expect(tags.at(-1)).toBe("RunCompleted")
@@ -66,7 +66,7 @@ export const completedRunCommitsItsOrder = (start: Start) =>
     expect(events.find((e) => e.event === "Committed")?.data.count).toBe(1)
     const orders = yield* harness.orders.list
     expect(orders).toHaveLength(1)
-    expect(orders[0]).toMatchObject({ item: "a quiet grinder", quantity: 1 })
+    expect(orders[0]).toMatchObject({ item: "quiet grinder", quantity: 2 })
   })
 
 /** Stop while the answer streams: the API request is aborted and the order never appears. */

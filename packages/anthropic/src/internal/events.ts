@@ -286,10 +286,16 @@ const {
   Usage: UsageEvent
 } = LanguageModel.ModelEvent
 
+/** A part of the input figure: absent is 0; one that cannot be a count spoils the sum (`NaN`, ignored downstream). */
+const inputPart = (tokens: Nullable<number>): number => (tokens == null ? 0 : tokens >= 0 ? tokens : Number.NaN)
+
+/** The turn's usage so far. Figures go on as the server sent them: the token ledger checks them (see TokenBudget). */
 const readUsage = (state: TurnState, usage: Usage): LanguageModel.ModelEvent => {
   if (usage.input_tokens != null) {
     state.inputTokens =
-      usage.input_tokens + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0)
+      inputPart(usage.input_tokens) +
+      inputPart(usage.cache_creation_input_tokens) +
+      inputPart(usage.cache_read_input_tokens)
   }
   if (usage.output_tokens != null) state.outputTokens = usage.output_tokens
   return UsageEvent({ inputTokens: state.inputTokens, outputTokens: state.outputTokens })

@@ -1,8 +1,8 @@
 import type Anthropic from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
-import { Duration, Effect, Either, Schedule } from "effect"
-import type { RateLimiter } from "effect"
+import { Duration, Effect, Either, Fiber, Schedule } from "effect"
+import type { Clock, RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
 import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
 
@@ -18,7 +18,20 @@ export interface TurnSettings {
   readonly rateLimiter: RateLimiter.RateLimiter | undefined
   /** `retryPolicy` of the model's options, built once. */
   readonly retry: Schedule.Schedule<unknown, AttemptFailure>
+  /** How long a response may go without a protocol event before the attempt fails; `undefined`: forever. */
+  readonly idleMillis: number | undefined
 }
+
+/** What one attempt has done so far: its reader (`pump`) writes it, its watchdog and its release read it. */
+interface Progress {
+  /** The response was read to its end. */
+  isRead: boolean
+  isAfterFirstEvent: boolean
+  /** When (on the Effect clock) the headers or the latest protocol event arrived; `undefined` before the headers. */
+  lastEventAt: number | undefined
+}
+
+const newProgress = (): Progress => ({ isRead: false, isAfterFirstEvent: false, lastEventAt: undefined })
 
 /** Where a response's events go: the callbacks of the push-based turn. */
 interface Sink {
@@ -29,19 +42,19 @@ interface Sink {
 }
 
 /**
- * Reads one streamed response into `emit`. It never rejects and never emits
- * once `signal` is aborted: by then the stream's consumer is gone.
+ * Reads one streamed response into `emit`, recording its `progress` (times on `clock`). It never rejects and
+ * never emits once `signal` is aborted: by then the stream's consumer is gone.
  */
 const pump = async (
   client: Anthropic,
   params: Anthropic.MessageCreateParamsStreaming,
   signal: AbortSignal,
   emit: Sink,
-  finished: { isRead: boolean }
+  progress: Progress,
+  clock: Clock.Clock
 ): Promise<void> => {
-  let isAfterFirstEvent = false
   const fail = (error: ModelError.ModelError) => {
-    if (!signal.aborted) emit.fail({ error, isAfterFirstEvent })
+    if (!signal.aborted) emit.fail({ error, isAfterFirstEvent: progress.isAfterFirstEvent })
   }
   try {
     let response: AsyncIterable<unknown>
@@ -50,6 +63,7 @@ const pump = async (
     } catch (cause) {
       return fail(fromCause(cause))
     }
+    progress.lastEventAt = clock.unsafeCurrentTimeMillis()
     const iterator = response[Symbol.asyncIterator]()
     const state = initialState()
     while (true) {
@@ -72,16 +86,17 @@ const pump = async (
         iterator.return?.().catch(() => {})
         return
       }
+      if (event.right.type !== "ignored") progress.lastEventAt = clock.unsafeCurrentTimeMillis()
       const events = toModelEvents(state, event.right)
       if (events.length > 0) {
-        isAfterFirstEvent = true
+        progress.isAfterFirstEvent = true
         emit.array(events)
       }
     }
     if (!state.isStopped) {
       return fail(new ModelError.MalformedResponseError({ message: "the stream ended before message_stop" }))
     }
-    finished.isRead = true
+    progress.isRead = true
     emit.end()
   } catch (defect) {
     if (!signal.aborted) emit.die(defect)
@@ -116,7 +131,7 @@ const abortQuietly = (controller: AbortController, reason: unknown): void => {
  * in the call that cancels the run, so the socket closes before any fiber has even begun to unwind. `release`
  * leaves a response read to its end alone (aborting it would cost the keep-alive connection).
  */
-const requestController = (cancelled: AbortSignal | undefined, finished: { readonly isRead: boolean }) => {
+const requestController = (cancelled: AbortSignal | undefined, progress: { readonly isRead: boolean }) => {
   const controller = new AbortController()
   // The run's reason goes along (no new DOMException per request).
   const onCancel = () => abortQuietly(controller, cancelled?.reason)
@@ -126,49 +141,81 @@ const requestController = (cancelled: AbortSignal | undefined, finished: { reado
     cancelled?.removeEventListener("abort", onCancel)
     // (Checked first: `abort()` builds its DOMException even when the controller is already aborted, as it is after
     // a cancel.)
-    if (!finished.isRead && !controller.signal.aborted) abortQuietly(controller, undefined)
+    if (!progress.isRead && !controller.signal.aborted) abortQuietly(controller, undefined)
   }
   return { signal: controller.signal, release }
 }
 
 /**
+ * Succeeds with the attempt's failure once its response has gone `idleMillis` without a protocol event (after its
+ * headers or its latest event; a `ping` does not count). Before the headers it only waits: the SDK's
+ * `requestTimeout` bounds that part. It sleeps on the Effect clock, so a `TestClock` drives it.
+ */
+const idleWatchdog = (idleMillis: number, progress: Progress): Effect.Effect<AttemptFailure> =>
+  Effect.clockWith((clock) => {
+    const after = (millis: number): Effect.Effect<AttemptFailure> =>
+      Effect.flatMap(clock.sleep(Duration.millis(millis)), () => {
+        const last = progress.lastEventAt
+        const left = last === undefined ? idleMillis : last + idleMillis - clock.unsafeCurrentTimeMillis()
+        if (left > 0) return after(left)
+        const error = new ModelError.StreamIdleTimeoutError({
+          message: `the response sent no event for ${idleMillis} ms`,
+          idleMillis
+        })
+        return Effect.succeed({ error, isAfterFirstEvent: progress.isAfterFirstEvent })
+      })
+    return after(idleMillis)
+  })
+
+/**
  * One request, push-based: `onEvents` gets the events as they arrive, and the effect ends with the response.
- * Interrupting it aborts the request at once (the canceller); no stream machinery sits in between.
+ * Interrupting it aborts the request at once (the canceller); no stream machinery sits in between. An idle
+ * response is aborted, then failed, by a watchdog fiber that ends with the attempt.
  */
 const attemptPush = (
-  client: Anthropic,
+  settings: TurnSettings,
   params: Anthropic.MessageCreateParamsStreaming,
   cancelled: AbortSignal | undefined,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, AttemptFailure> =>
-  Effect.async<void, AttemptFailure>((resume) => {
-    const finished = { isRead: false }
-    const { signal, release } = requestController(cancelled, finished)
-    let isDone = false
-    const done = (effect: Effect.Effect<void, AttemptFailure>) => {
-      if (isDone) return
-      isDone = true
-      release()
-      resume(effect)
-    }
-    void pump(
-      client,
-      params,
-      signal,
-      {
-        array: (events) => {
-          if (!isDone) onEvents(events)
+  Effect.clockWith((clock) => {
+    const progress = newProgress()
+    let onIdle: ((failure: AttemptFailure) => void) | undefined
+    const response = Effect.async<void, AttemptFailure>((resume) => {
+      const { signal, release } = requestController(cancelled, progress)
+      let isDone = false
+      const done = (effect: Effect.Effect<void, AttemptFailure>) => {
+        if (isDone) return
+        isDone = true
+        release()
+        resume(effect)
+      }
+      onIdle = (failure) => done(Effect.fail(failure))
+      void pump(
+        settings.client,
+        params,
+        signal,
+        {
+          array: (events) => {
+            if (!isDone) onEvents(events)
+          },
+          fail: (failure) => done(Effect.fail(failure)),
+          end: () => done(Effect.void),
+          die: (defect) => done(Effect.die(defect))
         },
-        fail: (failure) => done(Effect.fail(failure)),
-        end: () => done(Effect.void),
-        die: (defect) => done(Effect.die(defect))
-      },
-      finished
-    )
-    return Effect.sync(() => {
-      isDone = true
-      release()
+        progress,
+        clock
+      )
+      return Effect.sync(() => {
+        isDone = true
+        release()
+      })
     })
+    if (settings.idleMillis === undefined) return response
+    const watchdog = Effect.flatMap(idleWatchdog(settings.idleMillis, progress), (failure) =>
+      Effect.sync(() => onIdle?.(failure))
+    )
+    return Effect.flatMap(Effect.fork(watchdog), (fiber) => Effect.ensuring(response, Fiber.interrupt(fiber)))
   })
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
@@ -225,7 +272,7 @@ export const runTurn = (
   cancelled: AbortSignal | undefined,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, ModelError.ModelError> => {
-  const once = attemptPush(settings.client, params, cancelled, onEvents)
+  const once = attemptPush(settings, params, cancelled, onEvents)
   const limited = settings.rateLimiter === undefined ? once : settings.rateLimiter(once)
   return limited.pipe(
     retryAfterFailure(settings.retry),

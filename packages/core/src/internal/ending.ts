@@ -100,12 +100,18 @@ export const settle = (
           text: bodyExit.value.text,
           transcript: bodyExit.value.transcript,
           tokensUsed: tokens.used,
+          tally: tokens.tally,
           writesCommitted: committed.value
         }
         return {
           outcome: completed,
           terminal: (c: EventCommon) =>
-            makeEvent(RunEvent.RunCompleted, { ...c, text: bodyExit.value.text, tokensUsed: tokens.used }),
+            makeEvent(RunEvent.RunCompleted, {
+              ...c,
+              text: bodyExit.value.text,
+              tokensUsed: tokens.used,
+              tally: tokens.tally
+            }),
           exit: Effect.succeed(bodyExit.value)
         }
       }
@@ -119,14 +125,15 @@ export const settle = (
         makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
       )
       const tokensNow = yield* ctx.ledger.snapshot
-      yield* Effect.logInfo(`run cancelled: ${why}`).pipe(
+      // A library's routine news is Debug: the application decides what to print (see the README's "Logging").
+      yield* Effect.logDebug(`run cancelled: ${why}`).pipe(
         Effect.annotateLogs({
           runId: ctx.runId,
           reason: reason._tag,
           tokensUsed: tokensNow.used,
           writesRolledBack: undone.writes
         }),
-        Effect.whenLogLevel("Info")
+        Effect.whenLogLevel("Debug")
       )
       const cancelled: RunOutcome = {
         _tag: "Cancelled",
@@ -135,6 +142,7 @@ export const settle = (
         transcript: Transcript.close(transcript.current, why),
         tokensUsed: tokensNow.used,
         tokensEstimated: tokensNow.estimated,
+        tally: tokensNow.tally,
         writesRolledBack: undone.writes,
         compensationsRun: undone.compensations
       }
@@ -146,6 +154,7 @@ export const settle = (
             reason,
             tokensUsed: tokensNow.used,
             tokensEstimated: tokensNow.estimated,
+            tally: tokensNow.tally,
             writesRolledBack: undone.writes
           }),
         exit: Effect.interrupt
@@ -160,12 +169,18 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       onNone: () => Cause.pretty(cause),
       onSome: describeError
     })
-    const undone = yield* undo(ctx)
+    const undoneAll = yield* undo(ctx)
+    // A commit whose outcome is unknown rolled nothing back: its writes may have landed.
+    const isFateUnknown = Option.exists(Cause.failureOption(cause), (e) => e._tag === "CommitOutcomeUnknownError")
+    const undone = isFateUnknown ? { ...undoneAll, writes: 0 } : undoneAll
     yield* ctx.emit((c) =>
       makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: error })
     )
     const tokens = yield* ctx.ledger.snapshot
-    yield* Effect.logWarning(`run failed: ${error}`).pipe(Effect.annotateLogs({ runId: ctx.runId }))
+    yield* Effect.logDebug(`run failed: ${error}`).pipe(
+      Effect.annotateLogs({ runId: ctx.runId }),
+      Effect.whenLogLevel("Debug")
+    )
     const outcome: RunOutcome = {
       _tag: "Failed",
       runId: ctx.runId,
@@ -173,13 +188,20 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
       error,
       transcript: Transcript.close(transcript.current, "it failed"),
       tokensUsed: tokens.used,
+      tally: tokens.tally,
       writesRolledBack: undone.writes,
       compensationsRun: undone.compensations
     }
     return {
       outcome,
       terminal: (c: EventCommon) =>
-        makeEvent(RunEvent.RunFailed, { ...c, error, tokensUsed: tokens.used, writesRolledBack: undone.writes }),
+        makeEvent(RunEvent.RunFailed, {
+          ...c,
+          error,
+          tokensUsed: tokens.used,
+          tally: tokens.tally,
+          writesRolledBack: undone.writes
+        }),
       exit: Effect.failCause(cause) as Effect.Effect<LoopResult, AgentError>
     }
   })

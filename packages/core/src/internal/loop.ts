@@ -34,42 +34,45 @@ const tokensEvent = (ctx: RunContext) => {
     makeEvent(RunEvent.TokensUsed, {
       ...c,
       tokens: snapshot.used,
-      ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {})
+      ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {}),
+      tally: snapshot.tally,
+      reservedInFlight: snapshot.reservedInFlight
     })
   )
 }
 
 /**
  * Streams one turn into the transcript cell, keeping the budget informed chunk
- * by chunk. Settles the reservation on any exit: on real usage when the stream
- * ended, on the input reported by the provider plus output estimated from the
- * streamed deltas when it was cut short.
+ * by chunk. Settles the reservation on any exit with what the provider reported
+ * and the output estimated from the streamed deltas; the ledger checks the
+ * reported figures and counts the larger (see `TokenBudget`).
  */
 const streamTurn = (
   model: LanguageModel.Service,
   request: LanguageModel.TurnRequest,
-  estimatedInput: number,
   reservation: Reservation,
   ctx: RunContext,
   cell: Cell
 ): Effect.Effect<ReadonlyArray<CompletedToolUse>, ModelError> =>
   Effect.suspend(() => {
     let inputTokens: number | undefined
-    let reportedOutput = 0
+    let outputTokens: number | undefined
     let streamedChars = 0
-    let finished = false
     let text = ""
     const toolUses: Array<CompletedToolUse> = []
     let blocks: ReadonlyArray<ToolUseBlock> = []
     let thinking: Streaming["thinking"] = []
-    const usage = () => ({
-      inputTokens: inputTokens ?? estimatedInput,
-      outputTokens: Math.max(reportedOutput, Math.ceil(streamedChars / 4))
-    })
+    const usage = () => ({ inputTokens, outputTokens, streamedTokens: Math.ceil(streamedChars / 4) })
     const observe = () => {
       const tripped = reservation.unsafeObserve(usage())
       if (tripped !== undefined) {
-        ctx.cancelNow(new CancelReason.BudgetExceeded({ ceiling: tripped.ceiling, used: tripped.used }))
+        ctx.cancelNow(
+          new CancelReason.BudgetExceeded({
+            ceiling: tripped.ceiling,
+            used: tripped.used,
+            estimated: tripped.tally.estimated
+          })
+        )
       }
     }
     // Synchronous, one event at a time: the transcript cell always holds what has streamed so far.
@@ -104,11 +107,10 @@ const streamTurn = (
         }
         case "Usage":
           inputTokens = event.inputTokens
-          reportedOutput = Math.max(reportedOutput, event.outputTokens)
+          outputTokens = event.outputTokens
           observe()
           return tokensEvent(ctx)
         case "Stop":
-          finished = true
           return
       }
     }
@@ -121,7 +123,7 @@ const streamTurn = (
         Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
         Effect.onExit(() =>
           Effect.zipRight(
-            reservation.settle({ ...usage(), estimated: !finished }),
+            reservation.settle(usage()),
             Effect.sync(() => tokensEvent(ctx))
           )
         ),
@@ -162,19 +164,24 @@ export const runLoop = <R>(
       const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)
-      const reservation = yield* ctx.ledger
-        .reserve({ estimatedInput, maxTokens: agent.maxTokens })
-        .pipe(
-          Effect.catchTag("BudgetExhaustedError", (error) =>
-            Effect.zipRight(
-              ctx.requestCancel(new CancelReason.BudgetExceeded({ ceiling: error.ceiling, used: error.used })),
-              Effect.never
-            )
+      const reservation = yield* ctx.ledger.reserve({ estimatedInput, maxTokens: agent.maxTokens }).pipe(
+        Effect.catchTag("BudgetExhaustedError", (error) =>
+          Effect.zipRight(
+            ctx.requestCancel(
+              new CancelReason.BudgetExceeded({
+                ceiling: error.ceiling,
+                used: error.used,
+                reservedInFlight: error.reservedInFlight,
+                needed: error.needed
+              })
+            ),
+            Effect.never
           )
         )
+      )
       const { signal, release } = ctx.requestSignal()
       const request = { ...base, maxTokens: reservation.maxTokens, signal }
-      const toolUses = yield* streamTurn(model, request, estimatedInput, reservation, ctx, cell).pipe(
+      const toolUses = yield* streamTurn(model, request, reservation, ctx, cell).pipe(
         Effect.ensuring(Effect.sync(release))
       )
       finishTurn(cell)

@@ -47,8 +47,21 @@ export const runNested = <R>(
     const ledger =
       options.tokenBudget === undefined
         ? undefined
-        : yield* SubLedger.make(parent.ledger, options.tokenBudget, (snapshot) =>
-            stop(new CancelReason.BudgetExceeded({ ceiling: snapshot.ceiling, used: snapshot.used }))
+        : yield* SubLedger.make(parent.ledger, options.tokenBudget, (snapshot, refusal) =>
+            stop(
+              refusal === undefined
+                ? new CancelReason.BudgetExceeded({
+                    ceiling: snapshot.ceiling,
+                    used: snapshot.used,
+                    estimated: snapshot.tally.estimated
+                  })
+                : new CancelReason.BudgetExceeded({
+                    ceiling: refusal.ceiling,
+                    used: refusal.used,
+                    reservedInFlight: refusal.reservedInFlight,
+                    needed: refusal.needed
+                  })
+            )
           )
     // A budget trip of the sub-agent's own ledger stops the sub-agent; anything else is the root run's to handle.
     const isOwn = (reason: CancelReason.CancelReason) =>

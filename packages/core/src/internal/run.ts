@@ -22,6 +22,7 @@ import { awaitSubtasks, reasonOfInterruption, settle, type Ending } from "./endi
 import { make as makeEvent } from "./event.js"
 import * as Events from "./events.js"
 import * as Lifecycle from "./lifecycle.js"
+import { handleOf, type Shared } from "./shared.js"
 import { runLoop, type LoopResult } from "./loop.js"
 import { stageInto } from "./staging.js"
 import * as Stopper from "./stopper.js"
@@ -46,23 +47,6 @@ export interface Built<R> {
   readonly run: AgentRun
   readonly program: Effect.Effect<LoopResult, AgentError, LanguageModel | R>
   readonly attach: (fiber: Fiber.RuntimeFiber<unknown, AgentError>) => Effect.Effect<boolean>
-}
-
-/** What the phases of one run share. */
-interface Shared<R> {
-  readonly agent: Agent<R>
-  readonly input: RunInput
-  readonly options: RunOptions
-  readonly runId: string
-  readonly events: Events.Events
-  /** The run's state; changed only by `transition`. */
-  readonly lifecycle: { state: Lifecycle.State }
-  readonly transition: (step: Lifecycle.Step, requester?: FiberId.FiberId) => void
-  readonly stopper: Stopper.Stopper
-  readonly ledger: TokenBudget.Ledger
-  readonly transcript: Transcript.Cell
-  readonly outcome: Deferred.Deferred<RunOutcome>
-  readonly cancelDeadline: Duration.Duration
 }
 
 /** What `begin` sets up: the run's context, scopes, the body's fiber, the timeout's timer and the leak supervisor. */
@@ -237,6 +221,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
           transcript,
           tokensUsed: 0,
           tokensEstimated: false,
+          tally: TokenBudget.emptyTally,
           writesRolledBack: 0,
           compensationsRun: 0
         }
@@ -247,6 +232,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
           error: Cause.pretty(exit.cause),
           transcript,
           tokensUsed: 0,
+          tally: TokenBudget.emptyTally,
           writesRolledBack: 0,
           compensationsRun: 0
         }
@@ -290,7 +276,11 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
             transition(
               Lifecycle.requestCancel(
                 lifecycle.state,
-                new CancelReason.BudgetExceeded({ ceiling: snapshot.ceiling, used: snapshot.used })
+                new CancelReason.BudgetExceeded({
+                  ceiling: snapshot.ceiling,
+                  used: snapshot.used,
+                  estimated: snapshot.tally.estimated
+                })
               ),
               requester
             )
@@ -318,32 +308,3 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
       attach: (fiber) => Deferred.succeed(fiberRef, fiber)
     }
   })
-
-/** The run's handle. A cancel of a run whose outcome is decided changes nothing and returns the outcome. */
-const handleOf = <R>(shared: Shared<R>, fiber: Effect.Effect<Fiber.RuntimeFiber<unknown, AgentError>>): AgentRun => {
-  const awaitOutcome = Deferred.await(shared.outcome)
-  const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none) =>
-    shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester)
-  const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
-    Effect.fiberIdWith((requester) => Effect.sync(() => cancelNow(reason, requester)))
-  return {
-    id: shared.runId,
-    sessionId: shared.options.sessionId,
-    agent: shared.agent.name,
-    // Built when read (most runs are never watched; a stream pipeline is dozens of objects per run).
-    get events() {
-      return shared.events.stream()
-    },
-    eventsAfter: (after) => shared.events.streamAfter(after),
-    // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just waits.
-    cancel: (reason) => Effect.zipRight(requestCancel(reason), awaitOutcome),
-    requestCancel,
-    unsafeRequestCancel: (reason) => cancelNow(reason),
-    outcome: awaitOutcome,
-    poll: Deferred.poll(shared.outcome).pipe(
-      Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))
-    ),
-    tokens: shared.ledger.snapshot,
-    fiber
-  }
-}

@@ -10,27 +10,27 @@ export interface SubLedger extends TokenBudget.Ledger {
 /**
  * A ledger of `ceiling` inside `parent`. A call reserves in both (its `max_tokens` clamped by both), reports its
  * usage to both and settles in both. When the sub-agent's own ceiling is crossed (or too little is left of it to
- * start a call) `onExceeded` runs, synchronously, once; a crossing of the parent's ceiling is reported as the
- * parent's ledger reports it, so that it cancels the whole run.
+ * start a call: then with the `refusal`) `onExceeded` runs, synchronously, once; a crossing of the parent's
+ * ceiling is reported as the parent's ledger reports it, so that it cancels the whole run.
  */
 export const make = (
   parent: TokenBudget.Ledger,
   ceiling: number,
-  onExceeded: (snapshot: TokenBudget.Snapshot) => void
+  onExceeded: (snapshot: TokenBudget.Snapshot, refusal?: TokenBudget.BudgetExhaustedError) => void
 ): Effect.Effect<SubLedger> =>
   Effect.map(TokenBudget.make({ ceiling }), (own) => {
     let isExhausted = false
-    const exhaust = () => {
+    const exhaust = (refusal?: TokenBudget.BudgetExhaustedError) => {
       if (isExhausted) return
       isExhausted = true
-      onExceeded(own.unsafeSnapshot())
+      onExceeded(own.unsafeSnapshot(), refusal)
     }
     const reserve: TokenBudget.Ledger["reserve"] = (request) =>
       Effect.gen(function* () {
-        const mine = yield* own.reserve(request).pipe(Effect.tapError(() => Effect.sync(exhaust)))
+        const mine = yield* own.reserve(request).pipe(Effect.tapError((refusal) => Effect.sync(() => exhaust(refusal))))
         const theirs = yield* parent
           .reserve({ estimatedInput: request.estimatedInput, maxTokens: mine.maxTokens })
-          .pipe(Effect.tapError(() => mine.settle({ inputTokens: 0, outputTokens: 0, estimated: false })))
+          .pipe(Effect.tapError(() => mine.settle({})))
         const unsafeObserve = (usage: TokenBudget.Usage) => {
           const tripped = theirs.unsafeObserve(usage)
           if (mine.unsafeObserve(usage) !== undefined) exhaust()

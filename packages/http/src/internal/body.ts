@@ -1,6 +1,6 @@
 import type { HttpServerRequest } from "@effect/platform"
 import { Chunk, Duration, Effect, Either, Exit, Option, ParseResult, Schema, Scope, Stream } from "effect"
-import { BadRequest, InvalidBody, PayloadTooLarge, UnsupportedMediaType } from "../RouteError.js"
+import { BadRequest, InvalidBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "../RouteError.js"
 
 const tooLarge = (limitBytes: number) =>
   new PayloadTooLarge({ message: `the body is larger than ${limitBytes} bytes`, limitBytes })
@@ -34,11 +34,15 @@ const drain = (
   )
 }
 
+/** How long the request stream stays open after its reading was interrupted (a deadline, a client gone). */
+const closeGrace = Duration.seconds(1)
+
 /**
  * The body as text, at most `limitBytes` bytes of it, read from the platform's stream of the request. Past the limit
  * the rest is read and dropped in the background (up to `drainFactor` times the limit, for at most `drainWindow`)
  * while the 413 goes out: a client still sending (a chunked body has no length to refuse up front) then reads the
- * 413 instead of a reset.
+ * 413 instead of a reset. Interrupted (the body's deadline passed, the client went away), it lets go of the stream
+ * `closeGrace` later, so that a 408 is written before the connection closes.
  */
 const readText = (
   request: HttpServerRequest.HttpServerRequest,
@@ -48,10 +52,12 @@ const readText = (
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const pull = yield* Scope.extend(Stream.toPull(request.stream), scope)
+      // Bounded in time: a daemon, so that the end of the request's scope does not cut the grace short.
+      const closeSoon = Effect.forkDaemon(Effect.delay(Scope.close(scope, Exit.void), closeGrace))
       const parts: Array<Uint8Array> = []
       let bytes = 0
       while (true) {
-        const next = yield* Effect.either(restore(pull)).pipe(Effect.onInterrupt(() => Scope.close(scope, Exit.void)))
+        const next = yield* Effect.either(restore(pull)).pipe(Effect.onInterrupt(() => closeSoon))
         if (Either.isLeft(next)) {
           yield* Scope.close(scope, Exit.void)
           if (Option.isSome(next.left)) return yield* unreadable()
@@ -85,18 +91,28 @@ const isJsonMediaType = (contentType: string | undefined): boolean => {
 }
 
 /**
- * Reads a JSON body of at most `limitBytes` bytes. A declared `content-length`
- * over the limit is refused before anything is read; a body not declared as
- * JSON is refused once read (so that the refusal reaches a client still sending).
+ * Reads a JSON body of at most `limitBytes` bytes, whole within `timeout`. A
+ * declared `content-length` over the limit is refused before anything is read;
+ * a body not declared as JSON is refused once read (so that the refusal reaches
+ * a client still sending); a body still arriving after `timeout` is
+ * `RequestTimeout` (its reading stops, and the 408 closes the connection).
  */
 export const readJson = (
   request: HttpServerRequest.HttpServerRequest,
-  limitBytes: number
-): Effect.Effect<unknown, BadRequest | PayloadTooLarge | UnsupportedMediaType> =>
+  limits: { readonly limitBytes: number; readonly timeout: Duration.DurationInput }
+): Effect.Effect<unknown, BadRequest | PayloadTooLarge | RequestTimeout | UnsupportedMediaType> =>
   Effect.gen(function* () {
+    const { limitBytes } = limits
     const declared = request.headers["content-length"]
     if (declared !== undefined && Number(declared) > limitBytes) return yield* tooLarge(limitBytes)
-    const { bytes, text } = yield* readText(request, limitBytes)
+    const timeoutMillis = Duration.toMillis(Duration.decode(limits.timeout))
+    const { bytes, text } = yield* readText(request, limitBytes).pipe(
+      Effect.timeoutFail({
+        duration: limits.timeout,
+        onTimeout: () =>
+          new RequestTimeout({ message: `the body did not arrive within ${timeoutMillis} ms`, timeoutMillis })
+      })
+    )
     const contentType = request.headers["content-type"]
     if (!isJsonMediaType(contentType)) {
       return yield* new UnsupportedMediaType({

@@ -1,9 +1,18 @@
-import { Schema } from "effect"
-import { CancelReason, RunOutcome } from "@tether/core"
+import { Cause, Option, Schema } from "effect"
+import { CancelReason } from "@tether/core"
+import type { RunOutcome } from "@tether/core"
+import { scrub } from "./clientText.js"
 
 const encodeReason = Schema.encodeSync(CancelReason.CancelReason)
 
-/** A run outcome as JSON: what ended it, what it cost, what it committed or rolled back. */
+/** The tag of a failed run's error: its typed error's `_tag`, or `Defect` when it died of a bug. */
+const errorTagOf = (cause: Cause.Cause<{ readonly _tag: string }>): string =>
+  Option.match(Cause.failureOption(cause), { onNone: () => "Defect", onSome: (error) => error._tag })
+
+/**
+ * A run outcome as JSON: what ended it, what it cost, what it committed or rolled back. A failure is its error's tag
+ * and message, without stack frames or server paths (the server's log has the whole cause).
+ */
 export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown> => {
   switch (outcome._tag) {
     case "Completed":
@@ -12,6 +21,7 @@ export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown>
         runId: outcome.runId,
         text: outcome.text,
         tokensUsed: outcome.tokensUsed,
+        tally: outcome.tally,
         writesCommitted: outcome.writesCommitted
       }
     case "Cancelled":
@@ -22,6 +32,7 @@ export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown>
         reasonText: CancelReason.describe(outcome.reason),
         tokensUsed: outcome.tokensUsed,
         tokensEstimated: outcome.tokensEstimated,
+        tally: outcome.tally,
         writesRolledBack: outcome.writesRolledBack,
         compensationsRun: outcome.compensationsRun
       }
@@ -29,8 +40,10 @@ export const outcome = (outcome: RunOutcome.RunOutcome): Record<string, unknown>
       return {
         _tag: outcome._tag,
         runId: outcome.runId,
-        error: outcome.error,
+        errorTag: errorTagOf(outcome.cause),
+        error: scrub(outcome.error),
         tokensUsed: outcome.tokensUsed,
+        tally: outcome.tally,
         writesRolledBack: outcome.writesRolledBack,
         compensationsRun: outcome.compensationsRun
       }

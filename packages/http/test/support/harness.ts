@@ -59,7 +59,7 @@ export interface Harness {
 
 export const start = (options: {
   readonly script: ScriptedModel.Script
-  readonly agent?: Agent.Agent<never> | undefined
+  readonly agent?: Agent.Agent<Auth.CurrentCaller> | undefined
   readonly routes?: SessionRoutes.Options | undefined
   /** How long the registry keeps an ended run (its default when not given). */
   readonly retainEnded?: Duration.DurationInput | undefined
@@ -67,6 +67,8 @@ export const start = (options: {
   readonly retainIdle?: Duration.DurationInput | undefined
   /** The session store; default the in-memory one (with `retainIdle`). */
   readonly sessionStore?: Layer.Layer<SessionStore.SessionStore> | undefined
+  /** Staged writes in place of the in-memory ones (whose `committed` stays empty then). */
+  readonly stagedWrites?: Layer.Layer<StagedWrites.StagedWrites> | undefined
 }): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const app = HttpRouter.empty.pipe(
@@ -77,7 +79,8 @@ export const start = (options: {
       options.sessionStore ?? SessionStore.layerMemory({ retainIdle: options.retainIdle }),
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),
-      StagedWrites.layerMemory
+      StagedWrites.layerMemory,
+      options.stagedWrites ?? Layer.empty
     )
     const server = GracefulShutdown.serve(app, { deadline: "5 seconds" }).pipe(
       Layer.provideMerge(services),

@@ -17,5 +17,6 @@ const unsupported = (name: string): never =>
 
 export const WorkerTool = unsupported("WorkerTool")
 export const CommandTool = unsupported("CommandTool")
+export const NodeServer = unsupported("NodeServer")
 
 throw new Error(message)

@@ -1,16 +1,19 @@
 import type { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { StagedWrites } from "@tether/core"
-import { Chunk, Effect, Option, Ref } from "effect"
-import type { Scope } from "effect"
+import { Cause, Chunk, Effect, Exit, Option, Ref } from "effect"
+import type { Schedule, Scope } from "effect"
 import type { Dialect } from "./records.js"
 import { lockRecordsTable, read } from "./records.js"
+import * as Transient from "./transient.js"
 
 /** @internal */
 export interface Backend {
   readonly sql: SqlClient.SqlClient
   readonly dialect: Dialect
   readonly records: string
+  /** When a commit that failed transiently (nothing applied) is attempted again. */
+  readonly commitRetry: Schedule.Schedule<unknown, unknown>
 }
 
 /**
@@ -29,6 +32,8 @@ type State =
   | { readonly _tag: "Committing"; readonly writes: Chunk.Chunk<Prepared> }
   | { readonly _tag: "Committed" }
   | { readonly _tag: "RolledBack" }
+  /** The connection was lost at COMMIT: the writes may have landed, so nothing is left to discard or commit. */
+  | { readonly _tag: "Unknown" }
 
 const describePrepared = (write: Prepared): string => {
   switch (write._tag) {
@@ -41,12 +46,6 @@ const describePrepared = (write: Prepared): string => {
     case "Expect":
       return StagedWrites.describe(write.write)
   }
-}
-
-const causeMessage = (error: SqlError): string => {
-  const cause: unknown = error.cause
-  if (cause instanceof Error) return cause.message
-  return cause === undefined ? error.message : String(cause)
 }
 
 /** A value's JSON text; a value without one fails the `stage` call. */
@@ -120,8 +119,8 @@ const runStatement = (
         )
     : sql.unsafe(write.sql, write.params)
 
-/** What stopped a commit: a write that failed, an `Expect` unmet, or the transaction itself. */
-type CommitFailure =
+/** Why one write stopped the commit's transaction: the database refused it, or an `Expect` was unmet. */
+type WriteFailure =
   | { readonly _tag: "WriteFailed"; readonly write: string; readonly error: SqlError }
   | { readonly _tag: "Unmet"; readonly write: StagedWrites.Expect }
 
@@ -129,7 +128,7 @@ type CommitFailure =
 const apply = (
   backend: Backend,
   write: Prepared
-): Effect.Effect<unknown, SqlError | Extract<CommitFailure, { _tag: "Unmet" }>> => {
+): Effect.Effect<unknown, SqlError | Extract<WriteFailure, { _tag: "Unmet" }>> => {
   const { records, sql } = backend
   switch (write._tag) {
     case "Expect":
@@ -148,52 +147,146 @@ const apply = (
   }
 }
 
+/** Every write in staged order, after the commit lock (PostgreSQL); the first failing one stops the rest. */
+const applyWrites = (backend: Backend, writes: Chunk.Chunk<Prepared>): Effect.Effect<void, WriteFailure> =>
+  Effect.gen(function* () {
+    if (backend.dialect === "pg") {
+      yield* lockRecordsTable(backend.sql, backend.records).pipe(
+        Effect.mapError((error): WriteFailure => ({ _tag: "WriteFailed", write: "the commit lock", error }))
+      )
+    }
+    for (const [index, write] of Chunk.toReadonlyArray(writes).entries()) {
+      yield* apply(backend, write).pipe(
+        Effect.mapError((error): WriteFailure =>
+          error._tag === "Unmet"
+            ? error
+            : {
+                _tag: "WriteFailed",
+                write: `write ${index + 1} of ${Chunk.size(writes)} (${describePrepared(write)})`,
+                error
+              }
+        )
+      )
+    }
+  })
+
 /**
- * Applies every write in one database transaction. The first failing write
- * aborts it: the database rolls back, nothing of the run lands.
+ * Why one attempt at the commit's transaction failed. Before the COMMIT was sent the database applied nothing, so a
+ * `Transient` failure (connection refused or lost, serialization failure) may run it again; once the COMMIT was sent,
+ * a lost connection leaves its fate unknown (`CommitLost`), and a COMMIT the database answered with an error applied
+ * nothing (`CommitRefused`).
  */
-const applyAll = (backend: Backend, runId: string, writes: Chunk.Chunk<Prepared>) =>
-  backend.sql
-    .withTransaction(
-      Effect.gen(function* () {
-        if (backend.dialect === "pg") {
-          yield* lockRecordsTable(backend.sql, backend.records).pipe(
-            Effect.mapError((error): CommitFailure => ({ _tag: "WriteFailed", write: "the commit lock", error }))
-          )
-        }
-        for (const [index, write] of Chunk.toReadonlyArray(writes).entries()) {
-          yield* apply(backend, write).pipe(
-            Effect.mapError((error): CommitFailure =>
-              error._tag === "Unmet"
-                ? error
-                : {
-                    _tag: "WriteFailed",
-                    write: `write ${index + 1} of ${Chunk.size(writes)} (${describePrepared(write)})`,
-                    error
-                  }
-            )
-          )
-        }
-      })
+type AttemptFailure =
+  | WriteFailure
+  | { readonly _tag: "Transient"; readonly step: string; readonly error: SqlError }
+  | { readonly _tag: "CommitRefused"; readonly error: SqlError }
+  | { readonly _tag: "CommitLost"; readonly error: SqlError }
+
+/**
+ * What a failed attempt means. `withTransaction` turns a failed COMMIT or ROLLBACK into a defect (`Die` of the
+ * `SqlError`), so the defect is read here, knowing whether the body had finished (then the COMMIT was sent): a
+ * `SqlError` never leaves the commit as a defect. Any other defect is a bug and stays one.
+ */
+const classify = (
+  cause: Cause.Cause<WriteFailure | SqlError>,
+  isCommitSent: boolean
+): Effect.Effect<never, AttemptFailure> => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    if (error._tag === "Unmet") return Effect.fail(error)
+    if (error._tag === "WriteFailed") {
+      return Effect.fail(
+        Transient.isTransient(error.error) ? { _tag: "Transient", step: error.write, error: error.error } : error
+      )
+    }
+    return Effect.fail(
+      Transient.isTransient(error)
+        ? { _tag: "Transient", step: "the start of the transaction", error }
+        : { _tag: "WriteFailed", write: "the start of the transaction", error }
     )
-    .pipe(
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isNone(defect) || !(defect.value instanceof SqlError)) return Effect.failCause(cause as Cause.Cause<never>)
+  const error = defect.value
+  if (isCommitSent) {
+    if (Transient.isConnectionLost(error)) return Effect.fail({ _tag: "CommitLost", error })
+    return Effect.fail(
+      Transient.isTransient(error) ? { _tag: "Transient", step: "the COMMIT", error } : { _tag: "CommitRefused", error }
+    )
+  }
+  // The ROLLBACK after a failed write failed too (the connection is gone): the transaction never committed.
+  return Effect.fail(
+    Transient.isTransient(error)
+      ? { _tag: "Transient", step: "the transaction", error }
+      : { _tag: "WriteFailed", write: "the rollback", error }
+  )
+}
+
+/** One attempt: every write in one database transaction. The first failing write aborts it and nothing lands. */
+const attempt = (backend: Backend, writes: Chunk.Chunk<Prepared>): Effect.Effect<void, AttemptFailure> =>
+  Effect.suspend(() => {
+    let isCommitSent = false
+    return backend.sql
+      .withTransaction(
+        Effect.zipRight(
+          applyWrites(backend, writes),
+          Effect.sync(() => void (isCommitSent = true))
+        )
+      )
+      .pipe(Effect.catchAllCause((cause) => classify(cause, isCommitSent)))
+  })
+
+/**
+ * Applies every write in one database transaction, attempting it again after a transient failure (as
+ * `backend.commitRetry` allows). Fails with `CommitOutcomeUnknownError` when the connection was lost after the
+ * COMMIT was sent; every other failure applied nothing.
+ */
+const applyAll = (
+  backend: Backend,
+  runId: string,
+  writes: Chunk.Chunk<Prepared>
+): Effect.Effect<
+  void,
+  StagedWrites.StagedWriteError | StagedWrites.WriteConflictError | StagedWrites.CommitOutcomeUnknownError
+> =>
+  Effect.suspend(() => {
+    let attempts = 0
+    const once = Effect.suspend(() => {
+      attempts++
+      return attempt(backend, writes)
+    })
+    return once.pipe(
+      Effect.retry({ schedule: backend.commitRetry, while: (failure) => failure._tag === "Transient" }),
       Effect.mapError((failure) => {
+        const tries = attempts === 1 ? "" : ` (${attempts} attempts)`
         switch (failure._tag) {
           case "Unmet":
             return StagedWrites.conflict(runId, failure.write)
           case "WriteFailed":
             return new StagedWrites.StagedWriteError({
               operation: "commit",
-              message: `run ${runId}: ${failure.write} failed, nothing was applied: ${causeMessage(failure.error)}`
+              message: `run ${runId}: ${failure.write} failed, nothing was applied: ${Transient.describe(failure.error)}`
             })
-          default:
+          case "Transient":
             return new StagedWrites.StagedWriteError({
               operation: "commit",
-              message: `run ${runId}: the transaction failed, nothing was applied: ${causeMessage(failure)}`
+              message: `run ${runId}: the database failed at ${failure.step}${tries}, nothing was applied: ${Transient.describe(failure.error)}`
+            })
+          case "CommitRefused":
+            return new StagedWrites.StagedWriteError({
+              operation: "commit",
+              message: `run ${runId}: the database refused the COMMIT, nothing was applied: ${Transient.describe(failure.error)}`
+            })
+          case "CommitLost":
+            return new StagedWrites.CommitOutcomeUnknownError({
+              writes: Chunk.size(writes),
+              message: `run ${runId}: the connection was lost after the COMMIT was sent (${Transient.describe(failure.error)}); its ${Chunk.size(writes)} writes may or may not have been applied`
             })
         }
       })
     )
+  })
 
 const alreadyCommitting = (runId: string, operation: "stage" | "commit" | "rollback") =>
   new StagedWrites.StagedWriteError({ operation, message: `run ${runId}: a commit of this transaction is under way` })
@@ -201,7 +294,8 @@ const alreadyCommitting = (runId: string, operation: "stage" | "commit" | "rollb
 /** Staging into a transaction that ended fails: a write must never be dropped without a word. */
 const notOpen = (runId: string, state: Exclude<State, { _tag: "Open" }>, write: StagedWrites.Write) => {
   if (state._tag === "Committing") return alreadyCommitting(runId, "stage")
-  const ended = state._tag === "Committed" ? "committed" : "rolled back"
+  const ended =
+    state._tag === "Committed" ? "committed" : state._tag === "RolledBack" ? "rolled back" : "ended (outcome unknown)"
   return new StagedWrites.StagedWriteError({
     operation: "stage",
     message: `run ${runId}: the transaction is already ${ended}, ${StagedWrites.describe(write)} was not staged`
@@ -226,6 +320,7 @@ export const begin = (backend: Backend, runId: string): Effect.Effect<StagedWrit
           return ["committing", current]
         case "Committed":
         case "RolledBack":
+        case "Unknown":
           return [0, current]
       }
     })
@@ -243,28 +338,47 @@ export const begin = (backend: Backend, runId: string): Effect.Effect<StagedWrit
 
     const commit = Effect.uninterruptible(
       Effect.gen(function* () {
-        const taken = yield* Ref.modify(state, (current): [Chunk.Chunk<Prepared> | "committing", State] => {
+        const taken = yield* Ref.modify(state, (current): [Chunk.Chunk<Prepared> | "committing" | "unknown", State] => {
           switch (current._tag) {
             case "Open":
               return [current.writes, { _tag: "Committing", writes: current.writes }]
             case "Committing":
               return ["committing", current]
+            case "Unknown":
+              return ["unknown", current]
             case "Committed":
             case "RolledBack":
               return [Chunk.empty(), current]
           }
         })
         if (taken === "committing") return yield* Effect.fail(alreadyCommitting(runId, "commit"))
+        if (taken === "unknown") {
+          return yield* new StagedWrites.StagedWriteError({
+            operation: "commit",
+            message: `run ${runId}: an earlier commit of this transaction lost its connection; its outcome is unknown`
+          })
+        }
         if (Chunk.isEmpty(taken)) {
           yield* Ref.update(state, (current): State =>
             current._tag === "Committing" ? { _tag: "Committed" } : current
           )
           return 0
         }
-        // On failure the writes stay staged: the run may retry the commit or roll back.
+        // On failure the writes stay staged (the run may retry the commit or roll back), unless the commit's
+        // outcome is unknown: then they may have landed, and a rollback must not report them as discarded.
         yield* applyAll(backend, runId, taken).pipe(
           Effect.onExit((exit) =>
-            Ref.set<State>(state, exit._tag === "Success" ? { _tag: "Committed" } : { _tag: "Open", writes: taken })
+            Ref.set<State>(
+              state,
+              Exit.isSuccess(exit)
+                ? { _tag: "Committed" }
+                : Exit.causeOption(exit).pipe(
+                      Option.flatMap(Cause.failureOption),
+                      Option.exists((error) => error._tag === "CommitOutcomeUnknownError")
+                    )
+                  ? { _tag: "Unknown" }
+                  : { _tag: "Open", writes: taken }
+            )
           )
         )
         return Chunk.size(taken)

@@ -2,7 +2,8 @@ import * as Http from "node:http"
 import type { Socket } from "node:net"
 import { performance } from "node:perf_hooks"
 import { Either } from "effect"
-import type { Fault, RecordedRequest, Reply, Script, ScriptRequest, State, StreamReply } from "../FakeAnthropic.js"
+import type { RecordedRequest, State } from "../FakeAnthropic.js"
+import type { Fault, Reply, Script, ScriptRequest, StreamReply } from "./fakeAnthropicScript.js"
 import { encodeEvent, errorBody, jsonMessage, streamSteps, tokenCount } from "./fakeAnthropicStream.js"
 import { parseWireRequest } from "./fakeAnthropicWire.js"
 
@@ -22,6 +23,26 @@ const sleep = (millis: number, signal: AbortSignal): Promise<void> =>
       resolve()
     }, millis)
     signal.addEventListener("abort", onAbort, { once: true })
+  })
+
+/** Resolves when `signal` aborts (the client closed the connection, or the server is closing). */
+const untilAborted = (signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  })
+
+/** Resolves when `response` can take more (`drain`) or `signal` aborts. Never rejects. */
+const drained = (response: Http.ServerResponse, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      response.off("drain", done)
+      signal.removeEventListener("abort", done)
+      resolve()
+    }
+    response.on("drain", done)
+    signal.addEventListener("abort", done, { once: true })
   })
 
 const readBody = async (request: Http.IncomingMessage): Promise<string> => {
@@ -182,7 +203,9 @@ export class FakeServer {
       isFinished: false,
       isResetByServer: false,
       tokensWritten: 0,
-      tokenTimes: []
+      tokenTimes: [],
+      pingsWritten: 0,
+      bytesWritten: 0
     }
     this.records.push(record)
     response.on("finish", () => {
@@ -281,6 +304,7 @@ export class FakeServer {
       "request-id": `req_fake_${record.index}`
     })
     response.flushHeaders()
+    if (reply.fault?.afterHeaders === true) return this.fault(response, record, reply.fault, signal)
     for (const step of streamSteps(reply, `msg_fake_${record.index}`, inputTokens)) {
       const slot = step._tag === "Token" ? step.index : step.isFinal ? tokenCount(reply) : undefined
       if (slot !== undefined) {
@@ -288,22 +312,66 @@ export class FakeServer {
         if (signal.aborted) return
         // A fault past the last token happens at the end, before message_delta.
         if (reply.fault !== undefined && (slot >= reply.fault.afterTokens || step._tag === "Event")) {
-          return this.fault(response, record, reply.fault)
+          return this.fault(response, record, reply.fault, signal)
         }
       }
       if (signal.aborted) return
       if (step._tag === "Token") {
-        response.write(encodeEvent("content_block_delta", step.data))
+        this.write(response, record, encodeEvent("content_block_delta", step.data))
         this.wroteToken(record)
       } else {
-        response.write(encodeEvent(step.event, step.data))
+        this.write(response, record, encodeEvent(step.event, step.data))
       }
     }
     response.end()
   }
 
-  private fault(response: Http.ServerResponse, record: RequestRecord, fault: Fault) {
+  /** Writes part of a streamed body, counting its bytes; false when the socket's buffer is full. */
+  private write(response: Http.ServerResponse, record: RequestRecord, chunk: string): boolean {
+    record.bytesWritten += Buffer.byteLength(chunk)
+    return response.write(chunk)
+  }
+
+  /** Writes `bytes` bytes made of `piece` repeated, only as fast as the client reads them. */
+  private async writeAsRead(
+    response: Http.ServerResponse,
+    record: RequestRecord,
+    bytes: number,
+    piece: string,
+    signal: AbortSignal
+  ): Promise<void> {
+    for (let written = 0; written < bytes && !signal.aborted; written += piece.length) {
+      const chunk = written + piece.length <= bytes ? piece : piece.slice(0, bytes - written)
+      if (!this.write(response, record, chunk)) await drained(response, signal)
+    }
+  }
+
+  private async fault(response: Http.ServerResponse, record: RequestRecord, fault: Fault, signal: AbortSignal) {
     switch (fault.kind) {
+      case "silent":
+        return untilAborted(signal)
+      case "pings":
+        while (!signal.aborted) {
+          this.write(response, record, encodeEvent("ping", { type: "ping" }))
+          record.pingsWritten++
+          this.notify()
+          await sleep(fault.pingInterval ?? 1000, signal)
+        }
+        return
+      case "oversized-line":
+        this.write(
+          response,
+          record,
+          'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+        )
+        await this.writeAsRead(response, record, fault.bytes ?? 40 * 1024 * 1024, "x".repeat(64 * 1024), signal)
+        if (!signal.aborted) response.end()
+        return
+      case "oversized-event":
+        this.write(response, record, "event: content_block_delta\n")
+        await this.writeAsRead(response, record, fault.bytes ?? 40 * 1024 * 1024, `data: ${"x".repeat(1017)}\n`, signal)
+        if (!signal.aborted) response.end("\n")
+        return
       case "reset":
         record.isResetByServer = true
         response.socket?.destroy()

@@ -1,4 +1,4 @@
-import type { Block, StreamReply } from "../FakeAnthropic.js"
+import type { Block, StreamReply } from "./fakeAnthropicScript.js"
 import { signatureOf } from "./fakeAnthropicThinking.js"
 
 /** One write of an SSE response. `token` steps are content deltas: they are paced and counted. */

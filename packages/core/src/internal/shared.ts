@@ -1,0 +1,62 @@
+/** What the phases of one root run share (`run.ts`), and the run's handle over it. */
+import { Deferred, Effect, FiberId, Option } from "effect"
+import type { Duration, Fiber } from "effect"
+import type { Agent } from "../Agent.js"
+import type { AgentError } from "../AgentError.js"
+import type { AgentRun, RunInput, RunOptions } from "../AgentRun.js"
+import type * as CancelReason from "../CancelReason.js"
+import type { RunOutcome } from "../RunOutcome.js"
+import type * as TokenBudget from "../TokenBudget.js"
+import type * as Events from "./events.js"
+import * as Lifecycle from "./lifecycle.js"
+import type * as Stopper from "./stopper.js"
+import type * as Transcript from "./transcript.js"
+
+/** What the phases of one run share. */
+export interface Shared<R> {
+  readonly agent: Agent<R>
+  readonly input: RunInput
+  readonly options: RunOptions
+  readonly runId: string
+  readonly events: Events.Events
+  /** The run's state; changed only by `transition`. */
+  readonly lifecycle: { state: Lifecycle.State }
+  readonly transition: (step: Lifecycle.Step, requester?: FiberId.FiberId) => void
+  readonly stopper: Stopper.Stopper
+  readonly ledger: TokenBudget.Ledger
+  readonly transcript: Transcript.Cell
+  readonly outcome: Deferred.Deferred<RunOutcome>
+  readonly cancelDeadline: Duration.Duration
+}
+
+/** The run's handle. A cancel of a run whose outcome is decided changes nothing and returns the outcome. */
+export const handleOf = <R>(
+  shared: Shared<R>,
+  fiber: Effect.Effect<Fiber.RuntimeFiber<unknown, AgentError>>
+): AgentRun => {
+  const awaitOutcome = Deferred.await(shared.outcome)
+  const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none) =>
+    shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester)
+  const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
+    Effect.fiberIdWith((requester) => Effect.sync(() => cancelNow(reason, requester)))
+  return {
+    id: shared.runId,
+    sessionId: shared.options.sessionId,
+    agent: shared.agent.name,
+    // Built when read (most runs are never watched; a stream pipeline is dozens of objects per run).
+    get events() {
+      return shared.events.stream()
+    },
+    eventsAfter: (after) => shared.events.streamAfter(after),
+    // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just waits.
+    cancel: (reason) => Effect.zipRight(requestCancel(reason), awaitOutcome),
+    requestCancel,
+    unsafeRequestCancel: (reason) => cancelNow(reason),
+    outcome: awaitOutcome,
+    poll: Deferred.poll(shared.outcome).pipe(
+      Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))
+    ),
+    tokens: shared.ledger.snapshot,
+    fiber
+  }
+}

@@ -118,7 +118,11 @@ export class RolledBack extends Schema.TaggedClass<RolledBack>()("RolledBack", {
   compensations: Schema.Number,
   reason: Schema.String
 }) {}
-/** The run completed. `tokensUsed` is `tally.used`, split by `tally` as `TokenBudget.Tally` says. @since 0.1.0 */
+/**
+ * The run completed. `tokensUsed` is `tally.used`, split by `tally` as `TokenBudget.Tally` says.
+ *
+ * @since 0.1.0
+ */
 export class RunCompleted extends Schema.TaggedClass<RunCompleted>()("RunCompleted", {
   ...common,
   text: Schema.String,
@@ -140,7 +144,11 @@ export class RunCancelled extends Schema.TaggedClass<RunCancelled>()("RunCancell
   tally: Tally,
   writesRolledBack: Schema.Number
 }) {}
-/** The run failed. `tokensUsed` is `tally.used`. @since 0.1.0 */
+/**
+ * The run failed. `tokensUsed` is `tally.used`.
+ *
+ * @since 0.1.0
+ */
 export class RunFailed extends Schema.TaggedClass<RunFailed>()("RunFailed", {
   ...common,
   error: Schema.String,

@@ -175,7 +175,9 @@ export class WriteConflictError extends Schema.TaggedError<WriteConflictError>()
 /**
  * The connection to the database was lost after the commit was sent and before its answer came back: the run's
  * writes may or may not have been applied, and nothing here can tell. The commit is not retried (a retry could apply
- * them twice) and nothing is rolled back; read the records to know. @since 0.1.0
+ * them twice) and nothing is rolled back; read the records to know.
+ *
+ * @since 0.1.0
  */
 export class CommitOutcomeUnknownError extends Schema.TaggedError<CommitOutcomeUnknownError>()(
   "CommitOutcomeUnknownError",

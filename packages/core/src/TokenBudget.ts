@@ -64,7 +64,11 @@ export const Tally = Schema.Struct({
 /** @since 0.1.0 */
 export type Tally = typeof Tally.Type
 
-/** A tally of nothing used. @since 0.1.0 */
+/**
+ * A tally of nothing used.
+ *
+ * @since 0.1.0
+ */
 export const emptyTally: Tally = { used: 0, reportedInput: 0, reportedOutput: 0, estimated: 0 }
 
 /**

@@ -111,12 +111,18 @@ export const layerBearer = (
     })
   )
 
-/** The shortest secret `layerSignedCookie` accepts, in bytes (UTF-8). @since 0.1.0 */
+/**
+ * The shortest secret `layerSignedCookie` accepts, in bytes (UTF-8).
+ *
+ * @since 0.1.0
+ */
 export const minSecretBytes = 32
 
 /**
  * A cookie secret shorter than `minSecretBytes`: with a short key, a visitor could find it from its own cookie and
- * forge any caller's. `layerSignedCookie` fails with it when it is built. @since 0.1.0
+ * forge any caller's. `layerSignedCookie` fails with it when it is built.
+ *
+ * @since 0.1.0
  */
 export class SecretTooShort extends Schema.TaggedError<SecretTooShort>()("SecretTooShort", {
   bytes: Schema.Number,
@@ -124,7 +130,11 @@ export class SecretTooShort extends Schema.TaggedError<SecretTooShort>()("Secret
   message: Schema.String
 }) {}
 
-/** A secret, or a `Redacted` one. @since 0.1.0 */
+/**
+ * A secret, or a `Redacted` one.
+ *
+ * @since 0.1.0
+ */
 export type Secret = string | Redacted.Redacted<string>
 
 const secretOf = (secret: Secret) => (Redacted.isRedacted(secret) ? Redacted.value(secret) : secret)
@@ -164,7 +174,11 @@ const hmacKey = (secret: Secret): Effect.Effect<CryptoKey> =>
 const signedText = (callerId: string, expiresAt: string) =>
   utf8.encode(`tether/caller-cookie/v2\n${callerId}\n${expiresAt}`)
 
-/** How long a signed cookie is valid unless told otherwise: 30 days. @since 0.1.0 */
+/**
+ * How long a signed cookie is valid unless told otherwise: 30 days.
+ *
+ * @since 0.1.0
+ */
 export const defaultCookieMaxAge: Duration.Duration = Duration.days(30)
 
 const sign = (key: CryptoKey, callerId: string, maxAge: Duration.DurationInput): Effect.Effect<string> =>

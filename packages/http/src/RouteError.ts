@@ -84,7 +84,9 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 
 /**
  * The body did not arrive in time (408): a client sending it slower than `SessionRoutes.Limits.bodyTimeout` allows.
- * The connection is closed after the answer. @since 0.1.0
+ * The connection is closed after the answer.
+ *
+ * @since 0.1.0
  */
 export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
   message: Schema.String,

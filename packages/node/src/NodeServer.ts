@@ -44,7 +44,11 @@ export interface Options {
   readonly checkInterval?: Duration.DurationInput | undefined
 }
 
-/** The deadlines `make` sets when not told otherwise. @since 0.1.0 */
+/**
+ * The deadlines `make` sets when not told otherwise.
+ *
+ * @since 0.1.0
+ */
 export const defaults = {
   headersTimeout: Duration.seconds(10),
   requestTimeout: Duration.seconds(30),

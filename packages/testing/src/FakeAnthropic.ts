@@ -56,11 +56,245 @@ export type {
   WireRequest
 } from "./internal/fakeAnthropicWire.js"
 
-/** The script: replies, blocks, faults and their constructors. @since 0.1.0 */
-export * from "./internal/fakeAnthropicScript.js"
+// The script: replies, blocks, faults and their constructors (documented here, where the reference reads them).
+export type {
+  /**
+   * A text block streamed as `chunks` (one `text_delta` each).
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  TextBlock,
+  /**
+   * A thinking block streamed as `thinking_delta`s, closed by a `signature_delta`.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  ThinkingBlock,
+  /**
+   * A tool call whose input JSON streams as `input_json_delta`s (the first one `""`, as the API does).
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  ToolUseBlock,
+  /**
+   * @since 0.1.0
+   * @category replies
+   */
+  Block,
+  /**
+   * Something that goes wrong in a stream once `afterTokens` content deltas were
+   * written (it takes the slot of the next token, after its interval), or right
+   * after the response headers with `afterHeaders` (before `message_start`):
+   * - `reset`: the server destroys the socket;
+   * - `end-early`: the response ends cleanly without `message_delta`/`message_stop`;
+   * - `garbage`: a `data:` line that is not JSON;
+   * - `truncated-json`: half a JSON object;
+   * - `unexpected-shape`: valid JSON that is not a protocol event;
+   * - `error-event`: an SSE `error` event (default `overloaded_error`);
+   * - `silent`: the server writes nothing more and holds the connection open until the client closes it;
+   * - `pings`: the server writes only `ping` events, one every `pingInterval` milliseconds (default 1000), until the
+   *   client closes the connection;
+   * - `oversized-line`: a `content_block_delta` whose `data:` line runs `bytes` bytes (default 40 MiB) without a
+   *   newline, then the response ends;
+   * - `oversized-event`: one event of `bytes` bytes (default 40 MiB) in `data:` lines of 1 KiB.
+   *
+   * The last two are written as fast as the client reads (`bytesWritten` of the record shows how far it read).
+   * A fault past the last token happens before `message_delta`. In a JSON (non-streaming) answer only `reset`,
+   * `garbage` and `truncated-json` apply.
+   *
+   * A reply's bad usage figures need no fault: `inputTokens` and `outputTokens` are sent as given, negative or absurd.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  Fault,
+  /**
+   * A successful turn, streamed when the request says `stream: true`, else sent as one JSON message.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  StreamReply,
+  /**
+   * An API error response: JSON body `{ type: "error", error: { type, message } }`.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  ErrorReply,
+  /**
+   * Any status, headers and body, verbatim (e.g. a 200 whose body is not JSON).
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  RawReply,
+  /**
+   * Accepts the request and never answers, until the client gives up.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  HangReply,
+  /**
+   * Destroys the socket before any response byte, after `afterMillis`.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  ResetReply,
+  /**
+   * @since 0.1.0
+   * @category replies
+   */
+  Reply,
+  /**
+   * The decoded request a script function answers.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  ScriptRequest,
+  /**
+   * Replies in order of arrival (a request past the end gets a 400 naming it), or
+   * a function of each request. A script that throws answers 400 too.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  Script,
+  /**
+   * Pacing and faults of a streamed reply.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  StreamOptions,
+  /**
+   * @since 0.1.0
+   * @category replies
+   */
+  HttpErrorOptions
+} from "./internal/fakeAnthropicScript.js"
 
-/** The offline script, for a demo without a model. @since 0.1.0 */
-export * from "./internal/fakeAnthropicOffline.js"
+export {
+  /**
+   * A text block: one token per word, or `tokens` even pieces, or the given chunks.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  textBlock,
+  /**
+   * The signature the fake gives a thinking block of this text (a hash of it). With `thinking` on, the fake checks
+   * it, as the API does, on every thinking block a request sends back.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  signatureOf,
+  /**
+   * A thinking block, chunked like `textBlock`.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  thinkingBlock,
+  /**
+   * A tool call; its input JSON streams in pieces of `chunkSize` characters (default 12).
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  toolUseBlock,
+  /**
+   * A turn made of any blocks.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  stream,
+  /**
+   * A text answer that ends the turn.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  text,
+  /**
+   * A tool call (after an optional text `preamble`) that stops with `tool_use`.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  toolUse,
+  /**
+   * An HTTP error with the API's error body; the error type follows the status unless given.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  httpError,
+  /**
+   * 429 `rate_limit_error`, with `retry-after` when given.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  rateLimited,
+  /**
+   * 529 `overloaded_error`.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  overloaded,
+  /**
+   * A verbatim response, e.g. `raw("<html>")` for a body that is not JSON.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  raw,
+  /**
+   * A request the server never answers.
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  hang,
+  /**
+   * A connection the server resets before answering (for a reset mid-stream, use a `reset` fault).
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  resetConnection
+} from "./internal/fakeAnthropicScript.js"
+
+// The offline script, for a demo without a model.
+export type {
+  /**
+   * @since 0.1.0
+   * @category replies
+   */
+  OfflineOptions
+} from "./internal/fakeAnthropicOffline.js"
+
+export {
+  /**
+   * A script for demos without an API key: any request gets a plausible streamed
+   * text reply; when tools are offered and the last message is the user's text,
+   * the first tool is called first (with an input made from its schema).
+   *
+   * @since 0.1.0
+   * @category replies
+   */
+  offline
+} from "./internal/fakeAnthropicOffline.js"
 
 // ---------------------------------------------------------------------------
 // Records

@@ -1,6 +1,9 @@
-/** The offline script: answers like a model, without a model. Re-exported by `FakeAnthropic`. */
+/**
+ * The offline script: answers like a model, without a model. Re-exported by `FakeAnthropic`, where its exports are
+ * documented.
+ */
 import { text, toolUse, type Reply, type ScriptRequest } from "./fakeAnthropicScript.js"
-/** @since 0.1.0 */
+
 export interface OfflineOptions {
   /** Milliseconds between words (default 60). */
   readonly interval?: number
@@ -37,13 +40,6 @@ const sampleInput = (schema: Readonly<Record<string, unknown>>, userText: string
   return Object.fromEntries(required.map((name) => [name, sample(properties[name])]))
 }
 
-/**
- * A script for demos without an API key: any request gets a plausible streamed
- * text reply; when tools are offered and the last message is the user's text,
- * the first tool is called first (with an input made from its schema).
- *
- * @since 0.1.0
- */
 export const offline =
   (options: OfflineOptions = {}): ((request: ScriptRequest) => Reply) =>
   (request) => {

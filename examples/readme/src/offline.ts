@@ -43,6 +43,7 @@ const program = Effect.gen(function* () {
   yield* Fiber.join(printer)
   const committed = yield* Effect.flatMap(StagedWrites.MemoryStore, (store) => store.snapshot)
   if (outcome._tag === "Cancelled") console.log(`${outcome.reason._tag}: ${outcome.writesRolledBack} write rolled back`)
+  if (outcome._tag === "Failed") console.log(outcome.error) // what failed, and what to do about it
   console.log(`orders committed: ${committed.get("orders")?.size ?? 0}`)
 })
 

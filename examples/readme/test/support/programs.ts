@@ -45,10 +45,3 @@ export const readmeOutput = (file: string, readmePath = "README.md"): string => 
   const body = readme.slice(start + marker.length)
   return body.slice(0, body.indexOf("```\n"))
 }
-
-/** What varies from run to run in a log line: its time, fiber and run id. */
-export const normalize = (output: string): string =>
-  output
-    .replace(/timestamp=\S+/g, "timestamp=...")
-    .replace(/fiber=#\d+/g, "fiber=#...")
-    .replace(/runId=\S+/g, "runId=...")

@@ -47,14 +47,17 @@ const plainEnv = Object.fromEntries(
     )
 )
 
-/** The TypeScript block of the README's "Example" section. */
+/**
+ * The README's program on the Anthropic API ("Use Tether in your project"): the `ts` block after its
+ * `<!-- file: examples/readme/src/anthropic.ts -->` marker, as the README shows it.
+ */
 const readmeProgram = () => {
-  const section = readFileSync(join(repo, "README.md"), "utf8")
-    .split(/^## /m)
-    .find((s) => s.startsWith("Example"))
-  const code = section === undefined ? undefined : /```ts\n([\s\S]*?)```/.exec(section)?.[1]
-  if (code === undefined) throw new StepError('README.md has no ```ts block under "## Example"')
-  return code
+  const marker = "<!-- file: examples/readme/src/anthropic.ts -->\n```ts\n"
+  const readme = readFileSync(join(repo, "README.md"), "utf8")
+  const start = readme.indexOf(marker)
+  if (start < 0) throw new StepError(`README.md has no ts block after ${marker.split("\n")[0]}`)
+  const body = readme.slice(start + marker.length)
+  return body.slice(0, body.indexOf("```\n"))
 }
 
 /** A consumer project in the temporary directory: consumer/<kind>, the shared sources, the tarballs as file: specs. */

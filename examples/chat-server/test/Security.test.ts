@@ -39,17 +39,16 @@ describe("chat server security (SQLite)", () => {
       )
       expect(events.at(-1)?.event).toBe("RunCompleted")
       const caller = first.headers.cookie.slice(first.headers.cookie.indexOf("=") + 1).split(".")[0]
-      expect(yield* ordersOf(harness, first.headers)).toMatchObject([
-        { item: "a secret gift for my wife", owner: caller }
-      ])
+      // (The offline model orders what the words ask for: "secret gift".)
+      expect(yield* ordersOf(harness, first.headers)).toMatchObject([{ item: "secret gift", owner: caller }])
       expect(yield* ordersOf(harness, second.headers)).toEqual([])
       // The second browser's own order is its own, and the first still sees only its one.
       yield* ask(harness, "s-kettle", "Order a kettle", second.headers).pipe(
         Effect.flatMap((stream) => stream.ended),
         Effect.timeout("20 seconds")
       )
-      expect((yield* ordersOf(harness, second.headers)).map((o) => o.item)).toEqual(["a kettle"])
-      expect((yield* ordersOf(harness, first.headers)).map((o) => o.item)).toEqual(["a secret gift for my wife"])
+      expect((yield* ordersOf(harness, second.headers)).map((o) => o.item)).toEqual(["kettle"])
+      expect((yield* ordersOf(harness, first.headers)).map((o) => o.item)).toEqual(["secret gift"])
       expect(yield* harness.orders.list).toHaveLength(2)
     })
   )

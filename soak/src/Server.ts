@@ -28,7 +28,7 @@ import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import type { Agent } from "@tether/core"
 import { LanguageModel, RunRegistry, SessionStore } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
+import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
 import { SqlStagedWrites } from "@tether/sql"
 import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
@@ -74,8 +74,8 @@ export const start = (options: {
     )
     const tokens = Object.fromEntries(Array.from({ length: callerCount }, (_, i) => [tokenOf(i), `caller-${i}`]))
     const services = Layer.mergeAll(
-      RunRegistry.layer(),
-      SessionStore.layerMemory(),
+      // The soak drives 32 runs at a time: far below any cap.
+      SessionRuns.layer().pipe(Layer.provideMerge(Layer.mergeAll(RunRegistry.layer(), SessionStore.layerMemory()))),
       Auth.layerBearer(tokens),
       delegate,
       SqlStagedWrites.layerSqlite({ filename: options.filename })

@@ -45,11 +45,15 @@
  *
  * @since 0.1.0
  */
-import { Context } from "effect"
-import type { Duration, Effect, Option, Stream } from "effect"
-import type { Agent, CancelReason, LanguageModel, RunEvent, RunOutcome, SessionStore, TokenBudget } from "@tether/core"
-import type * as Auth from "./Auth.js"
-import type * as RouteError from "./RouteError.js"
+import { Context, Effect, FiberSet, Layer, Option } from "effect"
+import type { Duration, Scope, Stream } from "effect"
+import { CancelReason, RunRegistry, SessionStore } from "@tether/core"
+import type { Agent, AgentRun, LanguageModel, RunEvent, RunOutcome, TokenBudget } from "@tether/core"
+import * as Auth from "./Auth.js"
+import * as RouteError from "./RouteError.js"
+import * as Admission from "./internal/admission.js"
+import * as LiveRuns from "./internal/liveRuns.js"
+import * as SessionLocks from "./internal/sessionLocks.js"
 
 /**
  * A session and the caller asking about it.
@@ -193,3 +197,220 @@ export interface Service {
  * @since 0.1.0
  */
 export class SessionRuns extends Context.Tag("@tether/http/SessionRuns")<SessionRuns, Service>() {}
+
+/**
+ * The capacity of the local implementation.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * Most runs going at once in this process; a start past it waits in the queue or gets 503 `Overloaded`. Default
+   * `defaults.maxLiveRuns` (how it was chosen: the README of @tether/http).
+   */
+  readonly maxLiveRuns?: number | undefined
+  /** Starts that may wait for a place once `maxLiveRuns` are going. Default 0: refused at once. */
+  readonly maxQueuedStarts?: number | undefined
+  /** How long a start waits in the queue before it is refused. Default 5 seconds. */
+  readonly queueTimeout?: Duration.DurationInput | undefined
+  /** What `Retry-After` tells a refused client (whole seconds, at least 1). Default 2 seconds. */
+  readonly retryAfter?: Duration.DurationInput | undefined
+}
+
+/**
+ * The capacity `make` and `layer` use when not told otherwise.
+ *
+ * @since 0.1.0
+ */
+export const defaults = {
+  maxLiveRuns: 200,
+  maxQueuedStarts: 0,
+  queueTimeout: "5 seconds",
+  retryAfter: "2 seconds"
+} as const
+
+const notFound = (sessionId: string) =>
+  new RouteError.SessionNotFound({ sessionId, message: `no session ${sessionId}` })
+
+const forbidden = (sessionId: string) =>
+  new RouteError.Forbidden({ sessionId, message: `session ${sessionId} belongs to another caller` })
+
+const isRunning = (run: AgentRun.AgentRun) => Effect.map(run.poll, Option.isNone)
+
+/**
+ * Session runs in this process, over `RunRegistry` and `SessionStore`; the runs' followers live as long as the
+ * current scope.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<Service, never, RunRegistry.RunRegistry | SessionStore.SessionStore | Scope.Scope> =>
+  Effect.gen(function* () {
+    const registry = yield* RunRegistry.RunRegistry
+    const store = yield* SessionStore.SessionStore
+    const admission = Admission.make({
+      maxLiveRuns: options.maxLiveRuns ?? defaults.maxLiveRuns,
+      maxQueuedStarts: options.maxQueuedStarts ?? defaults.maxQueuedStarts,
+      queueTimeout: options.queueTimeout ?? defaults.queueTimeout,
+      retryAfter: options.retryAfter ?? defaults.retryAfter
+    })
+    const liveRuns = LiveRuns.make()
+    const locks = SessionLocks.make()
+    // One fiber per live run, which gives its place and its count back when it ends.
+    const followers = yield* FiberSet.make()
+
+    const ownSession = ({ caller, sessionId }: Who): Effect.Effect<SessionStore.Session, AccessError> =>
+      Effect.flatMap(store.get(sessionId), (session): Effect.Effect<SessionStore.Session, AccessError> => {
+        if (Option.isNone(session)) return Effect.fail(notFound(sessionId))
+        return session.value.owner === caller ? Effect.succeed(session.value) : Effect.fail(forbidden(sessionId))
+      })
+
+    const latestRun = (sessionId: string): Effect.Effect<AgentRun.AgentRun, RouteError.SessionNotFound> =>
+      Effect.flatMap(
+        registry.get(sessionId),
+        Option.match({ onNone: () => Effect.fail(notFound(sessionId)), onSome: Effect.succeed })
+      )
+
+    /** Under the session's lock, with a place taken: checks the session and the limits, starts the run. */
+    const startAdmitted = <R>(request: StartRequest<R>, release: () => void) =>
+      Effect.gen(function* () {
+        const { caller, sessionId } = request
+        const existing = yield* store.get(sessionId)
+        if (Option.isSome(existing) && existing.value.owner !== caller) return yield* forbidden(sessionId)
+        // A run the registry still holds for a session the store no longer knows (forgotten, see
+        // `SessionStore.MemoryOptions.retainIdle`) belongs to whoever had the id before: its transcript must not
+        // become this caller's history. (If it is still going, the registry refuses the start below.)
+        const previous = Option.isSome(existing) ? yield* registry.get(sessionId) : Option.none<AgentRun.AgentRun>()
+        const busy = Option.isSome(previous) && (yield* isRunning(previous.value)) ? previous : Option.none()
+        if (Option.isSome(busy) && request.onConflict !== "supersede") {
+          return yield* new RouteError.SessionBusy({
+            sessionId,
+            runId: busy.value.id,
+            message: `session ${sessionId} has a run going; stop it or wait for it to end`
+          })
+        }
+        const reserved = liveRuns.reserve(
+          { caller, sessionId, address: request.clientAddress },
+          {
+            perCaller: request.maxRunningPerCaller ?? Number.POSITIVE_INFINITY,
+            perAddress: request.maxRunningPerAddress ?? Number.POSITIVE_INFINITY
+          }
+        )
+        if (reserved instanceof RouteError.TooManyRuns) return yield* reserved
+        const ended = () => {
+          reserved()
+          release()
+        }
+        return yield* Effect.gen(function* () {
+          const history = yield* Option.match(previous, {
+            onNone: () => Effect.succeed(Option.match(existing, { onNone: () => [], onSome: (s) => s.transcript })),
+            // Only this session's lock is held while a superseded run rolls back.
+            onSome: (run) =>
+              Effect.map(
+                Option.isSome(busy) ? run.cancel(new CancelReason.Superseded()) : run.outcome,
+                (outcome) => outcome.transcript
+              )
+          })
+          const disconnect =
+            request.disconnect ??
+            Option.match(existing, { onNone: () => "cancel" as const, onSome: (s) => s.disconnect })
+          const run = yield* registry
+            .start(
+              sessionId,
+              request.agent,
+              { history, message: request.message },
+              { onConflict: "refuse", timeout: request.timeout, tokenBudget: request.tokenBudget }
+            )
+            .pipe(
+              Effect.provideService(Auth.CurrentCaller, caller),
+              Effect.catchTag(
+                "SessionBusyError",
+                (error) =>
+                  new RouteError.SessionBusy({
+                    sessionId: error.sessionId,
+                    runId: error.runId,
+                    message: `session ${error.sessionId} has a run going`
+                  })
+              )
+            )
+          yield* FiberSet.run(followers, Effect.ensuring(run.outcome, Effect.sync(ended)))
+          // A run whose session could not be saved has nobody to stream to or stop it: it is cancelled at once.
+          yield* store
+            .save({ id: sessionId, owner: caller, disconnect, transcript: history, runId: run.id })
+            .pipe(Effect.tapError(() => run.cancel(new CancelReason.Interrupted())))
+          yield* store.follow(sessionId, run)
+          return {
+            sessionId,
+            runId: run.id,
+            disconnect,
+            events: run.events,
+            cancel: run.cancel
+          } satisfies Started
+        }).pipe(Effect.onError(() => Effect.sync(reserved)))
+      }).pipe(Effect.onError(() => Effect.sync(release)))
+
+    const service: Service = {
+      start: (request) =>
+        Effect.flatMap(admission.acquire, (release) =>
+          locks.withLock(request.sessionId)(startAdmitted(request, release))
+        ),
+      cancel: ({ reason, ...who }) =>
+        Effect.gen(function* () {
+          yield* ownSession(who)
+          const run = yield* latestRun(who.sessionId)
+          const wasRunning = yield* isRunning(run)
+          const outcome = yield* run.cancel(reason)
+          return { sessionId: who.sessionId, runId: run.id, wasRunning, outcome }
+        }),
+      status: (who) =>
+        Effect.gen(function* () {
+          const session = yield* ownSession(who)
+          const common = { sessionId: session.id, disconnect: session.disconnect, messages: session.transcript.length }
+          const latest = yield* registry.get(session.id)
+          if (Option.isNone(latest)) return { ...common, _tag: "Idle" } as const
+          const run = latest.value
+          const outcome = yield* run.poll
+          if (Option.isSome(outcome)) {
+            return {
+              ...common,
+              _tag: "Ended",
+              messages: outcome.value.transcript.length,
+              runId: run.id,
+              outcome: outcome.value
+            } as const
+          }
+          return { ...common, _tag: "Running", runId: run.id, tokens: yield* run.tokens } as const
+        }),
+      attach: ({ after, ...who }) =>
+        Effect.gen(function* () {
+          yield* ownSession(who)
+          const run = yield* latestRun(who.sessionId)
+          const events = Option.match(after, { onNone: () => run.events, onSome: run.eventsAfter })
+          return { sessionId: who.sessionId, runId: run.id, events }
+        })
+    }
+    return service
+  })
+
+/**
+ * Session runs in this process, for the lifetime of the layer, over the `RunRegistry` and the `SessionStore` it is
+ * given.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { RunRegistry, SessionStore } from "@tether/core"
+ * import { SessionRuns } from "@tether/http"
+ *
+ * const runs = SessionRuns.layer({ maxLiveRuns: 150, maxQueuedStarts: 50, queueTimeout: "3 seconds" }).pipe(
+ *   Layer.provideMerge(Layer.mergeAll(RunRegistry.layer(), SessionStore.layerMemory()))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<SessionRuns, never, RunRegistry.RunRegistry | SessionStore.SessionStore> =>
+  Layer.scoped(SessionRuns, make(options))

@@ -43,6 +43,8 @@ export interface Settings {
   readonly serverEnv: Readonly<Record<string, string>>
   /** How long a start may go without an answer. */
   readonly answerTimeoutMillis: number
+  /** How long after a run's first event its Stop and status are sent (once the runs stream). */
+  readonly controlDelayMillis: number
 }
 
 type Action = "stop" | "drop" | "finish"
@@ -52,8 +54,14 @@ interface RunResult {
   /** HTTP status of the start, or `reset`, `no answer`, an error code. */
   readonly answer: string
   readonly retryAfter: string | undefined
+  /** How long the Stop took to answer 200; `undefined` when none was sent (`isStopSent`) or it failed. */
   readonly stopMillis: number | undefined
+  readonly isStopSent: boolean
   readonly statusMillis: number | undefined
+  readonly isStatusSent: boolean
+  /** `GET /info` (no session, no database) at the first event, and with the status: how busy the event loop is. */
+  readonly infoMillis: number | undefined
+  readonly lateInfoMillis: number | undefined
   /** The terminal event's name, for a run read to its end or stopped. */
   readonly terminal: string | undefined
   readonly endedAt: number
@@ -174,6 +182,10 @@ const drive = (port: number, settings: Settings, index: number, cookie: string):
     const body = JSON.stringify({ message: "Order a lamp" })
     let stopMillis: number | undefined
     let statusMillis: number | undefined
+    let infoMillis: number | undefined
+    let lateInfoMillis: number | undefined
+    let isStopSent = false
+    let isStatusSent = false
     let isSettled = false
     const settle = (answer: string, extra: Partial<RunResult> = {}) => {
       if (isSettled) return
@@ -183,7 +195,11 @@ const drive = (port: number, settings: Settings, index: number, cookie: string):
         answer,
         retryAfter: undefined,
         stopMillis,
+        isStopSent,
         statusMillis,
+        isStatusSent,
+        infoMillis,
+        lateInfoMillis,
         terminal: undefined,
         endedAt: performance.now(),
         ...extra
@@ -222,20 +238,39 @@ const drive = (port: number, settings: Settings, index: number, cookie: string):
           isFirst = false
           const other = { cookie, localAddress }
           pending.push(
-            timed(port, { ...other, method: "GET", path: `/api/sessions/${sessionId}` }).then((ms) => {
-              statusMillis = ms
+            timed(port, { ...other, method: "GET", path: "/info" }).then((ms) => {
+              infoMillis = ms
             })
           )
-          if (action === "stop") {
-            pending.push(
-              timed(port, { ...other, method: "POST", path: `/api/sessions/${sessionId}/cancel` }).then((ms) => {
-                stopMillis = ms
-              })
-            )
-          } else if (action === "drop") {
+          if (action === "drop") {
             res.destroy()
             void Promise.all(pending).then(() => settle(answer))
+            return
           }
+          // Stop and status once the runs stream, after the burst of starts.
+          const later = new Promise<void>((resolveLater) =>
+            setTimeout(() => {
+              isStatusSent = true
+              const probes = [
+                timed(port, { ...other, method: "GET", path: `/api/sessions/${sessionId}` }).then((ms) => {
+                  statusMillis = ms
+                }),
+                timed(port, { ...other, method: "GET", path: "/info" }).then((ms) => {
+                  lateInfoMillis = ms
+                })
+              ]
+              if (action === "stop") {
+                isStopSent = true
+                probes.push(
+                  timed(port, { ...other, method: "POST", path: `/api/sessions/${sessionId}/cancel` }).then((ms) => {
+                    stopMillis = ms
+                  })
+                )
+              }
+              void Promise.all(probes).then(() => resolveLater())
+            }, settings.controlDelayMillis)
+          )
+          pending.push(later)
         }
         if (text.length > 4096) text = text.slice(-4096)
       })
@@ -253,10 +288,12 @@ const quantile = (values: ReadonlyArray<number>, q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
 }
 
-const millis = (values: ReadonlyArray<number>) =>
-  values.length === 0
-    ? "none"
-    : `p50 ${quantile(values, 0.5).toFixed(0)} ms, p99 ${quantile(values, 0.99).toFixed(0)} ms, max ${quantile(values, 1).toFixed(0)} ms (${values.length})`
+/** The quantiles of the answers of `sent` requests, and how many were answered. */
+const millis = (values: ReadonlyArray<number>, sent: number) =>
+  (values.length === 0
+    ? "none answered"
+    : `p50 ${quantile(values, 0.5).toFixed(0)} ms, p99 ${quantile(values, 0.99).toFixed(0)} ms, max ${quantile(values, 1).toFixed(0)} ms`) +
+  ` (${values.length} of ${sent} answered 200)`
 
 const count = <A>(values: ReadonlyArray<A>, key: (a: A) => string) => {
   const counts = new Map<string, number>()
@@ -280,7 +317,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     callers: Number(argument(argv, "callers") ?? Math.ceil(runs / 2)),
     serverDir: path.resolve(argument(argv, "server-dir") ?? path.join(here, "..", "..", "examples", "chat-server")),
     serverEnv,
-    answerTimeoutMillis: 15_000
+    answerTimeoutMillis: 15_000,
+    controlDelayMillis: Number(argument(argv, "control-delay") ?? 3000)
   }
   console.log(
     `load: ${settings.runs} runs at once, ${settings.callers} callers, against ${settings.serverDir}` +
@@ -325,8 +363,16 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
         `503 without Retry-After: ${refusedWithoutRetryAfter}`
     )
     console.log(`admitted runs by action and end: ${count(admitted, (r) => `${r.action} ${r.terminal ?? "-"}`)}`)
-    console.log(`Stop: ${millis(admitted.flatMap((r) => (r.stopMillis === undefined ? [] : [r.stopMillis])))}`)
-    console.log(`status: ${millis(admitted.flatMap((r) => (r.statusMillis === undefined ? [] : [r.statusMillis])))}`)
+    const stops = admitted.flatMap((r) => (r.stopMillis === undefined ? [] : [r.stopMillis]))
+    const statuses = admitted.flatMap((r) => (r.statusMillis === undefined ? [] : [r.statusMillis]))
+    console.log(
+      `Stop (${settings.controlDelayMillis / 1000} s after the first event): ${millis(stops, admitted.filter((r) => r.isStopSent).length)}`
+    )
+    console.log(`status (with the Stop): ${millis(statuses, admitted.filter((r) => r.isStatusSent).length)}`)
+    const infos = admitted.flatMap((r) => (r.infoMillis === undefined ? [] : [r.infoMillis]))
+    const lateInfos = admitted.flatMap((r) => (r.lateInfoMillis === undefined ? [] : [r.lateInfoMillis]))
+    console.log(`GET /info (no session, no database) at the first event: ${millis(infos, admitted.length)}`)
+    console.log(`GET /info with the status: ${millis(lateInfos, admitted.filter((r) => r.isStatusSent).length)}`)
     console.log(
       `runs per second: ${(admitted.length / elapsed).toFixed(1)} (${admitted.length} admitted runs ended in ${elapsed.toFixed(1)} s)`
     )

@@ -67,8 +67,10 @@ export const make = (options: Options): Admission => {
       return Effect.sync(() => void waiting.delete(grant))
     })
     const timed = Effect.timeoutFail(asleep, { duration: options.queueTimeout, onTimeout: () => overloaded(true) })
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Effect.exit(restore(timed)), (exit) => {
+    // The wait is interruptible even where the caller is not (the routes start runs uninterruptibly): a client that
+    // goes away while its start waits stops waiting. What follows it is not, so a place granted is never lost.
+    return Effect.uninterruptible(
+      Effect.flatMap(Effect.exit(Effect.interruptible(timed)), (exit) => {
         waiting.delete(grant)
         if (!isGranted) return Exit.isFailure(exit) ? Effect.failCause(exit.cause) : Effect.fail(overloaded(true))
         // Granted, even if the deadline or an interruption came at the same time: the place is this start's.

@@ -132,10 +132,12 @@ describe("independence", () => {
     Effect.gen(function* () {
       const store = yield* gatedStore
       const harness = yield* Harness.start({ script: slow, sessionStore: store.layer })
+      // Held starts are let go before the server closes, also when the test fails.
+      yield* Effect.addFinalizer(() => store.open)
       const held = yield* Effect.fork(start(harness.port, Harness.alice, "held-1"))
       expect(yield* Queue.take(store.reached)).toBe("held-1")
 
-      const free = yield* start(harness.port, Harness.bob, "free-1").pipe(Effect.timeout("20 seconds"))
+      const free = yield* start(harness.port, Harness.bob, "free-1").pipe(Effect.timeout("10 seconds"))
       expect(free.status).toBe(200)
       yield* free.waitFor((events) => events.some((event) => event.event === "RunStarted"))
       expect(Option.isNone(yield* Fiber.poll(held))).toBe(true)
@@ -155,13 +157,15 @@ describe("independence", () => {
         sessionStore: store.layer,
         routes: { limits: { maxRunningPerCaller: 10 } }
       })
+      // Held starts are let go before the server closes, also when the test fails.
+      yield* Effect.addFinalizer(() => store.open)
       const running = yield* start(harness.port, Harness.alice, "running-1")
       yield* running.waitFor((events) => events.some((event) => event.event === "RunStarted"))
       const held = yield* Effect.forEach(["held-1", "held-2", "held-3", "held-4", "held-5"], (id) =>
         Effect.fork(start(harness.port, Harness.bob, id))
       )
       // Every held start is in its store read at once: none waits for another.
-      const reached = yield* Effect.forEach(held, () => Queue.take(store.reached).pipe(Effect.timeout("20 seconds")))
+      const reached = yield* Effect.forEach(held, () => Queue.take(store.reached).pipe(Effect.timeout("10 seconds")))
       expect([...reached].sort()).toEqual(["held-1", "held-2", "held-3", "held-4", "held-5"])
 
       const stopped = yield* request(harness.port, Harness.alice, "POST", "/sessions/running-1/cancel")
@@ -192,11 +196,13 @@ describe("independence", () => {
         sessionStore: store.layer,
         routes: { limits: { maxRunningPerCaller: 1 } }
       })
+      // Held starts are let go before the server closes, also when the test fails.
+      yield* Effect.addFinalizer(() => store.open)
       const both = yield* Effect.forEach(["held-a", "held-b"], (id) =>
         Effect.fork(start(harness.port, Harness.alice, id))
       )
       // Both starts are past their checks' first step at the same time: the limit is not held by a lock.
-      yield* Effect.forEach(both, () => Queue.take(store.reached).pipe(Effect.timeout("20 seconds")))
+      yield* Effect.forEach(both, () => Queue.take(store.reached).pipe(Effect.timeout("10 seconds")))
       yield* store.open
       const answered = yield* Effect.forEach(both, Fiber.join)
       expect(answered.map((stream) => stream.status).sort()).toEqual([200, 429])

@@ -60,7 +60,8 @@ export interface Options {
   readonly runs?: SessionRuns.Options | undefined
   /**
    * The listen queue of the socket (Node's `backlog`): connections the kernel holds while the server is busy, before
-   * it drops new ones. Default 4096 (the kernel caps it at `net.core.somaxconn`); Node's own is 511.
+   * it drops new ones. Default `NodeServer.defaults.backlog` (4096; the kernel caps it at `net.core.somaxconn`); Node's
+   * own is 511.
    */
   readonly backlog?: number | undefined
   /** How long the shutdown waits for runs to stop. Default 10 seconds. */
@@ -161,7 +162,7 @@ export const layer = (options: Options) => {
     Layer.provideMerge(
       NodeHttpServer.layer(() => server, {
         port: options.port,
-        backlog: options.backlog ?? 4096,
+        backlog: options.backlog ?? NodeServer.defaults.backlog,
         ...(options.host === undefined ? {} : { host: options.host })
       })
     )

@@ -223,7 +223,7 @@ export interface Options {
  * @since 0.1.0
  */
 export const defaults = {
-  maxLiveRuns: 200,
+  maxLiveRuns: 64,
   maxQueuedStarts: 0,
   queueTimeout: "5 seconds",
   retryAfter: "2 seconds"

@@ -234,13 +234,15 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
 
   const postMessage = respond(
     Effect.gen(function* () {
+      const runs = yield* SessionRuns.SessionRuns
+      // Past the capacity, the answer costs no authentication and no body.
+      yield* runs.checkCapacity
       const request = yield* HttpServerRequest.HttpServerRequest
       const who = yield* identify
       const body = yield* Effect.flatMap(
         Body.readJson(request, { limitBytes: limits.maxBodyBytes, timeout: limits.bodyTimeout }),
         (json) => Body.decode(MessageBody, json)
       )
-      const runs = yield* SessionRuns.SessionRuns
       // From the start of the run to the finalizer that cancels it on a disconnect, nothing may
       // interrupt: a client gone in between would otherwise leave the run going unwatched.
       return yield* Effect.uninterruptible(

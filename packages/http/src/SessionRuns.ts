@@ -179,6 +179,12 @@ export interface Service {
     request: StartRequest<R>
   ) => Effect.Effect<Started, StartError, LanguageModel.LanguageModel | Exclude<R, Auth.CurrentCaller>>
   /**
+   * Fails with `Overloaded` when a start arriving now would be refused for capacity (every place taken and the queue
+   * full). No I/O: the routes ask it before they authenticate and read the body, so that a burst past the capacity
+   * costs the server as little as possible. An implementation that cannot tell answers success, and `start` decides.
+   */
+  readonly checkCapacity: Effect.Effect<void, RouteError.Overloaded>
+  /**
    * Cancels the session's latest run with `reason` and waits for its outcome (what was rolled back); an ended run
    * answers the outcome it had. Never waits behind starts.
    */
@@ -351,6 +357,7 @@ export const make = (
       }).pipe(Effect.onError(() => Effect.sync(release)))
 
     const service: Service = {
+      checkCapacity: admission.check,
       start: (request) =>
         Effect.flatMap(admission.acquire, (release) =>
           locks.withLock(request.sessionId)(startAdmitted(request, release))

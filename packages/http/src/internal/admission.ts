@@ -10,8 +10,8 @@ import { Overloaded } from "../RouteError.js"
 export interface Admission {
   /** A place, and the function that gives it back (once; later calls do nothing). */
   readonly acquire: Effect.Effect<() => void, Overloaded>
-  /** Places taken, and starts waiting. */
-  readonly snapshot: () => { readonly live: number; readonly queued: number }
+  /** Fails when `acquire` would now fail at once (every place taken, the queue full). */
+  readonly check: Effect.Effect<void, Overloaded>
 }
 
 export interface Options {
@@ -92,6 +92,10 @@ export const make = (options: Options): Admission => {
       }
       return waiting.size < options.maxQueuedStarts ? wait : Effect.fail(overloaded(false))
     }),
-    snapshot: () => ({ live, queued: waiting.size })
+    check: Effect.suspend(() =>
+      live < options.maxLiveRuns || waiting.size < options.maxQueuedStarts
+        ? Effect.void
+        : Effect.fail(overloaded(false))
+    )
   }
 }

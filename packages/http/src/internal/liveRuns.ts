@@ -18,8 +18,6 @@ export interface LiveRuns {
     reservation: Reservation,
     limits: { readonly perCaller: number; readonly perAddress: number }
   ) => TooManyRuns | (() => void)
-  /** Runs counted now, for tests and logs. */
-  readonly size: () => number
 }
 
 const others = (set: Set<Reservation> | undefined, sessionId: string) => {
@@ -43,7 +41,6 @@ const remove = <K>(map: Map<K, Set<Reservation>>, key: K, reservation: Reservati
 export const make = (): LiveRuns => {
   const byCaller = new Map<SessionStore.CallerId, Set<Reservation>>()
   const byAddress = new Map<string, Set<Reservation>>()
-  let size = 0
   return {
     reserve: (reservation, limits) => {
       if (others(byCaller.get(reservation.caller), reservation.sessionId) >= limits.perCaller) {
@@ -61,16 +58,13 @@ export const make = (): LiveRuns => {
       }
       add(byCaller, reservation.caller, reservation)
       if (address !== undefined) add(byAddress, address, reservation)
-      size++
       let isDropped = false
       return () => {
         if (isDropped) return
         isDropped = true
         remove(byCaller, reservation.caller, reservation)
         if (address !== undefined) remove(byAddress, address, reservation)
-        size--
       }
-    },
-    size: () => size
+    }
   }
 }

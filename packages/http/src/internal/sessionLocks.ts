@@ -7,8 +7,6 @@ import { Effect } from "effect"
  */
 export interface SessionLocks {
   readonly withLock: (sessionId: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  /** Sessions whose lock is held or waited for. */
-  readonly size: () => number
 }
 
 export const make = (): SessionLocks => {
@@ -32,7 +30,6 @@ export const make = (): SessionLocks => {
               })
             )
           )
-      }),
-    size: () => locks.size
+      })
   }
 }

@@ -71,7 +71,8 @@ interface RunResult {
 interface Server {
   readonly port: number
   readonly child: ChildProcess
-  readonly heap: () => Promise<number>
+  /** The server's heap after gc, and the CPU time it has used (user and system), in ms. */
+  readonly probe: () => Promise<{ readonly heapUsed: number; readonly cpuMillis: number }>
   readonly output: () => string
 }
 
@@ -122,9 +123,9 @@ const startServer = (settings: Settings): Promise<Server> =>
           port: Number(match[1]),
           child,
           output: () => output,
-          heap: () =>
-            new Promise((resolveHeap) => {
-              child.once("message", (message) => resolveHeap((message as { heapUsed: number }).heapUsed))
+          probe: () =>
+            new Promise((resolveProbe) => {
+              child.once("message", (message) => resolveProbe(message as { heapUsed: number; cpuMillis: number }))
               child.send("heap")
             })
         })
@@ -345,7 +346,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     // One run first (dropped once streaming; session load-0-4, not one of the test's), so what the server sets up on
     // its first run is not counted as growth.
     await drive(server.port, { ...settings, callers: 1 }, 4, cookies[0]!)
-    const heapBefore = await server.heap()
+    const before = await server.probe()
     const overflowsBefore = listenOverflows()
     const t0 = performance.now()
     const results = await Promise.all(
@@ -354,7 +355,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     const elapsed = (Math.max(...results.map((r) => r.endedAt)) - t0) / 1000
     const overflowsAfter = listenOverflows()
     await sleep(2000)
-    const heapAfter = await server.heap()
+    const after = await server.probe()
     const admitted = results.filter((r) => r.answer === "200")
     const resets = results.filter((r) => r.answer === "reset").length
     const unanswered = results.filter((r) => r.answer === "no answer").length
@@ -379,7 +380,12 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     console.log(
       `runs per second: ${(admitted.length / elapsed).toFixed(1)} (${admitted.length} admitted runs ended in ${elapsed.toFixed(1)} s)`
     )
-    console.log(`server heap: ${mb(heapBefore)} before, ${mb(heapAfter)} after`)
+    console.log(`server heap: ${mb(before.heapUsed)} before, ${mb(after.heapUsed)} after`)
+    const cpu = after.cpuMillis - before.cpuMillis
+    console.log(
+      `server CPU: ${(cpu / 1000).toFixed(1)} s over the load, ${(cpu / Math.max(1, admitted.length)).toFixed(0)} ms per admitted run ` +
+        `(refusals included), ${((cpu / (elapsed * 1000)) * 100).toFixed(0)}% of one core on average`
+    )
     if (overflowsBefore !== undefined && overflowsAfter !== undefined) {
       console.log(`kernel listen-queue overflows during the load: ${overflowsAfter - overflowsBefore}`)
     }

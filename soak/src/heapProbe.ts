@@ -1,6 +1,7 @@
 /**
  * Loaded into the chat server by `pnpm soak --load` (`node --import`): answers a `"heap"` message on the IPC channel
- * with the heap used after garbage collection, so the load test reads the server's heap without the server knowing.
+ * with the heap used after garbage collection and the CPU time the process has used, so the load test reads them
+ * without the server knowing.
  * The channel does not keep the server alive.
  *
  * @example
@@ -17,7 +18,8 @@ process.on("message", (message) => {
   if (message !== "heap") return
   gc?.()
   gc?.()
-  process.send?.({ heapUsed: process.memoryUsage().heapUsed })
+  const cpu = process.cpuUsage()
+  process.send?.({ heapUsed: process.memoryUsage().heapUsed, cpuMillis: (cpu.user + cpu.system) / 1000 })
 })
 // After the listener: adding it refs the channel.
 process.channel?.unref()

@@ -229,7 +229,7 @@ export interface Options {
  * @since 0.1.0
  */
 export const defaults = {
-  maxLiveRuns: 64,
+  maxLiveRuns: 50,
   maxQueuedStarts: 0,
   queueTimeout: "5 seconds",
   retryAfter: "2 seconds"

@@ -235,8 +235,9 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
   const postMessage = respond(
     Effect.gen(function* () {
       const runs = yield* SessionRuns.SessionRuns
-      // Past the capacity, the answer costs no authentication and no body.
-      yield* runs.checkCapacity
+      // Past the capacity, the answer costs no authentication and no body. (A start that supersedes its session's run
+      // takes the place that run gives back: it is not refused before it gets there.)
+      if (onConflict === "refuse") yield* runs.checkCapacity
       const request = yield* HttpServerRequest.HttpServerRequest
       const who = yield* identify
       const body = yield* Effect.flatMap(

@@ -48,7 +48,7 @@
 import { Context, Effect, FiberSet, Layer, Option } from "effect"
 import type { Duration, Scope, Stream } from "effect"
 import { CancelReason, RunRegistry, SessionStore } from "@tether/core"
-import type { Agent, AgentRun, LanguageModel, RunEvent, RunOutcome, TokenBudget } from "@tether/core"
+import type { Agent, AgentRun, LanguageModel, Message, RunEvent, RunOutcome, TokenBudget } from "@tether/core"
 import * as Auth from "./Auth.js"
 import * as RouteError from "./RouteError.js"
 import * as Admission from "./internal/admission.js"
@@ -263,8 +263,11 @@ export const make = (
     })
     const liveRuns = LiveRuns.make()
     const locks = SessionLocks.make()
-    // One fiber per live run, which gives its place and its count back when it ends.
+    // One fiber per live run, which gives its place and its count back when it ends; and the same, by run id, for a
+    // cancel that has seen the outcome, so a start right after it finds the place free.
     const followers = yield* FiberSet.make()
+    const endedByRun = new Map<string, () => void>()
+    const giveBack = (run: AgentRun.AgentRun) => Effect.sync(() => endedByRun.get(run.id)?.())
 
     const ownSession = ({ caller, sessionId }: Who): Effect.Effect<SessionStore.Session, AccessError> =>
       Effect.flatMap(store.get(sessionId), (session): Effect.Effect<SessionStore.Session, AccessError> => {
@@ -278,8 +281,18 @@ export const make = (
         Option.match({ onNone: () => Effect.fail(notFound(sessionId)), onSome: Effect.succeed })
       )
 
-    /** Under the session's lock, with a place taken: checks the session and the limits, starts the run. */
-    const startAdmitted = <R>(request: StartRequest<R>, release: () => void) =>
+    /**
+     * A place for the run, held until the run ends (`ended`), or given back at once if `use` fails or is interrupted.
+     */
+    const withPlace = <A, E, R>(use: (release: () => void) => Effect.Effect<A, E, R>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(admission.acquire, (release) =>
+          restore(use(release)).pipe(Effect.onError(() => Effect.sync(release)))
+        )
+      )
+
+    /** Under the session's lock: checks the session and the limits, takes a place, starts the run. */
+    const startLocked = <R>(request: StartRequest<R>) =>
       Effect.gen(function* () {
         const { caller, sessionId } = request
         const existing = yield* store.get(sessionId)
@@ -304,70 +317,89 @@ export const make = (
           }
         )
         if (reserved instanceof RouteError.TooManyRuns) return yield* reserved
-        const ended = () => {
-          reserved()
-          release()
-        }
         return yield* Effect.gen(function* () {
           const history = yield* Option.match(previous, {
             onNone: () => Effect.succeed(Option.match(existing, { onNone: () => [], onSome: (s) => s.transcript })),
             // Only this session's lock is held while a superseded run rolls back.
             onSome: (run) =>
               Effect.map(
-                Option.isSome(busy) ? run.cancel(new CancelReason.Superseded()) : run.outcome,
+                Option.isSome(busy)
+                  ? Effect.tap(run.cancel(new CancelReason.Superseded()), () => giveBack(run))
+                  : run.outcome,
                 (outcome) => outcome.transcript
               )
           })
           const disconnect =
             request.disconnect ??
             Option.match(existing, { onNone: () => "cancel" as const, onSome: (s) => s.disconnect })
-          const run = yield* registry
-            .start(
-              sessionId,
-              request.agent,
-              { history, message: request.message },
-              { onConflict: "refuse", timeout: request.timeout, tokenBudget: request.tokenBudget }
-            )
-            .pipe(
-              Effect.provideService(Auth.CurrentCaller, caller),
-              Effect.catchTag(
-                "SessionBusyError",
-                (error) =>
-                  new RouteError.SessionBusy({
-                    sessionId: error.sessionId,
-                    runId: error.runId,
-                    message: `session ${error.sessionId} has a run going`
-                  })
-              )
-            )
-          yield* FiberSet.run(followers, Effect.ensuring(run.outcome, Effect.sync(ended)))
-          // A run whose session could not be saved has nobody to stream to or stop it: it is cancelled at once.
-          yield* store
-            .save({ id: sessionId, owner: caller, disconnect, transcript: history, runId: run.id })
-            .pipe(Effect.tapError(() => run.cancel(new CancelReason.Interrupted())))
-          yield* store.follow(sessionId, run)
-          return {
-            sessionId,
-            runId: run.id,
-            disconnect,
-            events: run.events,
-            cancel: run.cancel
-          } satisfies Started
+          // The place is taken only now: a start that waited for a superseded run held none another session needs.
+          return yield* withPlace((release) => startRun(request, { history, disconnect, reserved, release }))
         }).pipe(Effect.onError(() => Effect.sync(reserved)))
-      }).pipe(Effect.onError(() => Effect.sync(release)))
+      })
+
+    /** Starts the run, saves the session, and follows the run to give its place and its count back when it ends. */
+    const startRun = <R>(
+      request: StartRequest<R>,
+      held: {
+        readonly history: ReadonlyArray<Message.Message>
+        readonly disconnect: SessionStore.DisconnectPolicy
+        readonly reserved: () => void
+        readonly release: () => void
+      }
+    ) =>
+      Effect.gen(function* () {
+        const { caller, sessionId } = request
+        const { disconnect, history } = held
+        const run = yield* registry
+          .start(
+            sessionId,
+            request.agent,
+            { history, message: request.message },
+            { onConflict: "refuse", timeout: request.timeout, tokenBudget: request.tokenBudget }
+          )
+          .pipe(
+            Effect.provideService(Auth.CurrentCaller, caller),
+            Effect.catchTag(
+              "SessionBusyError",
+              (error) =>
+                new RouteError.SessionBusy({
+                  sessionId: error.sessionId,
+                  runId: error.runId,
+                  message: `session ${error.sessionId} has a run going`
+                })
+            )
+          )
+        const ended = () => {
+          endedByRun.delete(run.id)
+          held.reserved()
+          held.release()
+        }
+        endedByRun.set(run.id, ended)
+        yield* FiberSet.run(followers, Effect.ensuring(run.outcome, Effect.sync(ended)))
+        // A run whose session could not be saved has nobody to stream to or stop it: it is cancelled at once.
+        yield* store
+          .save({ id: sessionId, owner: caller, disconnect, transcript: history, runId: run.id })
+          .pipe(Effect.tapError(() => run.cancel(new CancelReason.Interrupted())))
+        yield* store.follow(sessionId, run)
+        return {
+          sessionId,
+          runId: run.id,
+          disconnect,
+          events: run.events,
+          cancel: run.cancel
+        } satisfies Started
+      })
 
     const service: Service = {
       checkCapacity: admission.check,
-      start: (request) =>
-        Effect.flatMap(admission.acquire, (release) =>
-          locks.withLock(request.sessionId)(startAdmitted(request, release))
-        ),
+      start: (request) => locks.withLock(request.sessionId)(startLocked(request)),
       cancel: ({ reason, ...who }) =>
         Effect.gen(function* () {
           yield* ownSession(who)
           const run = yield* latestRun(who.sessionId)
           const wasRunning = yield* isRunning(run)
           const outcome = yield* run.cancel(reason)
+          yield* giveBack(run)
           return { sessionId: who.sessionId, runId: run.id, wasRunning, outcome }
         }),
       status: (who) =>

@@ -67,10 +67,10 @@ describe("admission", () => {
       expect(JSON.parse(refused.text()).error).toMatchObject({ _tag: "Overloaded", limit: 2, retryAfterSeconds: 3 })
       expect(Option.isNone(yield* harness.store.get("s-3"))).toBe(true)
 
-      // A run that ends gives its place back: the client that retries is admitted.
+      // A stopped run has given its place back by the time the Stop is answered.
       const stopped = yield* request(harness.port, Harness.alice, "POST", "/sessions/s-1/cancel")
       expect(stopped.json.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
-      const again = yield* eventually(start(harness.port, Harness.alice, "s-3"), (stream) => stream.status !== 503)
+      const again = yield* start(harness.port, Harness.alice, "s-3")
       expect(again.status).toBe(200)
       yield* Effect.forEach([one, two, again], (stream) => stream.destroy, { discard: true })
     })
@@ -123,6 +123,23 @@ describe("admission", () => {
       expect(late.headers["retry-after"]).toBe("2")
       expect(Option.isNone(yield* harness.store.get("t-2"))).toBe(true)
       yield* one.destroy
+    })
+  )
+
+  it.scopedLive("a start that supersedes its session's run at the cap takes the place that run gave back", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({
+        script: slow,
+        runs: { maxLiveRuns: 1 },
+        routes: { onConflict: "supersede" }
+      })
+      const first = yield* start(harness.port, Harness.alice, "sup-1")
+      yield* first.waitFor((events) => events.some((event) => event.event === "RunStarted"))
+      const second = yield* start(harness.port, Harness.alice, "sup-1")
+      expect(second.status).toBe(200)
+      const ended = yield* first.ended
+      expect(ended.at(-1)).toMatchObject({ event: "RunCancelled", data: { reason: { _tag: "Superseded" } } })
+      yield* second.destroy
     })
   )
 })

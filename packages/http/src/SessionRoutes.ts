@@ -28,8 +28,8 @@
  * const assistant = Agent.make({ name: "assistant", system: "Be brief." })
  * const app = HttpRouter.empty.pipe(HttpRouter.mount("/api", SessionRoutes.router(assistant)))
  * const server = GracefulShutdown.serve(app).pipe(
- *   Layer.provide([SessionRuns.layer({ maxLiveRuns: 200 }), Auth.layerBearer({ "secret-token": "alice" })]),
- *   Layer.provideMerge([RunRegistry.layer(), SessionStore.layerMemory()]),
+ *   Layer.provide([SessionRuns.layer({ maxLiveRuns: 50 }), Auth.layerBearer({ "secret-token": "alice" })]),
+ *   Layer.provide([RunRegistry.layer(), SessionStore.layerMemory()]),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
  * )
  * // ...and a LanguageModel layer for the agent.

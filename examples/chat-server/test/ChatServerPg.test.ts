@@ -38,7 +38,9 @@ const reachable = await Effect.runPromise(
   )
 )
 const isCi = process.env.CI === "true"
-if (reachable !== "" && !isCi) console.warn(`PostgreSQL at ${url} is unreachable (${reachable}): skipping its tests`)
+// Straight to stderr: a skip must be seen even though the passing tests' console output is not shown.
+if (reachable !== "" && !isCi)
+  process.stderr.write(`PostgreSQL at ${url} is unreachable (${reachable}): skipping its tests\n`)
 
 const onPostgres: Scenarios.Start = (offline) =>
   Harness.start(

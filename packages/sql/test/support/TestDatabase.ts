@@ -121,7 +121,8 @@ const probe = await Effect.runPromise(probePostgres)
 if (!probe.ok) {
   if (isCi)
     console.error(`PostgreSQL at ${postgresUrl} is unreachable (${probe.reason}); CI=true, so its tests run and fail`)
-  else console.warn(`PostgreSQL at ${postgresUrl} is unreachable (${probe.reason}): skipping the PostgreSQL tests`)
+  // Straight to stderr: a skip must be seen even though the passing tests' console output is not shown.
+  else process.stderr.write(`PostgreSQL at ${postgresUrl} is unreachable (${probe.reason}): skipping its tests\n`)
 }
 
 export const sqlite: TestDatabase = { name: "sqlite", isAvailable: true, unavailableReason: "", layer: sqliteLayer }

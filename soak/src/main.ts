@@ -8,7 +8,8 @@
  * that every completed run's writes are there, and how the heap grew. It exits
  * non-zero on any violation.
  *
- * `pnpm soak [--quick] [--seed=N] [--rounds=N] [--runs=N] [--concurrency=N]`
+ * `pnpm soak [--quick] [--seed=N] [--rounds=N] [--runs=N] [--concurrency=N]`; `pnpm soak --leak ...`: the
+ * slow-leak soak (`Leak.ts`).
  *
  * @since 0.1.0
  */
@@ -21,6 +22,7 @@ import { FakeAnthropic } from "@tether/testing"
 import { Effect, Exit, Fiber, Logger, LogLevel, Schedule, Scope, Supervisor } from "effect"
 import * as Checks from "./Checks.js"
 import * as Driver from "./Driver.js"
+import * as Leak from "./Leak.js"
 import * as Plan from "./Plan.js"
 import * as Report from "./Report.js"
 import * as Server from "./Server.js"
@@ -168,5 +170,7 @@ const program = (logs: ReturnType<typeof makeLogCounter>) =>
   })
 
 const logs = makeLogCounter()
-const exitCode = await Effect.runPromise(program(logs).pipe(Effect.scoped, Effect.provide(logs.layer)))
+const exitCode = process.argv.includes("--leak")
+  ? await Leak.main(process.argv.slice(2))
+  : await Effect.runPromise(program(logs).pipe(Effect.scoped, Effect.provide(logs.layer)))
 process.exit(exitCode)

@@ -22,6 +22,8 @@ const tables: Array<string> = []
 const newTable = (kind: "records" | "sessions" = "records") => {
   const table = `tether_${kind}_chat_${process.pid}_${crypto.randomBytes(4).toString("hex")}`
   tables.push(table)
+  // A sessions table keeps its messages in a table of its own.
+  if (kind === "sessions") tables.push(`${table}_messages`)
   return table
 }
 

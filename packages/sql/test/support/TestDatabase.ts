@@ -91,9 +91,10 @@ const postgresLayer = (): Layer.Layer<TestServices> => {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       yield* Effect.addFinalizer(() =>
-        Effect.forEach(created, (name) => sql`DROP TABLE IF EXISTS ${sql(name)}`, { discard: true }).pipe(
-          Effect.ignoreLogged
-        )
+        // (A sessions table `name` has its messages in `name_messages`.)
+        Effect.forEach(created, (name) => sql`DROP TABLE IF EXISTS ${sql(name)}, ${sql(`${name}_messages`)}`, {
+          discard: true
+        }).pipe(Effect.ignoreLogged)
       )
     })
   )

@@ -8,7 +8,8 @@
  * - `--peers`: only the scenarios that compare with the peers (bench/results.peers.json; READMEs untouched);
  * - `--quick`: every scenario and every side, tiny (CI: proves the code runs; bench/results.quick.json); with
  *   `--peers`, only those scenarios, tiny;
- * - `--profile [--side=<key>]`: where one side's heap and time go (default: Tether).
+ * - `--profile [--side=<key>]`: where one side's heap and time go (default: Tether);
+ * - `--sse`: the SSE scenario alone (bench/results.sse.json; READMEs untouched).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -21,10 +22,11 @@ import { details, replaceSection, summary } from "./markdown.js"
 import { benchPath, meta } from "./meta.js"
 import { overhead } from "./overhead.js"
 import { profile } from "./profile.js"
-import { printReport } from "./report.js"
+import { printReport, printSse } from "./report.js"
 import { ownState, type Mode, type Results } from "./results.js"
 import { scale } from "./scale.js"
 import { servedSides } from "./servers/index.js"
+import { sse } from "./sse.js"
 import { abortSides, byKey, overheadSides, scaleSides } from "./sides/index.js"
 import { evaluate } from "./targets.js"
 import { treeCancel } from "./tree.js"
@@ -47,7 +49,8 @@ const sizes = quick
       turns: 20,
       overheadWarmup: 2,
       sessions: 50,
-      disconnectTrials: 2
+      disconnectTrials: 2,
+      sse: { runsPerBlock: 10, blocks: 1, concurrency: 5 }
     }
   : {
       // Trials per side: a p50 over a few trials of a cold path moved by a quarter from run to run.
@@ -61,7 +64,8 @@ const sizes = quick
       turns: 2000,
       overheadWarmup: 20,
       sessions: 5000,
-      disconnectTrials: 40
+      disconnectTrials: 40,
+      sse: { runsPerBlock: 200, blocks: 4, concurrency: 100 }
     }
 const disconnectGap = 200
 
@@ -97,6 +101,7 @@ const measure = async (): Promise<Results> => {
   const dropped = await step("HTTP disconnect", () =>
     onOwnCores(() => disconnect(servedSides, disconnectGap, sizes.disconnectTrials))
   )
+  const streamed = isPeersOnly ? undefined : await step("SSE encoding", () => sse(sizes.sse))
   const partial = {
     ...meta(),
     mode,
@@ -109,7 +114,8 @@ const measure = async (): Promise<Results> => {
     overhead: cost,
     scale: load,
     ownState: ownState(load),
-    disconnect: dropped
+    disconnect: dropped,
+    sse: streamed
   }
   return { ...partial, targets: evaluate(partial) }
 }
@@ -137,6 +143,16 @@ const main = async () => {
     const side = byKey(key)
     if (side === undefined) throw new Error(`no side ${key}; one of ${scaleSides.map((s) => s.key).join(", ")}`)
     return profile(side)
+  }
+  if (argv.includes("--sse")) {
+    const result = await step("SSE encoding", () => sse(sizes.sse))
+    printSse(result)
+    const file = benchPath("results.sse.json")
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify({ ...meta(), mode, note: process.env["TETHER_BENCH_NOTE"] || undefined, sse: result }, null, 2)}\n`
+    )
+    return console.log(`\nwrote ${path.relative(process.cwd(), file)}`)
   }
   console.log(`Tether against its peers (${mode}), node ${process.version}`)
   if (!canPin) {

@@ -1,5 +1,6 @@
 /** The terminal report of a run: each scenario's figures by side, with their ratio to the floor, then the targets. */
 import type { Results } from "./results.js"
+import type { SseResult } from "./sse.js"
 import { round, type Summary } from "./stats.js"
 import { printTable } from "./table.js"
 
@@ -103,9 +104,31 @@ export const printReport = (results: Results): void => {
     "rawPlatform",
     labels
   )
+  if (results.sse !== undefined) printSse(results.sse)
   section(`Targets (${results.mode === "full" ? "full run" : `${results.mode} run: sizes too small to judge`})`)
   printTable(
     ["target", "measured", "limit", ""],
     results.targets.map((target) => [target.name, target.measured, target.limit, target.pass ? "pass" : "FAIL"])
+  )
+}
+
+/** Scenario 7: the SSE encoders side by side, and the ratio of the batched one to the one it replaced. */
+export const printSse = (sse: SseResult): void => {
+  section(
+    `7. SSE: runs of ${sse.deltasPerRun} text deltas (bursts of 10, 1 ms apart), ${sse.concurrency} at a time, on real HTTP; the server's CPU`
+  )
+  const row = (name: string, s: SseResult["batched"]) => [
+    name,
+    String(s.events),
+    String(round(s.eventsPerCpuSecond, 0)),
+    String(round(s.socketWrites / s.events, 3)),
+    String(round(s.httpChunks / s.events, 3))
+  ]
+  printTable(
+    ["encoder", "events", "events/CPU-s", "socket writes/event", "HTTP chunks/event"],
+    [row("one write per event (before)", sse.perEvent), row("batched (ServerSentEvents)", sse.batched)]
+  )
+  console.log(
+    `batched / before: ${x(sse.batched.eventsPerCpuSecond / sse.perEvent.eventsPerCpuSecond)} events per CPU-second, ${x(sse.batched.socketWrites / sse.batched.events / (sse.perEvent.socketWrites / sse.perEvent.events))} socket writes per event; encoding alone: ${round(sse.encodeOnly.perEvent, 0)} -> ${round(sse.encodeOnly.batched, 0)} events/s (${x(sse.encodeOnly.batched / sse.encodeOnly.perEvent)})`
   )
 }

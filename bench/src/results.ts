@@ -4,6 +4,7 @@ import type { DisconnectResult } from "./disconnect.js"
 import type { Meta } from "./meta.js"
 import type { OverheadResult } from "./overhead.js"
 import type { ScaleResult } from "./scale.js"
+import type { SseResult } from "./sse.js"
 import type { TreeResult } from "./tree.js"
 
 export type Mode = "full" | "peers" | "quick"
@@ -39,6 +40,8 @@ export interface Results extends Meta {
   readonly scale: ScaleResult
   readonly ownState: OwnState | undefined
   readonly disconnect: DisconnectResult
+  /** Absent from results written before the scenario existed. */
+  readonly sse?: SseResult | undefined
   readonly targets: ReadonlyArray<Target>
 }
 

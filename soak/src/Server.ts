@@ -31,7 +31,7 @@ import { LanguageModel, RunRegistry, SessionStore } from "@tether/core"
 import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
 import { SqlStagedWrites } from "@tether/sql"
 import { Context, Effect, Layer } from "effect"
-import type { Scope } from "effect"
+import type { Duration, Scope } from "effect"
 import { callerCount } from "./Plan.js"
 
 /** The token budget of runs started under `/tight`. @since 0.1.0 */
@@ -54,6 +54,10 @@ export interface Server {
 export const start = (options: {
   readonly agent: Agent.Agent<never>
   readonly filename: string
+  /** The registry's `retainEnded` (its default when not given). */
+  readonly retainEnded?: Duration.DurationInput | undefined
+  /** The in-memory session store's `retainIdle` (its default, forever, when not given). */
+  readonly retainIdle?: Duration.DurationInput | undefined
 }): Effect.Effect<Server, never, Scope.Scope> =>
   Effect.gen(function* () {
     const current: { model: LanguageModel.Service | undefined } = { model: undefined }
@@ -74,8 +78,15 @@ export const start = (options: {
     )
     const tokens = Object.fromEntries(Array.from({ length: callerCount }, (_, i) => [tokenOf(i), `caller-${i}`]))
     const services = Layer.mergeAll(
-      // The soak drives 32 runs at a time: far below any cap.
-      SessionRuns.layer().pipe(Layer.provideMerge(Layer.mergeAll(RunRegistry.layer(), SessionStore.layerMemory()))),
+      // The soak is not about admission: a cap of live runs it never reaches, whatever `--concurrency` says.
+      SessionRuns.layer({ maxLiveRuns: 100_000 }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(
+            RunRegistry.layer({ retainEnded: options.retainEnded }),
+            SessionStore.layerMemory({ retainIdle: options.retainIdle })
+          )
+        )
+      ),
       Auth.layerBearer(tokens),
       delegate,
       SqlStagedWrites.layerSqlite({ filename: options.filename })

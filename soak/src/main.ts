@@ -8,8 +8,8 @@
  * that every completed run's writes are there, and how the heap grew. It exits
  * non-zero on any violation.
  *
- * `pnpm soak [--quick] [--seed=N] [--rounds=N] [--runs=N] [--concurrency=N]`; `pnpm soak --load [...]` is the load
- * test instead (`Load.ts`).
+ * `pnpm soak [--quick] [--seed=N] [--rounds=N] [--runs=N] [--concurrency=N]`; `pnpm soak --leak ...`: the
+ * slow-leak soak (`Leak.ts`); `pnpm soak --load ...`: the load test (`Load.ts`).
  *
  * @since 0.1.0
  */
@@ -22,6 +22,7 @@ import { FakeAnthropic } from "@tether/testing"
 import { Effect, Exit, Fiber, Logger, LogLevel, Schedule, Scope, Supervisor } from "effect"
 import * as Checks from "./Checks.js"
 import * as Driver from "./Driver.js"
+import * as Leak from "./Leak.js"
 import * as Load from "./Load.js"
 import * as Plan from "./Plan.js"
 import * as Report from "./Report.js"
@@ -170,7 +171,9 @@ const program = (logs: ReturnType<typeof makeLogCounter>) =>
   })
 
 const logs = makeLogCounter()
-const exitCode = process.argv.includes("--load")
-  ? await Load.main(process.argv)
-  : await Effect.runPromise(program(logs).pipe(Effect.scoped, Effect.provide(logs.layer)))
+const exitCode = process.argv.includes("--leak")
+  ? await Leak.main(process.argv.slice(2))
+  : process.argv.includes("--load")
+    ? await Load.main(process.argv)
+    : await Effect.runPromise(program(logs).pipe(Effect.scoped, Effect.provide(logs.layer)))
 process.exit(exitCode)

@@ -48,7 +48,9 @@ export const layerAnthropic: Layer.Layer<LanguageModel.LanguageModel | ModelInfo
 /**
  * The offline fake: `FakeAnthropic` on a free port of 127.0.0.1 playing
  * `OfflineScript`, with `AnthropicModel` pointed at it. Also provides the fake
- * itself, so tests can watch its connections.
+ * itself, so tests can watch its connections. It keeps the records of its
+ * latest 100 requests only: a server that runs for days does not hold every
+ * request it ever answered.
  *
  * @since 0.1.0
  */
@@ -56,7 +58,7 @@ export const layerOffline = (
   options: OfflineScript.Options = {}
 ): Layer.Layer<LanguageModel.LanguageModel | ModelInfo | FakeAnthropic.FakeAnthropic> =>
   Layer.unwrapScoped(
-    Effect.map(FakeAnthropic.make(OfflineScript.make(options)), (fake) =>
+    Effect.map(FakeAnthropic.make(OfflineScript.make(options), { keepRequests: 100 }), (fake) =>
       Layer.mergeAll(
         AnthropicModel.layer({ apiKey: "offline-fake", baseURL: fake.url, maxRetries: 0 }),
         Layer.succeed(ModelInfo, { mode: "offline", label: "offline fake" }),

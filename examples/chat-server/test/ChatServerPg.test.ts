@@ -22,6 +22,8 @@ const tables: Array<string> = []
 const newTable = (kind: "records" | "sessions" = "records") => {
   const table = `tether_${kind}_chat_${process.pid}_${crypto.randomBytes(4).toString("hex")}`
   tables.push(table)
+  // A sessions table keeps its messages in a table of its own.
+  if (kind === "sessions") tables.push(`${table}_messages`)
   return table
 }
 
@@ -38,7 +40,9 @@ const reachable = await Effect.runPromise(
   )
 )
 const isCi = process.env.CI === "true"
-if (reachable !== "" && !isCi) console.warn(`PostgreSQL at ${url} is unreachable (${reachable}): skipping its tests`)
+// Straight to stderr: a skip must be seen even though the passing tests' console output is not shown.
+if (reachable !== "" && !isCi)
+  process.stderr.write(`PostgreSQL at ${url} is unreachable (${reachable}): skipping its tests\n`)
 
 const onPostgres: Scenarios.Start = (offline) =>
   Harness.start(

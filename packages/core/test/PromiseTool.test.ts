@@ -19,6 +19,7 @@ import {
   cooperative,
   eventually,
   expectInterruptedOnly,
+  makeWarnings,
   record,
   setup,
   sleep,
@@ -54,10 +55,11 @@ describe("PromiseTool.make", () => {
       const lateWrite = new Promise<unknown>((resolve) => {
         resolveLate = resolve
       })
+      const warnings = makeWarnings()
       const stubborn = stubbornFor({ abandonAfter: "200 millis", resolveAfterMillis: 600, onLateWrite: resolveLate })
       const run = yield* AgentRun.start(Agent.make({ name: "stubborn", tools: [stubborn] }), "go", {
         onLeak: "die"
-      })
+      }).pipe(Effect.provide(warnings.layer))
       const events = yield* collectEvents(run)
       yield* Effect.sleep("50 millis")
       const { outcome, millis } = yield* timedCancel(run)
@@ -66,6 +68,8 @@ describe("PromiseTool.make", () => {
       expect(millis).toBeLessThan(1_000)
       expect(outcome).toMatchObject({ _tag: "Cancelled", writesRolledBack: 1 })
       expect(yield* stubborn.abandoned).toBe(1)
+      // The application's log is told once, as a warning.
+      expect(warnings.lines).toEqual(['tool "stubborn" ignored its abort signal; abandoned after 200 ms'])
       const all = yield* Fiber.join(events)
       const abandoned = all.filter((event): event is RunEvent.ToolAbandoned => event._tag === "ToolAbandoned")
       expect(abandoned).toEqual([
@@ -124,7 +128,10 @@ describe("PromiseTool.make", () => {
         output: Schema.String,
         handler: () => Effect.as(AgentRun.stage(StagedWrites.upsert("quick", "k", 1)), "ok")
       })
-      const run = yield* AgentRun.start(Agent.make({ name: "mixed", tools: [slow, quick] }), "go", { onLeak: "die" })
+      const warnings = makeWarnings()
+      const run = yield* AgentRun.start(Agent.make({ name: "mixed", tools: [slow, quick] }), "go", {
+        onLeak: "die"
+      }).pipe(Effect.provide(warnings.layer))
       const events = yield* collectEvents(run)
       const refusal = yield* Effect.promise(() => lateWrite)
       expect(yield* run.poll).toEqual(expect.objectContaining({ _tag: "None" }))
@@ -135,6 +142,7 @@ describe("PromiseTool.make", () => {
       expect([...snapshot.keys()]).toEqual(["quick"])
       const tags = (yield* Fiber.join(events)).map((event) => event._tag)
       expect(tags).toContain("ToolAbandoned")
+      expect(warnings.lines).toEqual(['tool "slow_writer" ignored its abort signal; abandoned after 50 ms'])
       if (outcome._tag !== "Completed") return
       const results = outcome.transcript
         .flatMap((message) => message.content)

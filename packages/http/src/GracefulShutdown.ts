@@ -52,7 +52,7 @@ export const drain = (
     const registry = yield* RunRegistry.RunRegistry
     const running = yield* registry.running
     if (running.length === 0) return
-    yield* Effect.logInfo(`shutting down: cancelling ${running.length} running run(s)`)
+    yield* Effect.logDebug(`shutting down: cancelling ${running.length} running run(s)`)
     const stopped = yield* registry.cancelAll(new CancelReason.Shutdown()).pipe(Effect.timeoutOption(deadline))
     if (stopped._tag === "None") {
       yield* Effect.logWarning(`shutting down: runs still going after ${Duration.format(Duration.decode(deadline))}`)

@@ -2,6 +2,8 @@
  * A run's events as Server-Sent Events: one frame per event, `id:` its `seq`
  * (so a client resumes with `Last-Event-ID`), `event:` its `_tag`, `data:` the
  * event as JSON (Schema-encoded). Comment frames keep idle connections alive.
+ * The events that are ready together go out as one write (`encodeAll`): a run
+ * streaming many small text deltas costs one socket write per batch, not per event.
  *
  * @example
  * ```ts
@@ -16,7 +18,7 @@
  */
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpServerResponse } from "@effect/platform"
-import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Chunk, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import { RunEvent } from "@tether/core"
 import { BadRequest } from "./RouteError.js"
 import { scrub } from "./internal/clientText.js"
@@ -41,13 +43,35 @@ const forClient = (event: RunEvent.RunEvent): RunEvent.RunEvent => {
 }
 
 /**
+ * The JSON of an event's `data:` line. `TextDelta`, one per streamed chunk and the bulk of a stream, is written out
+ * directly: the same text as the Schema encoder's (a test holds them equal), without its intermediate objects.
+ */
+const dataOf = (event: RunEvent.RunEvent): string =>
+  event._tag === "TextDelta"
+    ? `{"runId":${JSON.stringify(event.runId)},"seq":${JSON.stringify(event.seq)},"agent":${JSON.stringify(event.agent)},"text":${JSON.stringify(event.text)},"_tag":"TextDelta"}`
+    : JSON.stringify(encodeEvent(forClient(event)))
+
+/**
  * The SSE frame of one event. The error texts of `RunFailed`, `ToolFailed` and `RolledBack` lose their stack frames
  * and server paths (`<path>` stands in): what reaches a client never shows the server's code or files.
  *
  * @since 0.1.0
  */
 export const encode = (event: RunEvent.RunEvent): string =>
-  `id: ${event.seq}\nevent: ${event._tag}\ndata: ${JSON.stringify(encodeEvent(forClient(event)))}\n\n`
+  `id: ${event.seq}\nevent: ${event._tag}\ndata: ${dataOf(event)}\n\n`
+
+const utf8 = new TextEncoder()
+
+/**
+ * The frames of `events`, in order, as the bytes of one write.
+ *
+ * @since 0.1.0
+ */
+export const encodeAll = (events: Iterable<RunEvent.RunEvent>): Uint8Array => {
+  let frames = ""
+  for (const event of events) frames += encode(event)
+  return utf8.encode(frames)
+}
 
 /**
  * A comment frame: ignored by clients, it keeps proxies from closing an idle stream.
@@ -55,6 +79,8 @@ export const encode = (event: RunEvent.RunEvent): string =>
  * @since 0.1.0
  */
 export const keepAlive = ": keep-alive\n\n"
+
+const keepAliveBytes = utf8.encode(keepAlive)
 
 /**
  * The response headers of an event stream.
@@ -76,9 +102,25 @@ export const headers: Readonly<Record<string, string>> = {
  */
 export const defaultKeepAliveInterval: Duration.Duration = Duration.seconds(15)
 
+/** Most events one write carries. */
+const maxBatch = 1024
+
+/**
+ * `events` re-chunked into what is ready together: a reader on its own fiber takes them from the source as they
+ * come, and each pull here takes every event waiting (up to `maxBatch`), however the source chunked them.
+ */
+const readyTogether = <A>(events: Stream.Stream<A>): Stream.Stream<A> =>
+  Stream.unwrapScoped(
+    Effect.map(Stream.toQueueOfElements(events, { capacity: maxBatch }), (queue) =>
+      Stream.flattenExitOption(Stream.fromQueue(queue, { maxChunkSize: maxBatch }))
+    )
+  )
+
 /**
  * Streams `events` as an SSE response, with a keep-alive comment every
- * `keepAliveInterval` (default 15 seconds) until the events end.
+ * `keepAliveInterval` (default 15 seconds) until the events end. The events
+ * ready at once (those a run emitted in one tick, or while the client was slow
+ * to read) are written together, as one `Uint8Array`.
  *
  * @since 0.1.0
  */
@@ -89,17 +131,15 @@ export const response = (
     readonly headers?: Readonly<Record<string, string>> | undefined
   }
 ): HttpServerResponse.HttpServerResponse => {
-  const frames = Stream.map(events, encode).pipe(
+  const frames = readyTogether(events).pipe(
+    Stream.mapChunks((batch) => (Chunk.isEmpty(batch) ? Chunk.empty() : Chunk.of(encodeAll(batch)))),
     Stream.merge(
       Stream.as(
         Stream.fromSchedule(Schedule.spaced(options?.keepAliveInterval ?? defaultKeepAliveInterval)),
-        keepAlive
+        keepAliveBytes
       ),
-      {
-        haltStrategy: "left"
-      }
-    ),
-    Stream.encodeText
+      { haltStrategy: "left" }
+    )
   )
   return HttpServerResponse.stream(frames, {
     contentType: "text/event-stream",

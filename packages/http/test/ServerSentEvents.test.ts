@@ -1,6 +1,6 @@
 import { HttpServerRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Option } from "effect"
+import { Effect, Exit, FastCheck, Option, Schema } from "effect"
 import { CancelReason, RunEvent } from "@tether/core"
 import { RouteError, ServerSentEvents } from "@tether/http"
 
@@ -37,6 +37,27 @@ describe("ServerSentEvents", () => {
   it("keeps multi-line text on one data line", () => {
     const frame = ServerSentEvents.encode(new RunEvent.TextDelta({ runId: "r", seq: 1, agent: "a", text: "a\nb\n\nc" }))
     expect(frame.split("\n\n")).toHaveLength(2)
+  })
+
+  it.prop(
+    "a TextDelta's frame is the Schema encoder's, for any text and ids",
+    { runId: Schema.String, seq: Schema.NonNegativeInt, agent: Schema.String, text: Schema.String },
+    (fields) => {
+      const event = new RunEvent.TextDelta(fields)
+      const [id, name, data] = ServerSentEvents.encode(event).split("\n")
+      expect([id, name]).toEqual([`id: ${fields.seq}`, "event: TextDelta"])
+      expect(data).toBe(`data: ${JSON.stringify(Schema.encodeSync(RunEvent.RunEvent)(event))}`)
+    },
+    { fastCheck: { numRuns: 200 } }
+  )
+
+  it("encodes a batch as the UTF-8 of its frames, in order", () => {
+    const events = FastCheck.sample(FastCheck.string({ unit: "binary", maxLength: 40 }), 20).map(
+      (text, i) => new RunEvent.TextDelta({ runId: "r", seq: i + 1, agent: "a", text })
+    )
+    const bytes = ServerSentEvents.encodeAll(events)
+    expect(new TextDecoder().decode(bytes)).toBe(events.map(ServerSentEvents.encode).join(""))
+    expect(ServerSentEvents.encodeAll([])).toHaveLength(0)
   })
 
   it.effect("resumes after Last-Event-ID, else ?after=, and refuses anything but an event id", () =>

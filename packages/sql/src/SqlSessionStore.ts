@@ -1,11 +1,14 @@
 /**
- * @tether/core's `SessionStore` in a SQL table (SQLite or PostgreSQL, the
+ * @tether/core's `SessionStore` in SQL tables (SQLite or PostgreSQL, the
  * `SqlClient` in context): sessions, their owners and their conversations
- * outlive the process. One row per session (`tether_sessions` by default,
- * created if missing), written in one statement each: a save is an upsert, and
- * the transcript of an ended run is written only while that run is still the
- * session's latest (a conditional update, so a late run never overwrites a
- * newer one). Rows stay until you delete them.
+ * outlive the process. A row per session (`tether_sessions` by default) and a
+ * row per message of its transcript (`tether_sessions_messages`), created if
+ * missing. A save is one short transaction that appends only the messages the
+ * stored transcript lacks (a transcript rewritten shorter or different replaces
+ * the stored one); the transcript of an ended run is written only while that
+ * run is still the session's latest, so a late run never overwrites a newer
+ * one. Tables of the first schema (the whole transcript as one JSON document)
+ * are migrated on start. Rows stay until you delete them.
  *
  * @example
  * ```ts
@@ -51,23 +54,24 @@ export const make = (
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const dialect = yield* RecordsTable.dialectOf(sql)
     const table = yield* RecordsTable.checkRecordsTable(options.sessionsTable ?? Sessions.defaultSessionsTable)
-    yield* Sessions.migrate(sql, dialect, table)
+    const tables = Sessions.tablesOf(dialect, table)
+    yield* Sessions.migrate(sql, tables)
     const followers = yield* FiberSet.make()
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
     const service: SessionStore.Service = {
       get: (sessionId) =>
-        Sessions.get(sql, table, sessionId).pipe(Effect.mapError(storeError("could not read the session"))),
+        Sessions.get(sql, tables, sessionId).pipe(Effect.mapError(storeError("could not read the session"))),
       save: (session) =>
-        Sessions.upsert(sql, table, session, now()).pipe(Effect.mapError(storeError("could not save the session"))),
+        Sessions.save(sql, tables, session, now()).pipe(Effect.mapError(storeError("could not save the session"))),
       ownedBy: (owner) =>
-        Sessions.ownedBy(sql, table, owner).pipe(Effect.mapError(storeError("could not list the caller's sessions"))),
+        Sessions.ownedBy(sql, tables, owner).pipe(Effect.mapError(storeError("could not list the caller's sessions"))),
       follow: (sessionId, run) =>
         FiberSet.run(
           followers,
           run.outcome.pipe(
             Effect.flatMap((outcome) =>
-              Effect.uninterruptible(Sessions.saveTranscript(sql, table, sessionId, run.id, outcome.transcript, now()))
+              Effect.uninterruptible(Sessions.saveTranscript(sql, tables, sessionId, run.id, outcome.transcript, now()))
             ),
             Effect.catchAll((error) =>
               Effect.logError("could not save the transcript of an ended run", error).pipe(

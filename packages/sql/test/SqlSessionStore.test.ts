@@ -120,14 +120,76 @@ describeEachDatabase((db) => {
       expect(Option.getOrThrow(yield* store.get("s-old")).transcript).toEqual(transcript.slice(0, 1))
     }))
 
+  test("a save of a long transcript plus one message inserts one message row and rewrites nothing", () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore
+      const ns = yield* TestNamespace
+      const sql = yield* SqlClient.SqlClient
+      const long = Array.from({ length: 50 }, () => transcript).flat()
+      yield* store.save(session("long", alice, { transcript: long, runId: "run-1" }))
+      const next: Message.Message = { role: "user", content: [{ type: "text", text: "one more" }] }
+      // The save between two counts, in one transaction: the rows written by this connection (SQLite), or by this
+      // backend and not yet reported, per table and kind (PostgreSQL).
+      const messagesTable = `${ns.table("sessions")}_messages`
+      const counts =
+        ns.dialect === "sqlite"
+          ? Effect.map(sql`SELECT total_changes() AS n`, ([row]) => ({ rows: Number(row!["n"]), messages: [0, 0, 0] }))
+          : Effect.map(
+              sql`SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables
+                WHERE relname IN (${ns.table("sessions")}, ${messagesTable})`,
+              (stats) => {
+                const of = (name: string) => {
+                  const row = stats.find((r) => r["relname"] === name)
+                  return [row?.["n_tup_ins"], row?.["n_tup_upd"], row?.["n_tup_del"]].map((n) => Number(n ?? 0))
+                }
+                const messages = of(messagesTable)
+                const sessions = of(ns.table("sessions"))
+                return { rows: [...messages, ...sessions].reduce((a, b) => a + b, 0), messages }
+              }
+            )
+      const written = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const before = yield* counts
+          yield* store.save(session("long", alice, { transcript: [...long, next], runId: "run-1" }))
+          const after = yield* counts
+          return { rows: after.rows - before.rows, messages: after.messages.map((n, i) => n - before.messages[i]!) }
+        })
+      )
+      if (ns.dialect === "pg") expect(written.messages).toEqual([1, 0, 0])
+      // The new message's row and the session's (its count and digest), whatever the transcript's length.
+      expect(written.rows).toBe(2)
+      expect(Option.getOrThrow(yield* store.get("long")).transcript).toEqual([...long, next])
+    }))
+
+  test("a transcript rewritten shorter or different replaces the stored one; reads see exactly what was saved", () =>
+    Effect.gen(function* () {
+      const store = yield* makeStore
+      const other: Message.Message = { role: "user", content: [{ type: "text", text: "a summary of it all" }] }
+      const saved = (t: ReadonlyArray<Message.Message>) =>
+        Effect.zipRight(
+          store.save(session("r", alice, { transcript: t })),
+          Effect.map(store.get("r"), (s) => Option.getOrThrow(s).transcript)
+        )
+      expect(yield* saved(transcript)).toEqual(transcript)
+      expect(yield* saved(transcript.slice(0, 2))).toEqual(transcript.slice(0, 2))
+      expect(yield* saved([other, ...transcript.slice(1)])).toEqual([other, ...transcript.slice(1)])
+      expect(yield* saved([other, ...transcript.slice(1), other])).toEqual([other, ...transcript.slice(1), other])
+      expect(yield* saved([])).toEqual([])
+      expect(yield* saved(transcript)).toEqual(transcript)
+      // The same length, one message changed in the middle.
+      const changed = [transcript[0]!, other, ...transcript.slice(2)]
+      expect(yield* saved(changed)).toEqual(changed)
+      expect((yield* store.ownedBy(alice)).map((s) => s.transcript)).toEqual([changed])
+    }))
+
   test("a row that does not decode, or a table that is gone, is a SessionStoreError, not a defect", () =>
     Effect.gen(function* () {
       const store = yield* makeStore
       const ns = yield* TestNamespace
       const sql = yield* SqlClient.SqlClient
       const table = ns.table("sessions")
-      yield* store.save(session("bad", alice))
-      yield* sql`UPDATE ${sql(table)} SET transcript = ${"not json"} WHERE id = ${"bad"}`
+      yield* store.save(session("bad", alice, { transcript }))
+      yield* sql`UPDATE ${sql(`${table}_messages`)} SET message = ${"not json"} WHERE session_id = ${"bad"}`
       const read = yield* Effect.either(store.get("bad"))
       expect(Either.isLeft(read) && read.left._tag).toBe("SessionStoreError")
       expect(Either.isLeft(yield* Effect.either(store.ownedBy(alice)))).toBe(true)

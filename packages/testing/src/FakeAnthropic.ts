@@ -385,10 +385,14 @@ export interface RecordedRequest {
  * @category records
  */
 export interface State {
-  /** A copy of every record, made when read: with thousands of requests, prefer `requestCount` and `request`. */
+  /**
+   * A copy of every record kept (all of them unless `keepRequests` is set), made when read: with thousands of
+   * requests, prefer `requestCount` and `request`.
+   */
   readonly requests: ReadonlyArray<RecordedRequest>
+  /** Every request received, kept or not. */
   readonly requestCount: number
-  /** A copy of one record. */
+  /** A copy of one record; `undefined` if not received yet, or no longer kept. */
   readonly request: (index: number) => RecordedRequest | undefined
   readonly openConnections: number
   /** Responses started and not yet ended. */
@@ -407,6 +411,21 @@ export const tokensWrittenAfter = (record: RecordedRequest, instant: number): nu
 // ---------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------
+
+/**
+ * Options of the fake server.
+ *
+ * @since 0.1.0
+ * @category servers
+ */
+export interface Options {
+  /**
+   * How many request records to keep, the latest: a fake that serves for a long time (an example server's offline
+   * model) keeps a few instead of every request it ever got (each holds the request's body and the time of every
+   * token written). `requestCount` and record indices still count every request. Default: all of them.
+   */
+  readonly keepRequests?: number | undefined
+}
 
 /**
  * The running fake, for Effect code. Waits end when the condition holds; add `Effect.timeout` to bound them.
@@ -478,7 +497,7 @@ const waitFor = <A>(server: FakeServer, select: (state: State) => A | undefined)
 const toService = (server: FakeServer): Service => ({
   url: server.url,
   requests: Effect.sync(() => server.requests),
-  requestCount: Effect.sync(() => server.requests.length),
+  requestCount: Effect.sync(() => server.requestCount),
   openConnections: Effect.sync(() => server.openConnections),
   inFlight: Effect.sync(() => server.inFlight),
   awaitRequests: (count) => waitFor(server, selectors.requests(count)),
@@ -495,9 +514,9 @@ const toService = (server: FakeServer): Service => ({
  * @since 0.1.0
  * @category servers
  */
-export const make = (script: Script): Effect.Effect<Service, never, Scope.Scope> =>
+export const make = (script: Script, options?: Options): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.promise(() => FakeServer.start(script)),
+    Effect.promise(() => FakeServer.start(script, options?.keepRequests)),
     (server) => Effect.promise(() => server.close())
   ).pipe(Effect.map(toService))
 
@@ -507,7 +526,8 @@ export const make = (script: Script): Effect.Effect<Service, never, Scope.Scope>
  * @since 0.1.0
  * @category servers
  */
-export const layer = (script: Script): Layer.Layer<FakeAnthropic> => Layer.scoped(FakeAnthropic, make(script))
+export const layer = (script: Script, options?: Options): Layer.Layer<FakeAnthropic> =>
+  Layer.scoped(FakeAnthropic, make(script, options))
 
 /**
  * The running fake, for Promise code (benchmarks, example servers).
@@ -533,8 +553,8 @@ export interface Handle {
  * @since 0.1.0
  * @category servers
  */
-export const start = async (script: Script): Promise<Handle> => {
-  const server = await FakeServer.start(script)
+export const start = async (script: Script, options?: Options): Promise<Handle> => {
+  const server = await FakeServer.start(script, options?.keepRequests)
   const waitUntil = <A>(select: (state: State) => A | undefined) => Effect.runPromise(waitFor(server, select))
   return {
     url: server.url,
@@ -542,7 +562,7 @@ export const start = async (script: Script): Promise<Handle> => {
       return server.requests
     },
     get requestCount() {
-      return server.requests.length
+      return server.requestCount
     },
     get openConnections() {
       return server.openConnections

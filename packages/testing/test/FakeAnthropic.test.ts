@@ -1,4 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { FakeAnthropic } from "../src/index.js"
@@ -170,6 +172,30 @@ describe("FakeAnthropic", () => {
       const past = yield* post(short.url, body())
       expect(past.status).toBe(400)
       expect(past.text).toMatch(/no reply for request #1/)
+    })
+  )
+
+  it.scopedLive("keepRequests keeps the latest records only; the others are collected, indices count every one", () =>
+    Effect.gen(function* () {
+      v8.setFlagsFromString("--expose-gc")
+      const gc = vm.runInNewContext("gc") as () => void
+      const fake = yield* FakeAnthropic.make((request) => FakeAnthropic.text(`reply ${request.index}`), {
+        keepRequests: 3
+      })
+      yield* post(fake.url, body())
+      // What a record holds (the decoded body), weakly: it must go once the record is no longer kept.
+      const first = new WeakRef((yield* fake.requests)[0]!.request!)
+      for (let i = 1; i < 10; i++) yield* post(fake.url, body())
+      expect(yield* fake.requestCount).toBe(10)
+      expect((yield* fake.requests).map((record) => record.index)).toEqual([7, 8, 9])
+      expect((yield* fake.awaitEnded(9)).isFinished).toBe(true)
+      expect(yield* fake.waitUntil((state) => (state.request(6) === undefined ? state.requestCount : undefined))).toBe(
+        10
+      )
+      // A WeakRef's target stays alive until the job that made it ends: collect after a turn of the event loop.
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      gc()
+      expect(first.deref()).toBeUndefined()
     })
   )
 

@@ -1,6 +1,6 @@
 /** Helpers of the tests of tools that do not cooperate (Promise tools here; worker and command tools in @tether/node). */
 import { afterAll, expect } from "@effect/vitest"
-import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Schema, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, Schema, Stream } from "effect"
 import { AgentRun, CancelReason, PromiseTool, StagedWrites } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
@@ -15,6 +15,20 @@ afterAll(() => {
 
 export const setup = (script: ScriptedModel.Script) =>
   Layer.mergeAll(ScriptedModel.layer(script), StagedWrites.layerMemory)
+
+/**
+ * The messages logged at Warning or above, kept instead of printed: a test that expects a warning asserts on it,
+ * and the test output stays clean.
+ */
+export const makeWarnings = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make<unknown, void>(({ logLevel, message }) => {
+    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) {
+      lines.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+    }
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
 
 export const committed = Effect.flatMap(StagedWrites.MemoryStore, (store) =>
   Effect.all([store.snapshot, store.commits])

@@ -91,9 +91,10 @@ const postgresLayer = (): Layer.Layer<TestServices> => {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       yield* Effect.addFinalizer(() =>
-        Effect.forEach(created, (name) => sql`DROP TABLE IF EXISTS ${sql(name)}`, { discard: true }).pipe(
-          Effect.ignoreLogged
-        )
+        // (A sessions table `name` has its messages in `name_messages`.)
+        Effect.forEach(created, (name) => sql`DROP TABLE IF EXISTS ${sql(name)}, ${sql(`${name}_messages`)}`, {
+          discard: true
+        }).pipe(Effect.ignoreLogged)
       )
     })
   )
@@ -121,7 +122,8 @@ const probe = await Effect.runPromise(probePostgres)
 if (!probe.ok) {
   if (isCi)
     console.error(`PostgreSQL at ${postgresUrl} is unreachable (${probe.reason}); CI=true, so its tests run and fail`)
-  else console.warn(`PostgreSQL at ${postgresUrl} is unreachable (${probe.reason}): skipping the PostgreSQL tests`)
+  // Straight to stderr: a skip must be seen even though the passing tests' console output is not shown.
+  else process.stderr.write(`PostgreSQL at ${postgresUrl} is unreachable (${probe.reason}): skipping its tests\n`)
 }
 
 export const sqlite: TestDatabase = { name: "sqlite", isAvailable: true, unavailableReason: "", layer: sqliteLayer }

@@ -76,6 +76,8 @@ const copyRecord = (record: RecordedRequest): RecordedRequest => ({ ...record, t
 export class FakeServer {
   readonly url: string
   private readonly records: Array<RequestRecord> = []
+  /** Records dropped from the front of `records` (see `keepRequests`). */
+  private dropped = 0
   private readonly sockets = new Set<Socket>()
   private readonly listeners = new Set<() => void>()
   private readonly responses = new Set<AbortController>()
@@ -83,7 +85,8 @@ export class FakeServer {
 
   private constructor(
     private readonly server: Http.Server,
-    private readonly script: Script
+    private readonly script: Script,
+    private readonly keepRequests: number
   ) {
     const address = server.address()
     this.url = typeof address === "object" && address !== null ? `http://127.0.0.1:${address.port}` : ""
@@ -101,13 +104,14 @@ export class FakeServer {
     server.on("clientError", (_error, socket) => socket.destroy())
   }
 
-  static start(script: Script): Promise<FakeServer> {
+  /** `keepRequests`: how many records to keep, the latest (default all of them). */
+  static start(script: Script, keepRequests = Number.POSITIVE_INFINITY): Promise<FakeServer> {
     const server = Http.createServer({ noDelay: true, keepAliveTimeout: 5_000 })
     return new Promise((resolve, reject) => {
       server.once("error", reject)
       server.listen(0, "127.0.0.1", () => {
         server.off("error", reject)
-        resolve(new FakeServer(server, script))
+        resolve(new FakeServer(server, script, keepRequests))
       })
     })
   }
@@ -124,15 +128,24 @@ export class FakeServer {
     return this.records.map(copyRecord)
   }
 
+  /** Every request received, kept or not. */
+  get requestCount(): number {
+    return this.dropped + this.records.length
+  }
+
   /** Cheap to make: waits re-evaluate it on every change, and copying every record each time is quadratic. */
   state(): State {
     const records = this.records
+    const dropped = this.dropped
     return {
       get requests() {
         return records.map(copyRecord)
       },
-      requestCount: records.length,
-      request: (index) => (records[index] === undefined ? undefined : copyRecord(records[index])),
+      requestCount: dropped + records.length,
+      request: (index) => {
+        const record = records[index - dropped]
+        return record === undefined ? undefined : copyRecord(record)
+      },
       openConnections: this.openConnections,
       inFlight: this.inFlight
     }
@@ -188,7 +201,7 @@ export class FakeServer {
   ): RequestRecord {
     const decoded = parseWireRequest(rawBody)
     const record: RequestRecord = {
-      index: this.records.length,
+      index: this.requestCount,
       method: request.method ?? "",
       path: request.url ?? "",
       headers: request.headers,
@@ -208,6 +221,11 @@ export class FakeServer {
       bytesWritten: 0
     }
     this.records.push(record)
+    // (A dropped record may still be serving: it is only no longer visible.)
+    while (this.records.length > this.keepRequests) {
+      this.records.shift()
+      this.dropped++
+    }
     response.on("finish", () => {
       record.isFinished = true
       record.finishedAt = performance.now()

@@ -27,7 +27,8 @@ await esbuild.build({
     "bench/src/nodeFetch.ts",
     "bench/src/remoteFakeMain.ts",
     "bench/src/scaleMain.ts",
-    "bench/src/profileMain.ts"
+    "bench/src/profileMain.ts",
+    "bench/src/coreHeapMain.ts"
   ],
   outdir: "bench/dist",
   outExtension: { ".js": ".mjs" },

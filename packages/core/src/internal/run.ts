@@ -17,7 +17,7 @@ import * as RunEvent from "../RunEvent.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import * as StagedWrites from "../StagedWrites.js"
 import * as TokenBudget from "../TokenBudget.js"
-import { RunContextTypeId, provide, type RunContext } from "./context.js"
+import { RunContextTypeId, provideOnFiber, type RunContext } from "./context.js"
 import { awaitSubtasks, reasonOfInterruption, settle, type Ending } from "./ending.js"
 import { make as makeEvent } from "./event.js"
 import * as Events from "./events.js"
@@ -27,7 +27,7 @@ import { runLoop, type LoopResult } from "./loop.js"
 import { stageInto } from "./staging.js"
 import * as Stopper from "./stopper.js"
 import * as Transcript from "./transcript.js"
-import { withSpan } from "./tracing.js"
+import { openSpan } from "./tracing.js"
 
 let runCounter = 0
 const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
@@ -108,15 +108,19 @@ const begin = <R>(shared: Shared<R>, restore: <A, E, R2>(self: Effect.Effect<A, 
       cancelNow: (reason) => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason)),
       nextId: events.nextId
     }
+    // The span lasts as long as the body's fiber (ended by its observer): the run's tree works inside it. It and
+    // the run's context are set once on that fiber, which is the body's own.
+    const span = yield* openSpan("AgentRun.run", { runId, agent: agent.name })
     const program: Effect.Effect<LoopResult, AgentError, any> =
       transaction._tag === "Left"
         ? Effect.fail(transaction.left)
-        : provide(runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))), ctx)
-    // The span wraps the body inside its fiber, so it lasts as long as the run's tree works (around the fork it
-    // would end as soon as the fiber started).
-    const body = yield* Effect.fork(restore(program).pipe(withSpan("AgentRun.run", { runId, agent: agent.name }))).pipe(
-      Effect.supervised(supervisor)
-    )
+        : provideOnFiber(
+            runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))),
+            ctx,
+            span?.span
+          )
+    const body = yield* Effect.fork(restore(program)).pipe(Effect.supervised(supervisor))
+    if (span !== undefined) body.addObserver(span.end)
     body.addObserver(shared.stopper.markStopped)
     shared.transition(Lifecycle.bodyForked(shared.lifecycle.state, body))
     const timer =

@@ -181,15 +181,17 @@ export const runLoop = <R>(
   ctx: RunContext,
   cell: Cell
 ): Effect.Effect<LoopResult, ModelError | MaxTurnsError, LanguageModel.LanguageModel | R> =>
-  Effect.gen(function* () {
-    const model = yield* LanguageModel.LanguageModel
+  // Plain `flatMap`s, not `Effect.gen`: a generator (and its function's prototype, one per run) stays live for
+  // the whole run, and the loop is what a live run is suspended in.
+  Effect.flatMap(LanguageModel.LanguageModel, (model) => {
     const tools = agent.tools.map((tool) => tool.definition)
-    for (let turn = 1; turn <= agent.maxTurns; turn++) {
-      yield* ctx.emit((c) => makeEvent(RunEvent.TurnStarted, { ...c, turn }))
+    const turnAt = (turn: number): Effect.Effect<LoopResult, ModelError | MaxTurnsError, R> => {
+      if (turn > agent.maxTurns) return Effect.fail(new MaxTurnsError({ agent: agent.name, maxTurns: agent.maxTurns }))
+      ctx.publish((c) => makeEvent(RunEvent.TurnStarted, { ...c, turn }))
       const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)
-      const reservation = yield* ctx.ledger.reserve({ estimatedInput, maxTokens: agent.maxTokens }).pipe(
+      const reserved = ctx.ledger.reserve({ estimatedInput, maxTokens: agent.maxTokens }).pipe(
         Effect.catchTag("BudgetExhaustedError", (error) =>
           Effect.zipRight(
             ctx.requestCancel(
@@ -204,27 +206,33 @@ export const runLoop = <R>(
           )
         )
       )
-      const { signal, release } = ctx.requestSignal()
-      const request = { ...base, maxTokens: reservation.maxTokens, signal }
-      const toolUses = yield* streamTurn(model, request, release, reservation, ctx, cell)
-      finishTurn(cell)
-      if (toolUses.length === 0) {
-        const transcript = cell.current.messages
-        const last = transcript[transcript.length - 1]
-        return { text: last?.role === "assistant" ? Message.text(last) : "", transcript }
-      }
-      // One call (the common case) runs on this fiber; several run concurrently, bounded.
-      const results =
-        toolUses.length === 1
-          ? [yield* runToolUse(agent.tools, toolUses[0]!, ctx, cell)]
-          : yield* Effect.forEach(toolUses, (use) => runToolUse(agent.tools, use, ctx, cell), {
-              concurrency: agent.toolConcurrency
-            })
-      cell.current = {
-        ...cell.current,
-        messages: [...cell.current.messages, { role: "user" as const, content: results }],
-        toolStatus: new Map()
-      }
+      return Effect.flatMap(reserved, (reservation) => {
+        const { signal, release } = ctx.requestSignal()
+        const request = { ...base, maxTokens: reservation.maxTokens, signal }
+        return Effect.flatMap(streamTurn(model, request, release, reservation, ctx, cell), (toolUses) => {
+          finishTurn(cell)
+          if (toolUses.length === 0) {
+            const transcript = cell.current.messages
+            const last = transcript[transcript.length - 1]
+            return Effect.succeed({ text: last?.role === "assistant" ? Message.text(last) : "", transcript })
+          }
+          // One call (the common case) runs on this fiber; several run concurrently, bounded.
+          const results =
+            toolUses.length === 1
+              ? Effect.map(runToolUse(agent.tools, toolUses[0]!, ctx, cell), (result) => [result])
+              : Effect.forEach(toolUses, (use) => runToolUse(agent.tools, use, ctx, cell), {
+                  concurrency: agent.toolConcurrency
+                })
+          return Effect.flatMap(results, (content) => {
+            cell.current = {
+              ...cell.current,
+              messages: [...cell.current.messages, { role: "user" as const, content }],
+              toolStatus: new Map()
+            }
+            return turnAt(turn + 1)
+          })
+        })
+      })
     }
-    return yield* new MaxTurnsError({ agent: agent.name, maxTurns: agent.maxTurns })
+    return Effect.suspend(() => turnAt(1))
   })

@@ -28,7 +28,8 @@ await esbuild.build({
     "bench/src/remoteFakeMain.ts",
     "bench/src/scaleMain.ts",
     "bench/src/profileMain.ts",
-    "bench/src/coreHeapMain.ts"
+    "bench/src/coreHeapMain.ts",
+    "bench/src/overheadMain.ts"
   ],
   outdir: "bench/dist",
   outExtension: { ".js": ".mjs" },

@@ -29,7 +29,8 @@ await esbuild.build({
     "bench/src/scaleMain.ts",
     "bench/src/profileMain.ts",
     "bench/src/coreHeapMain.ts",
-    "bench/src/overheadMain.ts"
+    "bench/src/overheadMain.ts",
+    "bench/src/scenarioMain.ts"
   ],
   outdir: "bench/dist",
   outExtension: { ".js": ".mjs" },

@@ -1,8 +1,8 @@
 /**
  * The stream idle timeout of one model: a single sweep for all of its in-flight responses, instead of a timer (and
  * a fiber) per turn. The sweep runs only while some response is watched: it sleeps until the earliest moment a
- * watched response could have gone idle, fails those that have, and sleeps again; it is interrupted when the last
- * response stops being watched. It sleeps on the clock of the turn that started it, so a `TestClock` drives it.
+ * watched response could have gone idle, fails those that have, and sleeps again; it is interrupted soon after the
+ * last response stops being watched. It sleeps on the clock of the turn that started it, so a `TestClock` drives it.
  */
 import { ModelError } from "@tether/core"
 import { Duration, Effect, FiberId } from "effect"
@@ -54,16 +54,32 @@ export const make = (idleMillis: number): IdleSweep => {
       return Effect.void
     })
 
+  /**
+   * Stops the sweep once no response is watched, a moment later (a timer of 0 ms): turns that follow one another
+   * (a tool loop, runs one after another) keep the same sweep instead of paying for a fiber each, and a process
+   * with nothing in flight is not held open by the sweep's timer.
+   */
+  let stopTimer: ReturnType<typeof setTimeout> | undefined
+  const stopIfIdle = () => {
+    stopTimer = undefined
+    if (watched.size > 0 || sweeper === undefined) return
+    sweeper.unsafeInterruptAsFork(FiberId.none)
+    sweeper = undefined
+  }
+
   return {
     watch: (clock, entry) => {
       watched.add(entry)
+      if (stopTimer !== undefined) {
+        clearTimeout(stopTimer)
+        stopTimer = undefined
+      }
       // A fiber of its own (not a child of the turn's): it outlives the turn that started it, and belongs to no run.
       sweeper ??= Effect.runFork(loop(clock, idleMillis))
     },
     unwatch: (entry) => {
-      if (!watched.delete(entry) || watched.size > 0 || sweeper === undefined) return
-      sweeper.unsafeInterruptAsFork(FiberId.none)
-      sweeper = undefined
+      if (!watched.delete(entry) || watched.size > 0 || sweeper === undefined || stopTimer !== undefined) return
+      stopTimer = setTimeout(stopIfIdle, 0)
     }
   }
 }

@@ -56,6 +56,8 @@ if (snapshots !== undefined) v8.writeHeapSnapshot(path.join(snapshots, "core-aft
 const t0 = performance.now()
 await runtime.runPromise(registry.cancelAll(new CancelReason.Shutdown()))
 const quiesce = performance.now() - t0
-process.stdout.write(`${JSON.stringify({ runs, mode: mode ?? "traced", kibPerRun: (after - before) / runs / 1024, quiesce })}\n`)
+process.stdout.write(
+  `${JSON.stringify({ runs, mode: mode ?? "traced", kibPerRun: (after - before) / runs / 1024, quiesce })}\n`
+)
 await runtime.dispose()
 process.exit(0)

@@ -35,14 +35,11 @@ export const openSpan = (name: string, attributes: Record<string, unknown>): Eff
     if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return Effect.succeed(undefined)
     const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
     return Effect.clockWith((clock) =>
-      Effect.map(
-        Effect.makeSpan(name, { attributes, captureStackTrace: false }),
-        (span): OpenSpan => ({
-          span,
-          end: (exit) => {
-            if (span.status._tag !== "Ended") span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, exit)
-          }
-        })
-      )
+      Effect.map(Effect.makeSpan(name, { attributes, captureStackTrace: false }), (span): OpenSpan => ({
+        span,
+        end: (exit) => {
+          if (span.status._tag !== "Ended") span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, exit)
+        }
+      }))
     )
   })

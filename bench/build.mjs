@@ -28,7 +28,10 @@ await esbuild.build({
     "bench/src/remoteFakeMain.ts",
     "bench/src/scaleMain.ts",
     "bench/src/profileMain.ts",
-    "bench/src/sseClientMain.ts"
+    "bench/src/sseClientMain.ts",
+    "bench/src/coreHeapMain.ts",
+    "bench/src/overheadMain.ts",
+    "bench/src/scenarioMain.ts"
   ],
   outdir: "bench/dist",
   outExtension: { ".js": ".mjs" },

@@ -30,7 +30,7 @@ import { LanguageModel, ModelError } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
 import { toParams } from "./internal/request.js"
-import { cappedFetch } from "./internal/sseLimits.js"
+import * as IdleSweep from "./internal/idle.js"
 import { retryPolicy, runTurn } from "./internal/turn.js"
 
 /**
@@ -72,7 +72,7 @@ export interface Options {
   readonly maxEventBytes?: number | undefined
   /** Every request (each attempt) first takes a permit; the wait is interruptible. */
   readonly rateLimiter?: RateLimiter.RateLimiter | undefined
-  /** A custom `fetch`, e.g. one that counts or pins sockets (the SSE caps wrap it). */
+  /** A custom `fetch`, e.g. one that counts or pins sockets (the SSE caps apply to the body as it is read). */
   readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
   /** The SDK's own log level. Default "off": its failures come back as typed errors. */
   readonly logLevel?: "off" | "error" | "warn" | "info" | "debug" | undefined
@@ -134,24 +134,24 @@ const thinkingBudgetOf = (budgetTokens: number, maxTokens: number): number | str
 export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
   Effect.sync(() => {
     const model = options.model ?? defaultModel
-    const limits = {
-      lineBytes: options.maxLineBytes ?? defaultMaxLineBytes,
-      eventBytes: options.maxEventBytes ?? defaultMaxEventBytes
-    }
     const client = new Anthropic({
       apiKey: Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey,
       maxRetries: 0,
       timeout: Duration.toMillis(options.requestTimeout ?? Duration.minutes(2)),
       logLevel: options.logLevel ?? "off",
       ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
-      fetch: cappedFetch(options.fetch ?? globalThis.fetch, limits)
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch })
     })
     const idleTimeout = Duration.decode(options.streamIdleTimeout ?? defaultStreamIdleTimeout)
     const settings = {
       client,
       model,
       rateLimiter: options.rateLimiter,
-      idleMillis: Duration.isFinite(idleTimeout) ? Duration.toMillis(idleTimeout) : undefined,
+      limits: {
+        lineBytes: options.maxLineBytes ?? defaultMaxLineBytes,
+        eventBytes: options.maxEventBytes ?? defaultMaxEventBytes
+      },
+      idle: Duration.isFinite(idleTimeout) ? IdleSweep.make(Duration.toMillis(idleTimeout)) : undefined,
       retry: retryPolicy({
         maxRetries: options.maxRetries ?? 3,
         retryBaseDelay: Duration.decode(options.retryBaseDelay ?? Duration.millis(500)),

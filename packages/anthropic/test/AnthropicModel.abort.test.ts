@@ -168,7 +168,6 @@ describe("AnthropicModel: signal-first abort", () => {
       const records = yield* fake.requests
       const slowest = Math.max(...records.map((record) => (record.closedAt ?? Infinity) - interruptedAt))
       expect(records.every((record) => record.closedAt !== undefined && !record.isFinished)).toBe(true)
-      expect(slowest).toBeLessThan(2000) // 100 aborts on a possibly loaded 2-core machine; typically 100-400 ms
       // ...but Node's fetch (undici) re-dials a spare idle socket after an abort (nodejs/undici#5845). No request
       // ever travels on it and undici closes it after its keep-alive timeout (~4 s): wait for that, bounded.
       const spare = yield* fake.openConnections

@@ -2,21 +2,18 @@ import { describe, expect, it } from "@effect/vitest"
 import { Agent, AgentRun, ModelError } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
 import { Effect } from "effect"
-import { cappedFetch } from "../src/internal/sseLimits.js"
+import { decoder } from "../src/internal/sse.js"
 import { AnthropicModel } from "../src/index.js"
 import { apiKey, collectTurn, modelFor, turnError, unhandledRejectionsDuring } from "./helpers.js"
 
 const MiB = 1024 * 1024
 
-/** Reads a body through `cappedFetch`, as the SDK would; the text, or the error it failed with. */
+/** Decodes a body in one chunk: its events' data, or the cap it passed. */
 const readCapped = (body: string, limits: { lineBytes: number; eventBytes: number }) =>
-  Effect.promise(async () => {
-    const fetch = cappedFetch(
-      async () => new Response(body, { headers: { "content-type": "text/event-stream" } }),
-      limits
-    )
-    const response = await fetch("http://fake/v1/messages")
-    return response.text().catch((error: unknown) => error)
+  Effect.sync(() => {
+    const sse = decoder(limits)
+    const messages = sse.push(new TextEncoder().encode(body))
+    return typeof messages === "string" ? messages : [...messages, ...sse.end()].map((message) => message.data)
   })
 
 describe("AnthropicModel: SSE size caps", () => {
@@ -25,13 +22,10 @@ describe("AnthropicModel: SSE size caps", () => {
       const limits = { lineBytes: 10, eventBytes: 25 }
       const lines = (eol: string) => `data: 1234${eol}data: 5678${eol}${eol}data: 9abc${eol}data: defg${eol}${eol}`
       for (const eol of ["\n", "\r", "\r\n"]) {
-        expect(yield* readCapped(lines(eol), limits)).toBe(lines(eol))
+        expect(yield* readCapped(lines(eol), limits)).toEqual(["1234\n5678", "9abc\ndefg"])
       }
-      const longLine = yield* readCapped("data: 12345\n\n", limits)
-      expect(longLine).toBeInstanceOf(ModelError.MalformedResponseError)
-      expect(longLine).toMatchObject({ message: "an SSE line of the response passed the 10-byte cap" })
-      const longEvent = yield* readCapped("data: 1234\r\ndata: 5678\r\ndata: 9abc\r\n\r\n", limits)
-      expect(longEvent).toMatchObject({ message: "an SSE event of the response passed the 25-byte cap" })
+      expect(yield* readCapped("data: 12345\n\n", limits)).toBe("line")
+      expect(yield* readCapped("data: 1234\r\ndata: 5678\r\ndata: 9abc\r\n\r\n", limits)).toBe("event")
     })
   )
 

@@ -281,6 +281,36 @@ describe("AgentRun.run", () => {
     )
   )
 
+  it.effect("a tool whose schemas are asynchronous gets its input decoded and its output encoded all the same", () =>
+    Effect.gen(function* () {
+      // Schema's synchronous parse refuses these (an Effect that is not done at once): the tool call parses them as
+      // an effect instead.
+      const later = <A>(value: A) => Effect.promise(() => Promise.resolve(value))
+      const Total = Schema.transformOrFail(Schema.Number, Schema.Number, {
+        strict: true,
+        decode: (n) => later(n * 2),
+        encode: (n) => later(n)
+      })
+      const Shout = Schema.transformOrFail(Schema.String, Schema.String, {
+        strict: true,
+        decode: later,
+        encode: (text) => later(text.toUpperCase())
+      })
+      const tool = Tool.make({
+        name: "double",
+        description: "Doubles a total",
+        input: Schema.Struct({ total: Total }),
+        output: Shout,
+        handler: ({ total }) => Effect.succeed(`total ${total}`)
+      })
+      const result = yield* AgentRun.run(Agent.make({ name: "math", tools: [tool] }), "go")
+      const toolResult = result.transcript
+        .flatMap((m) => m.content)
+        .find((b): b is Message.ToolResultBlock => b.type === "tool_result")
+      expect(toolResult).toMatchObject({ isError: false, content: "TOTAL 6" })
+    }).pipe(Effect.provide(setup([[ScriptedModel.toolUse("double", { total: 3 })], ScriptedModel.text("Done.")])))
+  )
+
   it.effect("bad tool input goes back to the model as an error result and the run continues", () =>
     Effect.gen(function* () {
       const probe = yield* makeProbe

@@ -83,8 +83,6 @@ const describe = (cause: unknown): string => {
  * anything else from below the API is a `ConnectionError`.
  */
 export const fromCause = (cause: unknown): ModelError.ModelError => {
-  // The SSE caps fail the body with a typed error already (see sseLimits.ts).
-  if (cause instanceof ModelError.MalformedResponseError) return cause
   if (cause instanceof APIConnectionTimeoutError) {
     return new ModelError.ConnectionError({ message: `request timed out: ${describe(cause)}` })
   }

@@ -1,10 +1,13 @@
 import type Anthropic from "@anthropic-ai/sdk"
+import { APIError } from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
-import { Duration, Effect, Either, Fiber, Schedule } from "effect"
+import { Duration, Effect, Either, Schedule } from "effect"
 import type { Clock, RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
 import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
+import type { IdleSweep, Watched } from "./idle.js"
+import { decoder, type SseLimits, type SseMessage } from "./sse.js"
 
 /** How one attempt failed, and whether it had already emitted events (then it must not be replayed). */
 export interface AttemptFailure {
@@ -18,20 +21,18 @@ export interface TurnSettings {
   readonly rateLimiter: RateLimiter.RateLimiter | undefined
   /** `retryPolicy` of the model's options, built once. */
   readonly retry: Schedule.Schedule<unknown, AttemptFailure>
-  /** How long a response may go without a protocol event before the attempt fails; `undefined`: forever. */
-  readonly idleMillis: number | undefined
+  readonly limits: SseLimits
+  /** The model's idle sweep; `undefined`: a response may stay quiet forever. */
+  readonly idle: IdleSweep | undefined
 }
 
-/** What one attempt has done so far: its reader (`pump`) writes it, its watchdog and its release read it. */
-interface Progress {
+/** What one attempt has done so far: its reader (`pump`) writes it; the idle sweep and its release read it. */
+interface Progress extends Watched {
   /** The response was read to its end. */
   isRead: boolean
   isAfterFirstEvent: boolean
-  /** When (on the Effect clock) the headers or the latest protocol event arrived; `undefined` before the headers. */
   lastEventAt: number | undefined
 }
-
-const newProgress = (): Progress => ({ isRead: false, isAfterFirstEvent: false, lastEventAt: undefined })
 
 /** Where a response's events go: the callbacks of the push-based turn. */
 interface Sink {
@@ -41,12 +42,36 @@ interface Sink {
   readonly die: (defect: unknown) => void
 }
 
+/** An `error` event inside the stream, as the SDK makes it (no status: the body's `error.type` says what it was). */
+const errorEvent = (data: string, headers: Headers): APIError => {
+  let body: unknown
+  try {
+    body = JSON.parse(data)
+  } catch {
+    body = data
+  }
+  const type = (body as { error?: { type?: unknown } } | undefined)?.error?.type
+  return new APIError(
+    undefined,
+    body as object,
+    undefined,
+    headers,
+    typeof type === "string" ? (type as APIError["type"]) : undefined
+  )
+}
+
+const capError = (limits: SseLimits, passed: "line" | "event") =>
+  new ModelError.MalformedResponseError({
+    message: `an SSE ${passed} of the response passed the ${passed === "line" ? limits.lineBytes : limits.eventBytes}-byte cap`
+  })
+
 /**
- * Reads one streamed response into `emit`, recording its `progress` (times on `clock`). It never rejects and
- * never emits once `signal` is aborted: by then the stream's consumer is gone.
+ * Reads one streamed response into `emit`, recording its `progress` (times on `clock`). The body is read as it
+ * arrives and decoded here (`sse.ts`, with the size caps): the SDK only sends the request and checks its status.
+ * It never rejects and never emits once `signal` is aborted: by then the stream's consumer is gone.
  */
 const pump = async (
-  client: Anthropic,
+  settings: TurnSettings,
   params: Anthropic.MessageCreateParamsStreaming,
   signal: AbortSignal,
   emit: Sink,
@@ -57,42 +82,73 @@ const pump = async (
     if (!signal.aborted) emit.fail({ error, isAfterFirstEvent: progress.isAfterFirstEvent })
   }
   try {
-    let response: AsyncIterable<unknown>
+    let response: Response
     try {
-      response = await client.messages.create(params, { signal })
+      response = await settings.client.messages.create(params, { signal }).asResponse()
     } catch (cause) {
       return fail(fromCause(cause))
     }
     progress.lastEventAt = clock.unsafeCurrentTimeMillis()
-    const iterator = response[Symbol.asyncIterator]()
-    const state = initialState()
-    while (true) {
-      let next: IteratorResult<unknown>
-      try {
-        next = await iterator.next()
-      } catch (cause) {
-        return fail(fromCause(cause))
-      }
-      // The SDK ends its iteration quietly on abort: that is not the end of the turn.
-      if (signal.aborted) return
-      if (next.done) break
-      const event = Either.flatMap(decode(next.value), (decoded) => {
-        const problem = outOfOrder(state, decoded)
-        return problem === undefined ? Either.right(decoded) : Either.left(problem)
-      })
-      if (Either.isLeft(event)) {
-        fail(event.left)
-        // Settle the SDK's generator (it aborts its request in `finally`); nothing awaits it.
-        iterator.return?.().catch(() => {})
-        return
-      }
-      if (event.right.type !== "ignored") progress.lastEventAt = clock.unsafeCurrentTimeMillis()
-      const events = toModelEvents(state, event.right)
-      if (events.length > 0) {
-        progress.isAfterFirstEvent = true
-        emit.array(events)
-      }
+    if (response.body === null) {
+      return fail(new ModelError.MalformedResponseError({ message: "the response has no body" }))
     }
+    const reader = response.body.getReader()
+    const sse = decoder(settings.limits)
+    const state = initialState()
+    /** Maps the messages to events and emits them; false once the attempt has failed. */
+    const take = (messages: ReadonlyArray<SseMessage>): boolean => {
+      for (const message of messages) {
+        // As the SDK reads a stream: pings and events without a name or data are skipped.
+        if (message.event === undefined || message.event === "ping") continue
+        if (message.event === "error") {
+          fail(fromCause(errorEvent(message.data, response.headers)))
+          return false
+        }
+        if (message.data === "") continue
+        let data: unknown
+        try {
+          data = JSON.parse(message.data)
+        } catch (cause) {
+          fail(fromCause(cause))
+          return false
+        }
+        const event = Either.flatMap(decode(data), (decoded) => {
+          const problem = outOfOrder(state, decoded)
+          return problem === undefined ? Either.right(decoded) : Either.left(problem)
+        })
+        if (Either.isLeft(event)) {
+          fail(event.left)
+          return false
+        }
+        if (event.right.type !== "ignored") progress.lastEventAt = clock.unsafeCurrentTimeMillis()
+        const events = toModelEvents(state, event.right)
+        if (events.length > 0) {
+          progress.isAfterFirstEvent = true
+          emit.array(events)
+        }
+      }
+      return true
+    }
+    /** Stops reading: nothing more of the body is read or buffered (the release then closes the connection). */
+    const stop = () => void reader.cancel().catch(() => {})
+    while (true) {
+      let chunk: ReadableStreamReadResult<Uint8Array>
+      try {
+        chunk = await reader.read()
+      } catch (cause) {
+        // A read that fails because the request was aborted is not the end of the turn.
+        return signal.aborted ? undefined : fail(fromCause(cause))
+      }
+      if (signal.aborted) return stop()
+      if (chunk.done) break
+      const messages = sse.push(chunk.value)
+      if (typeof messages === "string") {
+        fail(capError(settings.limits, messages))
+        return stop()
+      }
+      if (!take(messages)) return stop()
+    }
+    if (!take(sse.end())) return
     if (!state.isStopped) {
       return fail(new ModelError.MalformedResponseError({ message: "the stream ended before message_stop" }))
     }
@@ -147,30 +203,9 @@ const requestController = (cancelled: AbortSignal | undefined, progress: { reado
 }
 
 /**
- * Succeeds with the attempt's failure once its response has gone `idleMillis` without a protocol event (after its
- * headers or its latest event; a `ping` does not count). Before the headers it only waits: the SDK's
- * `requestTimeout` bounds that part. It sleeps on the Effect clock, so a `TestClock` drives it.
- */
-const idleWatchdog = (idleMillis: number, progress: Progress): Effect.Effect<AttemptFailure> =>
-  Effect.clockWith((clock) => {
-    const after = (millis: number): Effect.Effect<AttemptFailure> =>
-      Effect.flatMap(clock.sleep(Duration.millis(millis)), () => {
-        const last = progress.lastEventAt
-        const left = last === undefined ? idleMillis : last + idleMillis - clock.unsafeCurrentTimeMillis()
-        if (left > 0) return after(left)
-        const error = new ModelError.StreamIdleTimeoutError({
-          message: `the response sent no event for ${idleMillis} ms`,
-          idleMillis
-        })
-        return Effect.succeed({ error, isAfterFirstEvent: progress.isAfterFirstEvent })
-      })
-    return after(idleMillis)
-  })
-
-/**
  * One request, push-based: `onEvents` gets the events as they arrive, and the effect ends with the response.
  * Interrupting it aborts the request at once (the canceller); no stream machinery sits in between. An idle
- * response is aborted, then failed, by a watchdog fiber that ends with the attempt.
+ * response is aborted, then failed, by the model's idle sweep (`idle.ts`), which watches it until it ends.
  */
 const attemptPush = (
   settings: TurnSettings,
@@ -178,21 +213,30 @@ const attemptPush = (
   cancelled: AbortSignal | undefined,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, AttemptFailure> =>
-  Effect.clockWith((clock) => {
-    const progress = newProgress()
-    let onIdle: ((failure: AttemptFailure) => void) | undefined
-    const response = Effect.async<void, AttemptFailure>((resume) => {
-      const { signal, release } = requestController(cancelled, progress)
+  Effect.clockWith((clock) =>
+    Effect.async<void, AttemptFailure>((resume) => {
+      const { idle } = settings
       let isDone = false
+      const progress: Progress = {
+        isRead: false,
+        isAfterFirstEvent: false,
+        lastEventAt: undefined,
+        onIdle: (error) => done(Effect.fail({ error, isAfterFirstEvent: progress.isAfterFirstEvent }))
+      }
+      const { signal, release } = requestController(cancelled, progress)
+      const finish = () => {
+        isDone = true
+        idle?.unwatch(progress)
+        release()
+      }
       const done = (effect: Effect.Effect<void, AttemptFailure>) => {
         if (isDone) return
-        isDone = true
-        release()
+        finish()
         resume(effect)
       }
-      onIdle = (failure) => done(Effect.fail(failure))
+      idle?.watch(clock, progress)
       void pump(
-        settings.client,
+        settings,
         params,
         signal,
         {
@@ -206,17 +250,9 @@ const attemptPush = (
         progress,
         clock
       )
-      return Effect.sync(() => {
-        isDone = true
-        release()
-      })
+      return Effect.sync(finish)
     })
-    if (settings.idleMillis === undefined) return response
-    const watchdog = Effect.flatMap(idleWatchdog(settings.idleMillis, progress), (failure) =>
-      Effect.sync(() => onIdle?.(failure))
-    )
-    return Effect.flatMap(Effect.fork(watchdog), (fiber) => Effect.ensuring(response, Fiber.interrupt(fiber)))
-  })
+  )
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
   (error._tag === "RateLimitError" || error._tag === "OverloadedError" || error._tag === "ServerError") &&

@@ -1,4 +1,4 @@
-import { Effect, Option } from "effect"
+import { Context, Effect, FiberRef, Option, Tracer } from "effect"
 import type { Fiber, Ref, Scope } from "effect"
 import type { CancelReason } from "../CancelReason.js"
 import * as CurrentRun from "../CurrentRun.js"
@@ -83,3 +83,20 @@ export const provide = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   ctx: RunContext
 ): Effect.Effect<A, E, Exclude<R, CurrentRun.CurrentRun>> => Effect.provideService(effect, CurrentRun.CurrentRun, ctx)
+
+/**
+ * Runs `effect` with `ctx` as its `CurrentRun` and `span` (if any) as its parent span, set once on the fiber that
+ * runs it, with no scope to restore them: for a fiber of the run's own (its body), which nothing runs on after.
+ */
+export const provideOnFiber = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  ctx: RunContext,
+  span: Tracer.Span | undefined
+): Effect.Effect<A, E, Exclude<R, CurrentRun.CurrentRun>> =>
+  Effect.zipRight(
+    FiberRef.update(FiberRef.currentContext, (outer) => {
+      const context = Context.add(outer, CurrentRun.CurrentRun, ctx)
+      return span === undefined ? context : Context.add(context, Tracer.ParentSpan, span)
+    }),
+    effect as Effect.Effect<A, E, Exclude<R, CurrentRun.CurrentRun>>
+  )

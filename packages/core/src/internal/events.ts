@@ -1,8 +1,12 @@
-import { Effect, PubSub, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import * as RunEvent from "../RunEvent.js"
 import type { EventCommon } from "./context.js"
 
-/** A run's events: published with a sequence number, replayed to every reader from the first. */
+/**
+ * A run's events: published with a sequence number, kept in order in an array (the run's log), and replayed to
+ * every reader from the first. A reader is a callback registered while its stream is read: no PubSub, whose
+ * unbounded replay keeps a linked node (and a subscription's) per event, and a hub per run.
+ */
 export interface Events {
   readonly emit: (make: (common: EventCommon) => RunEvent.RunEvent) => Effect.Effect<void>
   /** `emit`, synchronously (for a provider's event callback). */
@@ -18,23 +22,51 @@ export interface Events {
 }
 
 export const make = (runId: string, agentPath: string): Effect.Effect<Events> =>
-  Effect.map(PubSub.unbounded<RunEvent.RunEvent>({ replay: Number.MAX_SAFE_INTEGER }), (pubsub) => {
+  Effect.sync(() => {
     let seq = 0
+    const log: Array<RunEvent.RunEvent> = []
+    const readers = new Set<(event: RunEvent.RunEvent) => void>()
     // Events are built from typed values, without the Schema class constructor (`event.ts`): this is a hot path,
     // one event per streamed chunk.
     const publishAs =
       (path: string, subRunId: string = runId) =>
       (make: (common: EventCommon) => RunEvent.RunEvent): void => {
-        pubsub.unsafeOffer(make({ runId: subRunId, seq: ++seq, agent: path }))
+        const event = make({ runId: subRunId, seq: ++seq, agent: path })
+        log.push(event)
+        for (const reader of readers) reader(event)
       }
     const publish = publishAs(agentPath)
-    const stream = () => Stream.fromPubSub(pubsub).pipe(Stream.takeUntil(RunEvent.isTerminal))
+    /** The events after `after` (the log's, then each as it is published), ending with the terminal one. */
+    const streamAfter = (after: number): Stream.Stream<RunEvent.RunEvent> =>
+      Stream.asyncPush<RunEvent.RunEvent>(
+        (emit) =>
+          Effect.acquireRelease(
+            Effect.sync(() => {
+              let isDone = false
+              const reader = (event: RunEvent.RunEvent) => {
+                if (isDone) return
+                if (event.seq > after) emit.single(event)
+                // The stream ends with the run's terminal event, even where it is not one of those read.
+                if (RunEvent.isTerminal(event)) {
+                  isDone = true
+                  emit.end()
+                }
+              }
+              // Replayed and registered in one synchronous step: no event can fall between the two.
+              for (const event of log) reader(event)
+              if (!isDone) readers.add(reader)
+              return reader
+            }),
+            (reader) => Effect.sync(() => readers.delete(reader))
+          ),
+        { bufferSize: "unbounded" }
+      )
     return {
       emit: (make) => Effect.sync(() => publish(make)),
       publish,
       publishAs,
       nextId: (prefix) => `${prefix}_${runId}_${++seq}`,
-      stream,
-      streamAfter: (after) => stream().pipe(Stream.filter((event) => event.seq > after))
+      stream: () => streamAfter(0),
+      streamAfter
     }
   })

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Context, Effect, Exit, FiberRef, Tracer } from "effect"
 import type { Agent } from "../Agent.js"
 import { MaxTurnsError } from "../AgentError.js"
 import * as CancelReason from "../CancelReason.js"
@@ -11,7 +11,7 @@ import type { Reservation } from "../TokenBudget.js"
 import type { RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
 import { assistantContent, type Cell, nothingStreamed, type Streaming } from "./transcript.js"
-import { withSpan } from "./tracing.js"
+import { openSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
 
 interface CompletedToolUse {
@@ -45,91 +45,116 @@ const tokensEvent = (ctx: RunContext) => {
  * Streams one turn into the transcript cell, keeping the budget informed chunk
  * by chunk. Settles the reservation on any exit with what the provider reported
  * and the output estimated from the streamed deltas; the ledger checks the
- * reported figures and counts the larger (see `TokenBudget`).
+ * reported figures and counts the larger (see `TokenBudget`); `release`s the
+ * request's signal. The turn's span is its fiber's parent span while it streams:
+ * set, and put back, by hand in the one uninterruptible region that settles the
+ * turn (`Effect.withSpan` would hold a scope of its own for the whole turn).
  */
 const streamTurn = (
   model: LanguageModel.Service,
   request: LanguageModel.TurnRequest,
+  release: () => void,
   reservation: Reservation,
   ctx: RunContext,
   cell: Cell
 ): Effect.Effect<ReadonlyArray<CompletedToolUse>, ModelError> =>
-  Effect.suspend(() => {
-    let inputTokens: number | undefined
-    let outputTokens: number | undefined
-    let streamedChars = 0
-    let text = ""
-    const toolUses: Array<CompletedToolUse> = []
-    let blocks: ReadonlyArray<ToolUseBlock> = []
-    let thinking: Streaming["thinking"] = []
-    const usage = () => ({ inputTokens, outputTokens, streamedTokens: Math.ceil(streamedChars / 4) })
-    const observe = () => {
-      const tripped = reservation.unsafeObserve(usage())
-      if (tripped !== undefined) {
-        ctx.cancelNow(
-          new CancelReason.BudgetExceeded({
-            ceiling: tripped.ceiling,
-            used: tripped.used,
-            estimated: tripped.tally.estimated
-          })
-        )
-      }
-    }
-    // Synchronous, one event at a time: the transcript cell always holds what has streamed so far.
-    const onEvent = (event: LanguageModel.ModelEvent): void => {
-      switch (event._tag) {
-        case "TextDelta":
-          streamedChars += event.text.length
-          text += event.text
-          cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
-          ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
-          return observe()
-        case "ThinkingDelta":
-        case "ToolInputDelta":
-          streamedChars += event._tag === "ThinkingDelta" ? event.text.length : event.partialJson.length
-          return observe()
-        case "ThinkingEnd":
-          thinking = [...thinking, event.block]
-          cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
-          return
-        case "ToolUseStart":
-          return
-        case "ToolUseEnd": {
-          toolUses.push(event)
-          blocks = [...blocks, { type: "tool_use", id: event.id, name: event.name, input: parseInput(event.inputJson) }]
-          const s = cell.current
-          cell.current = {
-            ...s,
-            streaming: { thinking, text, toolUses: blocks },
-            toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(openSpan("Agent.turn", { agent: ctx.agentPath }), (span) =>
+      Effect.withFiberRuntime<ReadonlyArray<CompletedToolUse>, ModelError>((fiber) => {
+        let inputTokens: number | undefined
+        let outputTokens: number | undefined
+        let streamedChars = 0
+        let text = ""
+        const toolUses: Array<CompletedToolUse> = []
+        let blocks: ReadonlyArray<ToolUseBlock> = []
+        let thinking: Streaming["thinking"] = []
+        const usage = () => ({ inputTokens, outputTokens, streamedTokens: Math.ceil(streamedChars / 4) })
+        const observe = () => {
+          const tripped = reservation.unsafeObserve(usage())
+          if (tripped !== undefined) {
+            ctx.cancelNow(
+              new CancelReason.BudgetExceeded({
+                ceiling: tripped.ceiling,
+                used: tripped.used,
+                estimated: tripped.tally.estimated
+              })
+            )
           }
-          return
         }
-        case "Usage":
-          inputTokens = event.inputTokens
-          outputTokens = event.outputTokens
-          observe()
-          return tokensEvent(ctx)
-        case "Stop":
-          return
-      }
-    }
-    cell.current = { ...cell.current, streaming: nothingStreamed }
-    return model
-      .runTurn(request, (events) => {
-        for (const event of events) onEvent(event)
-      })
-      .pipe(
-        Effect.as(toolUses as ReadonlyArray<CompletedToolUse>),
-        Effect.onExit(() =>
-          Effect.zipRight(
+        // Synchronous, one event at a time: the transcript cell always holds what has streamed so far.
+        const onEvent = (event: LanguageModel.ModelEvent): void => {
+          switch (event._tag) {
+            case "TextDelta":
+              streamedChars += event.text.length
+              text += event.text
+              cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
+              ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
+              return observe()
+            case "ThinkingDelta":
+            case "ToolInputDelta":
+              streamedChars += event._tag === "ThinkingDelta" ? event.text.length : event.partialJson.length
+              return observe()
+            case "ThinkingEnd":
+              thinking = [...thinking, event.block]
+              cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
+              return
+            case "ToolUseStart":
+              return
+            case "ToolUseEnd": {
+              toolUses.push(event)
+              blocks = [
+                ...blocks,
+                { type: "tool_use", id: event.id, name: event.name, input: parseInput(event.inputJson) }
+              ]
+              const s = cell.current
+              cell.current = {
+                ...s,
+                streaming: { thinking, text, toolUses: blocks },
+                toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
+              }
+              return
+            }
+            case "Usage":
+              inputTokens = event.inputTokens
+              outputTokens = event.outputTokens
+              observe()
+              return tokensEvent(ctx)
+            case "Stop":
+              return
+          }
+        }
+        cell.current = { ...cell.current, streaming: nothingStreamed }
+        const outer = fiber.getFiberRef(FiberRef.currentContext)
+        const settle = (exit: Exit.Exit<unknown, unknown>) => {
+          release()
+          const settled = Effect.zipRight(
             reservation.settle(usage()),
             Effect.sync(() => tokensEvent(ctx))
           )
-        ),
-        withSpan("Agent.turn", { agent: ctx.agentPath })
-      )
-  })
+          if (span === undefined) return settled
+          span.end(exit)
+          return Effect.zipRight(FiberRef.set(FiberRef.currentContext, outer), settled)
+        }
+        const turn = Effect.matchCauseEffect(
+          restore(
+            model.runTurn(request, (events) => {
+              for (const event of events) onEvent(event)
+            })
+          ),
+          {
+            onFailure: (cause) => Effect.zipRight(settle(Exit.failCause(cause)), Effect.failCause(cause)),
+            onSuccess: () => Effect.as(settle(Exit.void), toolUses as ReadonlyArray<CompletedToolUse>)
+          }
+        )
+        return span === undefined
+          ? turn
+          : Effect.zipRight(
+              FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span.span)),
+              turn
+            )
+      })
+    )
+  )
 
 /** Moves the streamed assistant message into the transcript. */
 const finishTurn = (cell: Cell) => {
@@ -156,15 +181,17 @@ export const runLoop = <R>(
   ctx: RunContext,
   cell: Cell
 ): Effect.Effect<LoopResult, ModelError | MaxTurnsError, LanguageModel.LanguageModel | R> =>
-  Effect.gen(function* () {
-    const model = yield* LanguageModel.LanguageModel
+  // Plain `flatMap`s, not `Effect.gen`: a generator (and its function's prototype, one per run) stays live for
+  // the whole run, and the loop is what a live run is suspended in.
+  Effect.flatMap(LanguageModel.LanguageModel, (model) => {
     const tools = agent.tools.map((tool) => tool.definition)
-    for (let turn = 1; turn <= agent.maxTurns; turn++) {
-      yield* ctx.emit((c) => makeEvent(RunEvent.TurnStarted, { ...c, turn }))
+    const turnAt = (turn: number): Effect.Effect<LoopResult, ModelError | MaxTurnsError, R> => {
+      if (turn > agent.maxTurns) return Effect.fail(new MaxTurnsError({ agent: agent.name, maxTurns: agent.maxTurns }))
+      ctx.publish((c) => makeEvent(RunEvent.TurnStarted, { ...c, turn }))
       const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)
-      const reservation = yield* ctx.ledger.reserve({ estimatedInput, maxTokens: agent.maxTokens }).pipe(
+      const reserved = ctx.ledger.reserve({ estimatedInput, maxTokens: agent.maxTokens }).pipe(
         Effect.catchTag("BudgetExhaustedError", (error) =>
           Effect.zipRight(
             ctx.requestCancel(
@@ -179,29 +206,33 @@ export const runLoop = <R>(
           )
         )
       )
-      const { signal, release } = ctx.requestSignal()
-      const request = { ...base, maxTokens: reservation.maxTokens, signal }
-      const toolUses = yield* streamTurn(model, request, reservation, ctx, cell).pipe(
-        Effect.ensuring(Effect.sync(release))
-      )
-      finishTurn(cell)
-      if (toolUses.length === 0) {
-        const transcript = cell.current.messages
-        const last = transcript[transcript.length - 1]
-        return { text: last?.role === "assistant" ? Message.text(last) : "", transcript }
-      }
-      // One call (the common case) runs on this fiber; several run concurrently, bounded.
-      const results =
-        toolUses.length === 1
-          ? [yield* runToolUse(agent.tools, toolUses[0]!, ctx, cell)]
-          : yield* Effect.forEach(toolUses, (use) => runToolUse(agent.tools, use, ctx, cell), {
-              concurrency: agent.toolConcurrency
-            })
-      cell.current = {
-        ...cell.current,
-        messages: [...cell.current.messages, { role: "user" as const, content: results }],
-        toolStatus: new Map()
-      }
+      return Effect.flatMap(reserved, (reservation) => {
+        const { signal, release } = ctx.requestSignal()
+        const request = { ...base, maxTokens: reservation.maxTokens, signal }
+        return Effect.flatMap(streamTurn(model, request, release, reservation, ctx, cell), (toolUses) => {
+          finishTurn(cell)
+          if (toolUses.length === 0) {
+            const transcript = cell.current.messages
+            const last = transcript[transcript.length - 1]
+            return Effect.succeed({ text: last?.role === "assistant" ? Message.text(last) : "", transcript })
+          }
+          // One call (the common case) runs on this fiber; several run concurrently, bounded.
+          const results =
+            toolUses.length === 1
+              ? Effect.map(runToolUse(agent.tools, toolUses[0]!, ctx, cell), (result) => [result])
+              : Effect.forEach(toolUses, (use) => runToolUse(agent.tools, use, ctx, cell), {
+                  concurrency: agent.toolConcurrency
+                })
+          return Effect.flatMap(results, (content) => {
+            cell.current = {
+              ...cell.current,
+              messages: [...cell.current.messages, { role: "user" as const, content }],
+              toolStatus: new Map()
+            }
+            return turnAt(turn + 1)
+          })
+        })
+      })
     }
-    return yield* new MaxTurnsError({ agent: agent.name, maxTurns: agent.maxTurns })
+    return Effect.suspend(() => turnAt(1))
   })

@@ -17,7 +17,7 @@ import * as RunEvent from "../RunEvent.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import * as StagedWrites from "../StagedWrites.js"
 import * as TokenBudget from "../TokenBudget.js"
-import { RunContextTypeId, provide, type RunContext } from "./context.js"
+import { RunContextTypeId, provideOnFiber, type RunContext } from "./context.js"
 import { awaitSubtasks, reasonOfInterruption, settle, type Ending } from "./ending.js"
 import { make as makeEvent } from "./event.js"
 import * as Events from "./events.js"
@@ -27,7 +27,7 @@ import { runLoop, type LoopResult } from "./loop.js"
 import { stageInto } from "./staging.js"
 import * as Stopper from "./stopper.js"
 import * as Transcript from "./transcript.js"
-import { withSpan } from "./tracing.js"
+import { openSpan } from "./tracing.js"
 
 let runCounter = 0
 const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
@@ -108,15 +108,19 @@ const begin = <R>(shared: Shared<R>, restore: <A, E, R2>(self: Effect.Effect<A, 
       cancelNow: (reason) => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason)),
       nextId: events.nextId
     }
+    // The span lasts as long as the body's fiber (ended by its observer): the run's tree works inside it. It and
+    // the run's context are set once on that fiber, which is the body's own.
+    const span = yield* openSpan("AgentRun.run", { runId, agent: agent.name })
     const program: Effect.Effect<LoopResult, AgentError, any> =
       transaction._tag === "Left"
         ? Effect.fail(transaction.left)
-        : provide(runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))), ctx)
-    // The span wraps the body inside its fiber, so it lasts as long as the run's tree works (around the fork it
-    // would end as soon as the fiber started).
-    const body = yield* Effect.fork(restore(program).pipe(withSpan("AgentRun.run", { runId, agent: agent.name }))).pipe(
-      Effect.supervised(supervisor)
-    )
+        : provideOnFiber(
+            runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))),
+            ctx,
+            span?.span
+          )
+    const body = yield* Effect.fork(restore(program)).pipe(Effect.supervised(supervisor))
+    if (span !== undefined) body.addObserver(span.end)
     body.addObserver(shared.stopper.markStopped)
     shared.transition(Lifecycle.bodyForked(shared.lifecycle.state, body))
     const timer =
@@ -137,20 +141,23 @@ const awaitStop = <R>(
   shared: Shared<R>,
   begun: Begun,
   restore: <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>
-) =>
-  Effect.gen(function* () {
-    const waited = yield* Effect.exit(restore(shared.stopper.stopped))
-    if (Exit.isFailure(waited)) {
-      shared.transition(
-        Lifecycle.requestCancel(shared.lifecycle.state, reasonOfInterruption(waited.cause)),
-        yield* Effect.fiberId
-      )
-    }
-    if (begun.timer !== undefined) yield* Fiber.interruptFork(begun.timer)
-    const ended = begun.body.unsafePoll()
-    if (ended !== null) shared.transition(Lifecycle.bodyEnded(shared.lifecycle.state, Exit.isSuccess(ended)))
-    return waited
-  })
+): Effect.Effect<Exit.Exit<void>> =>
+  Effect.flatMap(Effect.exit(restore(shared.stopper.stopped)), (waited) =>
+    Effect.withFiberRuntime((fiber) => {
+      if (Exit.isFailure(waited)) {
+        shared.transition(
+          Lifecycle.requestCancel(shared.lifecycle.state, reasonOfInterruption(waited.cause)),
+          fiber.id()
+        )
+      }
+      const bodyEnded = Effect.sync(() => {
+        const ended = begun.body.unsafePoll()
+        if (ended !== null) shared.transition(Lifecycle.bodyEnded(shared.lifecycle.state, Exit.isSuccess(ended)))
+        return waited
+      })
+      return begun.timer === undefined ? bodyEnded : Effect.zipRight(Fiber.interruptFork(begun.timer), bodyEnded)
+    })
+  )
 
 /**
  * The tree stops before anything is committed or rolled back: the loop with its turns and tool calls, then the
@@ -240,22 +247,34 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
     return Deferred.succeed(shared.outcome, outcome)
   })
 
-/** The run's program: the phases in order, uninterruptible but where it waits for the tree. */
+/**
+ * The run's program: the phases in order, uninterruptible but where it waits for the tree. Plain `flatMap`s, not
+ * `Effect.gen`: a generator (and its function's prototype, one per run) would stay live for the whole run.
+ */
 const programOf = <R>(shared: Shared<R>): Effect.Effect<LoopResult, AgentError, LanguageModel | R> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function* () {
-      const begun = yield* begin(shared, restore)
-      const waited = yield* awaitStop(shared, begun, restore)
-      const { bodyExit, hasStopped } = yield* stopChildren(shared, begun, waited)
-      const ending = yield* settle(
-        begun.ctx,
-        bodyExit,
-        Option.fromNullable(Lifecycle.reasonOf(shared.lifecycle.state)),
-        shared.transcript
-      )
-      return yield* finish(shared, begun, ending, hasStopped)
-    })
-  ).pipe(Effect.onExit((exit) => decideEarly(shared, exit))) as Effect.Effect<LoopResult, AgentError, LanguageModel | R>
+    Effect.matchCauseEffect(
+      Effect.flatMap(begin(shared, restore), (begun) =>
+        Effect.flatMap(awaitStop(shared, begun, restore), (waited) =>
+          Effect.flatMap(stopChildren(shared, begun, waited), ({ bodyExit, hasStopped }) =>
+            Effect.flatMap(
+              settle(
+                begun.ctx,
+                bodyExit,
+                Option.fromNullable(Lifecycle.reasonOf(shared.lifecycle.state)),
+                shared.transcript
+              ),
+              (ending) => finish(shared, begun, ending, hasStopped)
+            )
+          )
+        )
+      ),
+      {
+        onFailure: (cause) => Effect.zipRight(decideEarly(shared, Exit.failCause(cause)), Effect.failCause(cause)),
+        onSuccess: Effect.succeed
+      }
+    )
+  ) as Effect.Effect<LoopResult, AgentError, LanguageModel | R>
 
 /** Builds a root run: its handle, and the program that runs it. */
 export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): Effect.Effect<Built<R>> =>

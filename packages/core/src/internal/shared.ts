@@ -29,34 +29,58 @@ export interface Shared<R> {
   readonly cancelDeadline: Duration.Duration
 }
 
-/** The run's handle. A cancel of a run whose outcome is decided changes nothing and returns the outcome. */
+/**
+ * The run's handle. A cancel of a run whose outcome is decided changes nothing and returns the outcome. A class,
+ * so that every handle shares one shape (an object literal with a getter gets a hidden class of its own per handle).
+ */
+class RunHandle<R> implements AgentRun {
+  readonly id: string
+  readonly sessionId: string | undefined
+  readonly agent: string
+  readonly eventsAfter: AgentRun["eventsAfter"]
+  readonly cancel: AgentRun["cancel"]
+  readonly requestCancel: AgentRun["requestCancel"]
+  readonly unsafeRequestCancel: AgentRun["unsafeRequestCancel"]
+  readonly outcome: AgentRun["outcome"]
+  readonly tokens: AgentRun["tokens"]
+  readonly fiber: AgentRun["fiber"]
+  readonly #shared: Shared<R>
+
+  constructor(shared: Shared<R>, fiber: Effect.Effect<Fiber.RuntimeFiber<unknown, AgentError>>) {
+    const awaitOutcome = Deferred.await(shared.outcome)
+    const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none) =>
+      shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester)
+    const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
+      Effect.fiberIdWith((requester) => Effect.sync(() => cancelNow(reason, requester)))
+    this.#shared = shared
+    this.id = shared.runId
+    this.sessionId = shared.options.sessionId
+    this.agent = shared.agent.name
+    this.eventsAfter = (after) => shared.events.streamAfter(after)
+    // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just waits.
+    this.cancel = (reason) => Effect.zipRight(requestCancel(reason), awaitOutcome)
+    this.requestCancel = requestCancel
+    this.unsafeRequestCancel = (reason) => cancelNow(reason)
+    this.outcome = awaitOutcome
+    this.tokens = shared.ledger.snapshot
+    this.fiber = fiber
+  }
+
+  /** Built when read (most runs are never watched; a stream pipeline is dozens of objects per run). */
+  get events() {
+    return this.#shared.events.stream()
+  }
+
+  /** Built when read, likewise. */
+  get poll() {
+    return Deferred.poll(this.#shared.outcome).pipe(
+      Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))
+    )
+  }
+}
+
+/** The run's handle over what its phases share. */
 export const handleOf = <R>(
   shared: Shared<R>,
   fiber: Effect.Effect<Fiber.RuntimeFiber<unknown, AgentError>>
-): AgentRun => {
-  const awaitOutcome = Deferred.await(shared.outcome)
-  const cancelNow = (reason: CancelReason.CancelReason, requester: FiberId.FiberId = FiberId.none) =>
-    shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester)
-  const requestCancel = (reason: CancelReason.CancelReason): Effect.Effect<void> =>
-    Effect.fiberIdWith((requester) => Effect.sync(() => cancelNow(reason, requester)))
-  return {
-    id: shared.runId,
-    sessionId: shared.options.sessionId,
-    agent: shared.agent.name,
-    // Built when read (most runs are never watched; a stream pipeline is dozens of objects per run).
-    get events() {
-      return shared.events.stream()
-    },
-    eventsAfter: (after) => shared.events.streamAfter(after),
-    // The run bounds its own ending (the cancel deadline on the tree, then rollback), so a cancel just waits.
-    cancel: (reason) => Effect.zipRight(requestCancel(reason), awaitOutcome),
-    requestCancel,
-    unsafeRequestCancel: (reason) => cancelNow(reason),
-    outcome: awaitOutcome,
-    poll: Deferred.poll(shared.outcome).pipe(
-      Effect.flatMap(Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.asSome }))
-    ),
-    tokens: shared.ledger.snapshot,
-    fiber
-  }
-}
+): AgentRun => new RunHandle(shared, fiber)

@@ -1,4 +1,4 @@
-import { Cause, Duration, Effect, Exit, ParseResult, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Exit, ParseResult, Schema } from "effect"
 import { StagedWriteError } from "../StagedWrites.js"
 import type * as StagedWrites from "../StagedWrites.js"
 import type { ToolResultBlock } from "../Message.js"
@@ -17,15 +17,43 @@ const setStatus = (cell: Cell, id: string, status: ToolStatus) =>
   })
 
 /** Each tool's JSON-input decoder, built once (a new `parseJson` schema per call would be compiled per call). */
-const decoders = new WeakMap<Tool.Any, (json: string) => Effect.Effect<unknown, ParseResult.ParseError>>()
+/**
+ * A Schema parse run synchronously (an `Either`, no fiber steps: most tools' schemas are synchronous, and a tool
+ * call parses twice) where it succeeds so; otherwise run as an effect, which handles an asynchronous schema and says
+ * why an input is rejected, as before.
+ */
+const syncFirst =
+  <I, A>(
+    sync: (input: I) => Either.Either<A, ParseResult.ParseError>,
+    effectful: (input: I) => Effect.Effect<A, ParseResult.ParseError>
+  ) =>
+  (input: I): Effect.Effect<A, ParseResult.ParseError> => {
+    const parsed = sync(input)
+    return Either.isRight(parsed) ? Effect.succeed(parsed.right) : effectful(input)
+  }
 
-const decoderOf = (tool: Tool.Any) => {
+type Parser = (input: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
+
+const decoders = new WeakMap<Tool.Any, Parser>()
+const encoders = new WeakMap<Tool.Any, Parser>()
+
+const decoderOf = (tool: Tool.Any): Parser => {
   let decoder = decoders.get(tool)
   if (decoder === undefined) {
-    decoder = Schema.decodeUnknown(Schema.parseJson(tool.input))
+    const schema = Schema.parseJson(tool.input)
+    decoder = syncFirst(Schema.decodeUnknownEither(schema), Schema.decodeUnknown(schema))
     decoders.set(tool, decoder)
   }
   return decoder
+}
+
+const encoderOf = (tool: Tool.Any): Parser => {
+  let encoder = encoders.get(tool)
+  if (encoder === undefined) {
+    encoder = syncFirst(Schema.encodeUnknownEither(tool.output), Schema.encodeUnknown(tool.output))
+    encoders.set(tool, encoder)
+  }
+  return encoder
 }
 
 const decodeInput = (tool: Tool.Any, inputJson: string) =>
@@ -44,7 +72,7 @@ const decodeInput = (tool: Tool.Any, inputJson: string) =>
   )
 
 const encodeOutput = (tool: Tool.Any, output: unknown) =>
-  Schema.encode(tool.output)(output).pipe(
+  Effect.suspend(() => encoderOf(tool)(output)).pipe(
     Effect.map((encoded) => ({
       output: encoded as unknown,
       content: typeof encoded === "string" ? encoded : JSON.stringify(encoded)

@@ -28,7 +28,7 @@ import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import type { Agent } from "@tether/core"
 import { LanguageModel, RunRegistry, SessionStore } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
+import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
 import { SqlStagedWrites } from "@tether/sql"
 import { Context, Effect, Layer } from "effect"
 import type { Duration, Scope } from "effect"
@@ -78,8 +78,15 @@ export const start = (options: {
     )
     const tokens = Object.fromEntries(Array.from({ length: callerCount }, (_, i) => [tokenOf(i), `caller-${i}`]))
     const services = Layer.mergeAll(
-      RunRegistry.layer({ retainEnded: options.retainEnded }),
-      SessionStore.layerMemory({ retainIdle: options.retainIdle }),
+      // The soak is not about admission: a cap of live runs it never reaches, whatever `--concurrency` says.
+      SessionRuns.layer({ maxLiveRuns: 100_000 }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(
+            RunRegistry.layer({ retainEnded: options.retainEnded }),
+            SessionStore.layerMemory({ retainIdle: options.retainIdle })
+          )
+        )
+      ),
       Auth.layerBearer(tokens),
       delegate,
       SqlStagedWrites.layerSqlite({ filename: options.filename })

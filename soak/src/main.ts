@@ -9,7 +9,7 @@
  * non-zero on any violation.
  *
  * `pnpm soak [--quick] [--seed=N] [--rounds=N] [--runs=N] [--concurrency=N]`; `pnpm soak --leak ...`: the
- * slow-leak soak (`Leak.ts`).
+ * slow-leak soak (`Leak.ts`); `pnpm soak --load ...`: the load test (`Load.ts`).
  *
  * @since 0.1.0
  */
@@ -23,6 +23,7 @@ import { Effect, Exit, Fiber, Logger, LogLevel, Schedule, Scope, Supervisor } fr
 import * as Checks from "./Checks.js"
 import * as Driver from "./Driver.js"
 import * as Leak from "./Leak.js"
+import * as Load from "./Load.js"
 import * as Plan from "./Plan.js"
 import * as Report from "./Report.js"
 import * as Server from "./Server.js"
@@ -172,5 +173,7 @@ const program = (logs: ReturnType<typeof makeLogCounter>) =>
 const logs = makeLogCounter()
 const exitCode = process.argv.includes("--leak")
   ? await Leak.main(process.argv.slice(2))
-  : await Effect.runPromise(program(logs).pipe(Effect.scoped, Effect.provide(logs.layer)))
+  : process.argv.includes("--load")
+    ? await Load.main(process.argv)
+    : await Effect.runPromise(program(logs).pipe(Effect.scoped, Effect.provide(logs.layer)))
 process.exit(exitCode)

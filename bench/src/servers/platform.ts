@@ -13,7 +13,7 @@ import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Logger, LogLevel, Scope, Stream } from "effect"
 import { AgentRun, RunRegistry, SessionStore } from "@tether/core"
-import { Auth, GracefulShutdown, ServerSentEvents, SessionRoutes } from "@tether/http"
+import { Auth, GracefulShutdown, ServerSentEvents, SessionRoutes, SessionRuns } from "@tether/http"
 import * as effectAi from "../sides/effectAi.js"
 import * as raw from "../sides/raw.js"
 import * as tether from "../sides/tether.js"
@@ -114,8 +114,7 @@ export const tetherSessionRoutes: Served = {
     const server = GracefulShutdown.serve(app).pipe(
       Layer.provide(
         Layer.mergeAll(
-          RunRegistry.layer(),
-          SessionStore.layerMemory(),
+          SessionRuns.layer().pipe(Layer.provideMerge(Layer.mergeAll(RunRegistry.layer(), SessionStore.layerMemory()))),
           Auth.layerBearer({ [token]: "bench" }),
           tether.modelLayer(url),
           quiet

@@ -33,7 +33,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Console, Duration, Effect, Layer, Option } from "effect"
 import type { Redacted } from "effect"
 import { RunRegistry } from "@tether/core"
-import { Auth, GracefulShutdown, RouteError, SessionRoutes } from "@tether/http"
+import { Auth, GracefulShutdown, RouteError, SessionRoutes, SessionRuns } from "@tether/http"
 import { NodeServer } from "@tether/node"
 import * as Assistant from "./Assistant.js"
 import { ModelInfo } from "./Model.js"
@@ -56,6 +56,14 @@ export interface Options {
   readonly server?: NodeServer.Options | undefined
   readonly assistant?: Assistant.Options | undefined
   readonly limits?: Partial<SessionRoutes.Limits> | undefined
+  /** How many runs the process takes at once, and how many starts may wait. Default `SessionRuns.defaults`. */
+  readonly runs?: SessionRuns.Options | undefined
+  /**
+   * The listen queue of the socket (Node's `backlog`): connections the kernel holds while the server is busy, before
+   * it drops new ones. Default `NodeServer.defaults.backlog` (4096; the kernel caps it at `net.core.somaxconn`); Node's
+   * own is 511.
+   */
+  readonly backlog?: number | undefined
   /** How long the shutdown waits for runs to stop. Default 10 seconds. */
   readonly shutdownDeadline?: Duration.DurationInput | undefined
   /** Connections still open this long after the drain are closed. Default 3 seconds. */
@@ -143,7 +151,7 @@ export const layer = (options: Options) => {
     })
   )
   const services = Layer.mergeAll(
-    RunLog.layer.pipe(Layer.provide(RunRegistry.layer())),
+    SessionRuns.layer(options.runs).pipe(Layer.provideMerge(RunLog.layer.pipe(Layer.provide(RunRegistry.layer())))),
     Auth.layerSignedCookie({ secret: options.secret, previousSecrets: options.previousSecrets })
   )
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
@@ -154,6 +162,7 @@ export const layer = (options: Options) => {
     Layer.provideMerge(
       NodeHttpServer.layer(() => server, {
         port: options.port,
+        backlog: options.backlog ?? NodeServer.defaults.backlog,
         ...(options.host === undefined ? {} : { host: options.host })
       })
     )

@@ -7,7 +7,10 @@
  * when signed with `SESSION_SECRET_PREVIOUS` (comma-separated); without a
  * secret, outside `NODE_ENV=production`, a random one is made and the server
  * says so. `HEADERS_TIMEOUT`, `REQUEST_TIMEOUT` and `BODY_TIMEOUT` (durations,
- * e.g. `5 seconds`) cut slow clients off. Writes one line per run start and
+ * e.g. `5 seconds`) cut slow clients off. `MAX_LIVE_RUNS` (runs going at once;
+ * past it a start gets 503 with `Retry-After`), `MAX_QUEUED_STARTS` and
+ * `QUEUE_TIMEOUT` (starts that may wait for a place, and how long) and
+ * `LISTEN_BACKLOG` (default 4096) set the server's capacity. Writes one line per run start and
  * end. Runs until Ctrl-C (or SIGTERM), then cancels running runs with
  * `Shutdown`, writes one line saying what it cancelled and exits with 0.
  *
@@ -62,6 +65,10 @@ const main = Layer.unwrapEffect(
     const headersTimeout = yield* Config.option(Config.duration("HEADERS_TIMEOUT"))
     const requestTimeout = yield* Config.option(Config.duration("REQUEST_TIMEOUT"))
     const bodyTimeout = yield* Config.option(Config.duration("BODY_TIMEOUT"))
+    const maxLiveRuns = yield* Config.option(Config.integer("MAX_LIVE_RUNS"))
+    const maxQueuedStarts = yield* Config.option(Config.integer("MAX_QUEUED_STARTS"))
+    const queueTimeout = yield* Config.option(Config.duration("QUEUE_TIMEOUT"))
+    const backlog = yield* Config.option(Config.integer("LISTEN_BACKLOG"))
     return ChatServer.layer({
       port,
       host: Option.getOrUndefined(host),
@@ -71,7 +78,13 @@ const main = Layer.unwrapEffect(
         headersTimeout: Option.getOrUndefined(headersTimeout),
         requestTimeout: Option.getOrUndefined(requestTimeout)
       },
-      limits: Option.match(bodyTimeout, { onNone: () => ({}), onSome: (timeout) => ({ bodyTimeout: timeout }) })
+      limits: Option.match(bodyTimeout, { onNone: () => ({}), onSome: (timeout) => ({ bodyTimeout: timeout }) }),
+      runs: {
+        maxLiveRuns: Option.getOrUndefined(maxLiveRuns),
+        maxQueuedStarts: Option.getOrUndefined(maxQueuedStarts),
+        queueTimeout: Option.getOrUndefined(queueTimeout)
+      },
+      backlog: Option.getOrUndefined(backlog)
     })
   })
 ).pipe(Layer.provide(Model.layerFromEnv), Layer.provide(Storage.layerFromEnv))

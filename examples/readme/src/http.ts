@@ -2,7 +2,7 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Schema } from "effect"
 import { createServer } from "node:http"
 import { Agent, AgentRun, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
+import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
 import { ScriptedModel } from "@tether/testing"
 
 const checkStock = Tool.make({
@@ -27,7 +27,8 @@ const model = ScriptedModel.layer([
 
 // POST /sessions/:id/messages streams a run as Server-Sent Events; POST /sessions/:id/cancel is Stop.
 GracefulShutdown.serve(SessionRoutes.router(shop)).pipe(
-  Layer.provide([RunRegistry.layer(), SessionStore.layerMemory(), StagedWrites.layerMemory, model]),
+  Layer.provide([SessionRuns.layer(), StagedWrites.layerMemory, model]),
+  Layer.provide([RunRegistry.layer(), SessionStore.layerMemory()]),
   Layer.provide([Auth.layerBearer({ "dev-token": "alice" }), NodeHttpServer.layer(createServer, { port: 3000 })]),
   Layer.launch,
   NodeRuntime.runMain

@@ -12,7 +12,9 @@
  * Every route asks `Auth` who calls; only the caller that started a session may
  * use it. When the client of a streaming start disconnects, the run is cancelled
  * with `ClientDisconnected` (policy `cancel`, the default) or goes on (`detach`).
- * Refusals are JSON (`RouteError`) and change nothing.
+ * Refusals are JSON (`RouteError`) and change nothing. The routes call
+ * `SessionRuns` for the runs: `SessionRuns.layer()` runs them in this process,
+ * with a cap of live runs past which a start gets 503 `Overloaded`.
  *
  * @example
  * ```ts
@@ -21,12 +23,13 @@
  * import { Layer } from "effect"
  * import { createServer } from "node:http"
  * import { Agent, RunRegistry, SessionStore } from "@tether/core"
- * import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
+ * import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
  *
  * const assistant = Agent.make({ name: "assistant", system: "Be brief." })
  * const app = HttpRouter.empty.pipe(HttpRouter.mount("/api", SessionRoutes.router(assistant)))
  * const server = GracefulShutdown.serve(app).pipe(
- *   Layer.provide([RunRegistry.layer(), SessionStore.layerMemory(), Auth.layerBearer({ "secret-token": "alice" })]),
+ *   Layer.provide([SessionRuns.layer({ maxLiveRuns: 50 }), Auth.layerBearer({ "secret-token": "alice" })]),
+ *   Layer.provide([RunRegistry.layer(), SessionStore.layerMemory()]),
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
  * )
  * // ...and a LanguageModel layer for the agent.
@@ -37,12 +40,12 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Schema, Stream } from "effect"
 import type { Duration, Scope } from "effect"
-import { CancelReason, RunEvent, RunRegistry, SessionStore } from "@tether/core"
-import type { Agent, AgentRun, LanguageModel } from "@tether/core"
+import { CancelReason, RunEvent, SessionStore } from "@tether/core"
+import type { Agent, LanguageModel } from "@tether/core"
 import * as Auth from "./Auth.js"
 import * as RouteError from "./RouteError.js"
 import * as ServerSentEvents from "./ServerSentEvents.js"
-import * as AddressLimit from "./internal/addressLimit.js"
+import * as SessionRuns from "./SessionRuns.js"
 import * as Body from "./internal/body.js"
 import * as Json from "./internal/json.js"
 
@@ -127,17 +130,13 @@ export const messageBody = (maxMessageLength: number) =>
 export const SessionId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,100}$/))
 
 /**
- * What the routes need: the registry, the store, `Auth`, and the agent's model and services (but `Auth.CurrentCaller`,
- * which the routes provide to each run).
+ * What the routes need: `SessionRuns`, `Auth`, and the agent's model and services (but `Auth.CurrentCaller`, which
+ * the routes provide to each run).
  *
  * @since 0.1.0
  */
 export type Requirements<R> =
-  | RunRegistry.RunRegistry
-  | SessionStore.SessionStore
-  | Auth.Auth
-  | LanguageModel.LanguageModel
-  | Exclude<R, Auth.CurrentCaller>
+  SessionRuns.SessionRuns | Auth.Auth | LanguageModel.LanguageModel | Exclude<R, Auth.CurrentCaller>
 
 interface Caller {
   readonly caller: Auth.CallerId
@@ -153,33 +152,6 @@ const identify = Effect.gen(function* () {
   }
   return { caller, sessionId: id } satisfies Caller
 })
-
-const notFound = (sessionId: string) =>
-  new RouteError.SessionNotFound({ sessionId, message: `no session ${sessionId}` })
-
-/** The caller's own session, or 404 / 403. */
-const ownSession = ({ caller, sessionId }: Caller) =>
-  Effect.gen(function* () {
-    const store = yield* SessionStore.SessionStore
-    const session = yield* store.get(sessionId)
-    if (Option.isNone(session)) return yield* notFound(sessionId)
-    if (session.value.owner !== caller) {
-      return yield* new RouteError.Forbidden({ sessionId, message: `session ${sessionId} belongs to another caller` })
-    }
-    return session.value
-  })
-
-const latestRun = (session: SessionStore.Session) =>
-  Effect.flatMap(RunRegistry.RunRegistry, (registry) => registry.get(session.id)).pipe(
-    Effect.flatMap(
-      Option.match({
-        onNone: () => Effect.fail(notFound(session.id)),
-        onSome: Effect.succeed
-      })
-    )
-  )
-
-const isRunning = (run: AgentRun.AgentRun) => Effect.map(run.poll, Option.isNone)
 
 /** Refusals as JSON; a store that failed is logged and answered with 503. */
 const respond = <R>(
@@ -201,34 +173,34 @@ const respond = <R>(
   )
 
 /**
- * Streams a run's events. When `cancelOnDisconnect`, the request's scope
- * cancels the run with `ClientDisconnected` if it closes before the terminal
- * event went out: the client went away (the server interrupted the response
- * with `clientAbortFiberId`) while the events streamed, or even before.
+ * Streams a run's events. When `cancel` is given, the request's scope cancels
+ * the run with `ClientDisconnected` if it closes before the terminal event went
+ * out: the client went away (the server interrupted the response with
+ * `clientAbortFiberId`) while the events streamed, or even before.
  */
 const eventStream = (
-  run: AgentRun.AgentRun,
+  run: { readonly sessionId: string; readonly runId: string; readonly events: Stream.Stream<RunEvent.RunEvent> },
   options: {
-    readonly after: Option.Option<number>
-    readonly cancelOnDisconnect: boolean
+    readonly cancel: SessionRuns.Started["cancel"] | undefined
     readonly keepAliveInterval: Duration.DurationInput | undefined
   }
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
   Effect.gen(function* () {
     let isTerminalSent = false
-    const events = Option.match(options.after, { onNone: () => run.events, onSome: run.eventsAfter }).pipe(
+    const events = run.events.pipe(
       Stream.tap((event) => Effect.sync(() => void (isTerminalSent ||= RunEvent.isTerminal(event))))
     )
-    if (options.cancelOnDisconnect) {
+    const cancel = options.cancel
+    if (cancel !== undefined) {
       yield* Effect.addFinalizer(() =>
         isTerminalSent
           ? Effect.void
-          : run.cancel(new CancelReason.ClientDisconnected()).pipe(
+          : cancel(new CancelReason.ClientDisconnected()).pipe(
               Effect.flatMap((outcome) =>
                 Effect.logInfo("client disconnected before the run ended").pipe(
                   Effect.annotateLogs({
-                    runId: run.id,
-                    sessionId: run.sessionId ?? "",
+                    runId: run.runId,
+                    sessionId: run.sessionId,
                     outcome: outcome._tag,
                     reason: outcome._tag === "Cancelled" ? outcome.reason._tag : "-"
                   })
@@ -239,25 +211,16 @@ const eventStream = (
     }
     return ServerSentEvents.response(events, {
       keepAliveInterval: options.keepAliveInterval,
-      headers: { "x-tether-run-id": run.id, "x-tether-session-id": run.sessionId ?? "" }
+      headers: { "x-tether-run-id": run.runId, "x-tether-session-id": run.sessionId }
     })
-  })
-
-const runningSessionsOf = (caller: Auth.CallerId) =>
-  Effect.gen(function* () {
-    const store = yield* SessionStore.SessionStore
-    const registry = yield* RunRegistry.RunRegistry
-    const sessions = yield* store.ownedBy(caller)
-    const running = yield* Effect.filter(sessions, (session) =>
-      Effect.flatMap(registry.get(session.id), Option.match({ onNone: () => Effect.succeed(false), onSome: isRunning }))
-    )
-    return running.map((session) => session.id)
   })
 
 /**
  * The routes of the sessions of `agent`. Mount them where you like
  * (`HttpRouter.mount("/api", SessionRoutes.router(agent))`); they need
- * `RunRegistry`, `SessionStore`, `Auth` and what the agent needs.
+ * `SessionRuns` (e.g. `SessionRuns.layer()` over `RunRegistry` and `SessionStore`), `Auth` and what the agent needs.
+ * Routers of several agents may share one `SessionRuns`: the cap of live runs and the per-caller and per-address
+ * counts are then shared too.
  *
  * @since 0.1.0
  */
@@ -265,88 +228,16 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
   const limits: Limits = { ...defaultLimits, ...options?.limits }
   const MessageBody = messageBody(limits.maxMessageLength)
   const onConflict = options?.onConflict ?? "refuse"
-  // Checking the limits and starting the run happen under one lock, so two concurrent
-  // starts cannot both pass a check that only one of them may pass.
-  const startLock = Effect.unsafeMakeSemaphore(1)
-  const runsByAddress = AddressLimit.make(limits.maxRunningPerAddress)
   const clientAddress =
     options?.clientAddress ??
     ((request: HttpServerRequest.HttpServerRequest) => Option.getOrUndefined(request.remoteAddress))
 
-  const startRun = (who: Caller, address: string | undefined, body: typeof MessageBody.Type) =>
-    Effect.gen(function* () {
-      const store = yield* SessionStore.SessionStore
-      const registry = yield* RunRegistry.RunRegistry
-      const existing = yield* store.get(who.sessionId)
-      if (Option.isSome(existing) && existing.value.owner !== who.caller) {
-        return yield* new RouteError.Forbidden({
-          sessionId: who.sessionId,
-          message: `session ${who.sessionId} belongs to another caller`
-        })
-      }
-      // A run the registry still holds for a session the store no longer knows (forgotten, see
-      // `SessionStore.MemoryOptions.retainIdle`) belongs to whoever had the id before: its transcript must not
-      // become this caller's history. (If it is still going, the start is refused below.)
-      const previous = Option.isSome(existing) ? yield* registry.get(who.sessionId) : Option.none<AgentRun.AgentRun>()
-      const busy = Option.isSome(previous) && (yield* isRunning(previous.value)) ? previous : Option.none()
-      if (Option.isSome(busy) && onConflict === "refuse") {
-        return yield* new RouteError.SessionBusy({
-          sessionId: who.sessionId,
-          runId: busy.value.id,
-          message: `session ${who.sessionId} has a run going; stop it or wait for it to end`
-        })
-      }
-      const others = (yield* runningSessionsOf(who.caller)).filter((id) => id !== who.sessionId)
-      if (others.length >= limits.maxRunningPerCaller) {
-        return yield* new RouteError.TooManyRuns({
-          limit: limits.maxRunningPerCaller,
-          message: `at most ${limits.maxRunningPerCaller} runs may go at once per caller`
-        })
-      }
-      if (address !== undefined) {
-        const tooMany = runsByAddress.check(address, who.sessionId, yield* registry.running)
-        if (tooMany !== undefined) return yield* tooMany
-      }
-      const history = yield* Option.match(previous, {
-        onNone: () => Effect.succeed(Option.match(existing, { onNone: () => [], onSome: (s) => s.transcript })),
-        onSome: (run) =>
-          Effect.map(
-            Option.isSome(busy) ? run.cancel(new CancelReason.Superseded()) : run.outcome,
-            (outcome) => outcome.transcript
-          )
-      })
-      const disconnect =
-        body.disconnect ?? Option.match(existing, { onNone: () => "cancel" as const, onSome: (s) => s.disconnect })
-      const run = yield* registry
-        .start(
-          who.sessionId,
-          agent,
-          { history, message: body.message },
-          { onConflict: "refuse", timeout: options?.timeout, tokenBudget: options?.tokenBudget }
-        )
-        .pipe(
-          Effect.provideService(Auth.CurrentCaller, who.caller),
-          Effect.catchTag(
-            "SessionBusyError",
-            (error) =>
-              new RouteError.SessionBusy({
-                sessionId: error.sessionId,
-                runId: error.runId,
-                message: `session ${error.sessionId} has a run going`
-              })
-          )
-        )
-      if (address !== undefined) runsByAddress.record(address, who.sessionId)
-      // A run whose session could not be saved has nobody to stream to or stop it: it is cancelled at once.
-      yield* store
-        .save({ id: who.sessionId, owner: who.caller, disconnect, transcript: history, runId: run.id })
-        .pipe(Effect.tapError(() => run.cancel(new CancelReason.Interrupted())))
-      yield* store.follow(who.sessionId, run)
-      return { run, disconnect }
-    })
-
   const postMessage = respond(
     Effect.gen(function* () {
+      const runs = yield* SessionRuns.SessionRuns
+      // Past the capacity, the answer costs no authentication and no body. (A start that supersedes its session's run
+      // takes the place that run gives back: it is not refused before it gets there.)
+      if (onConflict === "refuse") yield* runs.checkCapacity
       const request = yield* HttpServerRequest.HttpServerRequest
       const who = yield* identify
       const body = yield* Effect.flatMap(
@@ -356,12 +247,24 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
       // From the start of the run to the finalizer that cancels it on a disconnect, nothing may
       // interrupt: a client gone in between would otherwise leave the run going unwatched.
       return yield* Effect.uninterruptible(
-        Effect.flatMap(startLock.withPermits(1)(startRun(who, clientAddress(request), body)), ({ disconnect, run }) =>
-          eventStream(run, {
-            after: Option.none(),
-            cancelOnDisconnect: disconnect === "cancel",
-            keepAliveInterval: options?.keepAliveInterval
-          })
+        Effect.flatMap(
+          runs.start({
+            ...who,
+            agent,
+            message: body.message,
+            disconnect: body.disconnect,
+            clientAddress: clientAddress(request),
+            onConflict,
+            timeout: options?.timeout,
+            tokenBudget: options?.tokenBudget,
+            maxRunningPerCaller: limits.maxRunningPerCaller,
+            maxRunningPerAddress: limits.maxRunningPerAddress
+          }),
+          (started) =>
+            eventStream(started, {
+              cancel: started.disconnect === "cancel" ? started.cancel : undefined,
+              keepAliveInterval: options?.keepAliveInterval
+            })
         )
       )
     })
@@ -370,14 +273,13 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
   const cancel = respond(
     Effect.gen(function* () {
       const who = yield* identify
-      const run = yield* Effect.flatMap(ownSession(who), latestRun)
-      const wasRunning = yield* isRunning(run)
-      const outcome = yield* run.cancel(new CancelReason.UserAbort())
+      const runs = yield* SessionRuns.SessionRuns
+      const cancelled = yield* runs.cancel({ ...who, reason: new CancelReason.UserAbort() })
       return HttpServerResponse.unsafeJson({
-        sessionId: who.sessionId,
-        runId: run.id,
-        wasRunning,
-        outcome: Json.outcome(outcome)
+        sessionId: cancelled.sessionId,
+        runId: cancelled.runId,
+        wasRunning: cancelled.wasRunning,
+        outcome: Json.outcome(cancelled.outcome)
       })
     })
   )
@@ -385,31 +287,29 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
   const status = respond(
     Effect.gen(function* () {
       const who = yield* identify
-      const session = yield* ownSession(who)
-      const registry = yield* RunRegistry.RunRegistry
-      const latest = yield* registry.get(session.id)
-      const common = { sessionId: session.id, disconnect: session.disconnect, messages: session.transcript.length }
-      if (Option.isNone(latest)) return HttpServerResponse.unsafeJson({ ...common, status: "idle" })
-      const run = latest.value
-      const outcome = yield* run.poll
-      if (Option.isSome(outcome)) {
-        return HttpServerResponse.unsafeJson({
-          ...common,
-          messages: outcome.value.transcript.length,
-          status: "ended",
-          runId: run.id,
-          outcome: Json.outcome(outcome.value)
-        })
+      const runs = yield* SessionRuns.SessionRuns
+      const status = yield* runs.status(who)
+      const common = { sessionId: status.sessionId, disconnect: status.disconnect, messages: status.messages }
+      switch (status._tag) {
+        case "Idle":
+          return HttpServerResponse.unsafeJson({ ...common, status: "idle" })
+        case "Ended":
+          return HttpServerResponse.unsafeJson({
+            ...common,
+            status: "ended",
+            runId: status.runId,
+            outcome: Json.outcome(status.outcome)
+          })
+        case "Running":
+          return HttpServerResponse.unsafeJson({
+            ...common,
+            status: "running",
+            runId: status.runId,
+            tokensUsed: status.tokens.used,
+            tally: status.tokens.tally,
+            reservedInFlight: status.tokens.reservedInFlight
+          })
       }
-      const tokens = yield* run.tokens
-      return HttpServerResponse.unsafeJson({
-        ...common,
-        status: "running",
-        runId: run.id,
-        tokensUsed: tokens.used,
-        tally: tokens.tally,
-        reservedInFlight: tokens.reservedInFlight
-      })
     })
   )
 
@@ -417,13 +317,10 @@ export const router = <R>(agent: Agent.Agent<R>, options?: Options): HttpRouter.
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const who = yield* identify
-      const run = yield* Effect.flatMap(ownSession(who), latestRun)
       const after = yield* ServerSentEvents.resumeAfter(request)
-      return yield* eventStream(run, {
-        after,
-        cancelOnDisconnect: false,
-        keepAliveInterval: options?.keepAliveInterval
-      })
+      const runs = yield* SessionRuns.SessionRuns
+      const attached = yield* runs.attach({ ...who, after })
+      return yield* eventStream(attached, { cancel: undefined, keepAliveInterval: options?.keepAliveInterval })
     })
   )
 

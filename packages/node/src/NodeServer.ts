@@ -7,7 +7,10 @@
  * one gets `408` and its connection closed. Responses are not bounded: an
  * event stream may last as long as its run.
  *
- * Pass the server to `@effect/platform-node`'s `NodeHttpServer.layer`. For the
+ * Pass the server to `@effect/platform-node`'s `NodeHttpServer.layer`, with a
+ * listen queue of `defaults.backlog` (4096; Node's is 511): a burst of
+ * connections that arrives while the event loop is busy waits in the kernel's
+ * queue instead of overflowing it (dropped or reset connections). For the
  * body of a request, `@tether/http`'s routes have a shorter deadline of their
  * own (`SessionRoutes.Limits.bodyTimeout`, 408 `RequestTimeout`).
  *
@@ -17,7 +20,7 @@
  * import { NodeServer } from "@tether/node"
  *
  * const server = NodeServer.make({ headersTimeout: "5 seconds", requestTimeout: "20 seconds" })
- * const listening = NodeHttpServer.layer(() => server, { port: 3000 })
+ * const listening = NodeHttpServer.layer(() => server, { port: 3000, backlog: NodeServer.defaults.backlog })
  * ```
  *
  * @since 0.1.0
@@ -53,7 +56,13 @@ export const defaults = {
   headersTimeout: Duration.seconds(10),
   requestTimeout: Duration.seconds(30),
   keepAliveTimeout: Duration.seconds(5),
-  checkInterval: Duration.seconds(1)
+  checkInterval: Duration.seconds(1),
+  /**
+   * The listen queue to pass to `server.listen` (`NodeHttpServer.layer(() => server, { port, backlog })`): Node's
+   * default, 511, overflowed under a burst of a thousand connections. The kernel caps it at `net.core.somaxconn`
+   * (4096 on current Linux).
+   */
+  backlog: 4096
 } as const
 
 const millis = (duration: Duration.DurationInput) => Math.max(1, Math.round(Duration.toMillis(duration)))

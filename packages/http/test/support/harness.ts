@@ -10,7 +10,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import type { Duration } from "effect"
 import { Agent, AgentRun, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
-import { Auth, GracefulShutdown, SessionRoutes } from "@tether/http"
+import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
 import { ScriptedModel } from "@tether/testing"
 
 export const tokens = { "token-alice": "alice", "token-bob": "bob" } as const
@@ -69,14 +69,22 @@ export const start = (options: {
   readonly sessionStore?: Layer.Layer<SessionStore.SessionStore> | undefined
   /** Staged writes in place of the in-memory ones (whose `committed` stays empty then). */
   readonly stagedWrites?: Layer.Layer<StagedWrites.StagedWrites> | undefined
+  /** The capacity of the runs (`SessionRuns.layer`'s defaults when not given). */
+  readonly runs?: SessionRuns.Options | undefined
 }): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const app = HttpRouter.empty.pipe(
       HttpRouter.mount("/api", SessionRoutes.router(options.agent ?? shop, options.routes))
     )
     const services = Layer.mergeAll(
-      RunRegistry.layer({ retainEnded: options.retainEnded }),
-      options.sessionStore ?? SessionStore.layerMemory({ retainIdle: options.retainIdle }),
+      SessionRuns.layer(options.runs).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(
+            RunRegistry.layer({ retainEnded: options.retainEnded }),
+            options.sessionStore ?? SessionStore.layerMemory({ retainIdle: options.retainIdle })
+          )
+        )
+      ),
       Auth.layerBearer(tokens),
       ScriptedModel.layer(options.script),
       StagedWrites.layerMemory,

@@ -26,6 +26,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { RunRegistry, StagedWrites } from "@tether/core"
+import { SqlStagedWrites } from "@tether/sql"
 import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 
 /** @since 0.1.0 */
@@ -109,7 +110,7 @@ export interface Service {
    * Refreshes the heartbeat of every row this replica owns and has not ended; returns the claims it held that are no
    * longer its own (swept, or fenced at a new epoch): their runs must stop, they can no longer commit.
    */
-  readonly heartbeat: Effect.Effect<ReadonlyArray<string>, SqlError>
+  readonly heartbeat: Effect.Effect<ReadonlyArray<{ readonly runId: string; readonly sessionId: string }>, SqlError>
   /**
    * Ends every row not ended whose heartbeat is older than `staleAfter`: a `running` one with `LostReplica`, a
    * `committed` one (its writes landed) with `Completed`; bumps their epoch. Returns the rows as they were before.
@@ -120,6 +121,8 @@ export interface Service {
   readonly get: (runId: string) => Effect.Effect<Option.Option<RunRow>, SqlError>
   /** The session's run that is not ended, if any. */
   readonly active: (sessionId: string) => Effect.Effect<Option.Option<RunRow>, SqlError>
+  /** The session's latest run (the last claimed), ended or not. */
+  readonly latest: (sessionId: string) => Effect.Effect<Option.Option<RunRow>, SqlError>
 }
 
 /**
@@ -189,8 +192,8 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
       )
       .pipe(Effect.asVoid)
 
-    // The claims this replica holds: run id -> epoch.
-    const claims = new Map<string, number>()
+    // The claims this replica holds, by run id.
+    const claims = new Map<string, { readonly epoch: number; readonly sessionId: string }>()
 
     const get = (runId: string) =>
       Effect.map(
@@ -203,6 +206,12 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
           WHERE session_id = ${sessionId} AND status <> 'ended'`,
         (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
       )
+    const latest = (sessionId: string) =>
+      Effect.map(
+        sql<Row>`SELECT run_id, session_id, epoch, owner, status, reason FROM ${sql(table)}
+          WHERE session_id = ${sessionId} ORDER BY started_at DESC, run_id DESC LIMIT 1`,
+        (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
+      )
 
     const claimOnce = (sessionId: string, runId: string) =>
       Effect.gen(function* () {
@@ -212,7 +221,7 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         }>`INSERT INTO ${sql(table)} (run_id, session_id, epoch, owner, status)
           VALUES (${runId}, ${sessionId}, 1, ${owner}, 'running') ON CONFLICT DO NOTHING RETURNING epoch`
         if (inserted.length > 0) {
-          claims.set(runId, 1)
+          claims.set(runId, { epoch: 1, sessionId })
           return Option.some(ClaimResult.Claimed({ epoch: 1 }))
         }
         const existing = yield* get(runId)
@@ -242,7 +251,7 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         ),
       checkCommit: (runId) =>
         Effect.gen(function* () {
-          const epoch = claims.get(runId)
+          const epoch = claims.get(runId)?.epoch
           const fenced = (why: string) =>
             new StagedWrites.CommitFencedError({ runId, message: `run ${runId}: ${why}; nothing was applied` })
           if (epoch === undefined) return yield* fenced(`this replica (${owner}) holds no claim on it`)
@@ -257,7 +266,7 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         }),
       end: (runId, reason) =>
         Effect.suspend(() => {
-          const epoch = claims.get(runId)
+          const epoch = claims.get(runId)?.epoch
           if (epoch === undefined) return Effect.void
           return sql`UPDATE ${sql(table)} SET status = 'ended', reason = ${reason}, ended_at = now()
             WHERE run_id = ${runId} AND epoch = ${epoch} AND owner = ${owner} AND status <> 'ended'`.pipe(
@@ -268,10 +277,10 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         const held = yield* sql<{ run_id: string; epoch: number }>`UPDATE ${sql(table)} SET heartbeat = now()
           WHERE owner = ${owner} AND status <> 'ended' RETURNING run_id, epoch`
         const current = new Map(held.map((row) => [row.run_id, Number(row.epoch)]))
-        const lost: Array<string> = []
-        for (const [runId, epoch] of claims) {
+        const lost: Array<{ readonly runId: string; readonly sessionId: string }> = []
+        for (const [runId, { epoch, sessionId }] of claims) {
           if (current.get(runId) !== epoch) {
-            lost.push(runId)
+            lost.push({ runId, sessionId })
             claims.delete(runId)
           }
         }
@@ -290,7 +299,8 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
           (rows) => rows.map(toRunRow)
         ),
       get,
-      active
+      active,
+      latest
     }
     return service
   })
@@ -303,3 +313,18 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
  */
 export const layer = (options: Options): Layer.Layer<RunFence, SqlError, SqlClient.SqlClient> =>
   Layer.effect(RunFence, make(options))
+
+/**
+ * `SqlStagedWrites` whose every commit is fenced by the run's claim (`checkCommit` as its `beforeCommit`): the runs
+ * of the session entity commit through it. Same options as `SqlStagedWrites.layer`, on the same `SqlClient` (the run
+ * rows and the records must be in one database, so that the check and the writes are one transaction).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStagedWrites = (
+  options: Omit<SqlStagedWrites.Options, "beforeCommit"> = {}
+): Layer.Layer<StagedWrites.StagedWrites | SqlStagedWrites.Records, SqlError, RunFence | SqlClient.SqlClient> =>
+  Layer.unwrapEffect(
+    Effect.map(RunFence, (fence) => SqlStagedWrites.layer({ ...options, beforeCommit: fence.checkCommit }))
+  )

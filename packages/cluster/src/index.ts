@@ -15,3 +15,6 @@
 
 /** @since 0.1.0 */
 export * as RunFence from "./RunFence.js"
+
+/** @since 0.1.0 */
+export * as SessionEntity from "./SessionEntity.js"

@@ -18,3 +18,6 @@ export * as RunFence from "./RunFence.js"
 
 /** @since 0.1.0 */
 export * as SessionEntity from "./SessionEntity.js"
+
+/** @since 0.1.0 */
+export * as ClusterRunner from "./ClusterRunner.js"

@@ -13,6 +13,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
+import { performance } from "node:perf_hooks"
 import * as url from "node:url"
 import { client, describePostgres, postgresUrl } from "./support/Postgres.js"
 
@@ -44,6 +45,8 @@ interface Replica {
   readonly owner: string
   readonly send: (command: Record<string, unknown>) => Effect.Effect<any, string>
   readonly stderr: () => string
+  /** SIGKILL, resolved once the process is gone. */
+  readonly killHard: Effect.Effect<void>
 }
 
 /** Starts a replica; it is killed when the scope closes. */
@@ -108,7 +111,12 @@ const spawnReplica = (name: string, env: Record<string, string>): Effect.Effect<
           })
         )
       })
-    return { name, owner, send, stderr: () => stderr }
+    const killHard = Effect.async<void>((resume) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resume(Effect.void)
+      proc.once("exit", () => resume(Effect.void))
+      proc.kill("SIGKILL")
+    })
+    return { name, owner, send, stderr: () => stderr, killHard }
   })
 
 /** The note-taking agent's model: it calls `save_note` first, then answers slowly (or at once for "quick"). */
@@ -116,7 +124,7 @@ const script: FakeAnthropic.Script = (request) => {
   const transcript = JSON.stringify(request.body.messages)
   const first = request.body.messages[0]
   const message = JSON.stringify(first?.content ?? "")
-  const key = /note (\S+)/.exec(message)?.[1] ?? "none"
+  const key = /note ([A-Za-z0-9-]+)/.exec(message)?.[1] ?? "none"
   if (!transcript.includes("tool_result")) return FakeAnthropic.toolUse("save_note", { key, text: "buy milk" })
   return message.includes("quick")
     ? FakeAnthropic.text("Saved.")
@@ -128,29 +136,57 @@ const percentile = (values: ReadonlyArray<number>, p: number) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
+/** Two replicas on a fresh database, the fake model, and a client of that database. */
+const twoReplicas = Effect.gen(function* () {
+  const databaseUrl = yield* freshDatabase
+  const fake = yield* FakeAnthropic.make(script)
+  const [portA, portB] = [yield* freePort, yield* freePort]
+  const common = { DATABASE_URL: databaseUrl, PREFIX: prefix, FAKE_URL: fake.url }
+  const [a, b] = yield* Effect.all(
+    [
+      spawnReplica("A", { ...common, RUNNER_PORT: String(portA) }),
+      spawnReplica("B", { ...common, RUNNER_PORT: String(portB) })
+    ],
+    { concurrency: 2 }
+  )
+  const context = yield* Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl) }))
+  const query = <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+    Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(context))
+  return { fake, a, b, query }
+})
+
+const prefix = "tether_cluster"
+
+const notesCommitted = (query: <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) => Effect.Effect<A, E>) =>
+  query((sql) => sql<{ key: string }>`SELECT key FROM ${sql(`${prefix}_records`)} ORDER BY key`).pipe(
+    Effect.map((rows) => rows.map((row) => row.key))
+  )
+
+/** Waits until the run row of `runId` is ended. */
+const endedRow = (
+  query: <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) => Effect.Effect<A, E>,
+  runId: string
+) =>
+  query((sql) => sql`SELECT status FROM ${sql(`${prefix}_runs`)} WHERE run_id = ${runId} AND status = 'ended'`).pipe(
+    Effect.filterOrFail(
+      (rows) => rows.length === 1,
+      () => `${runId} has not ended`
+    ),
+    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("20 seconds")))
+  )
+
+/** Writes a measured figure under test-artifacts/ for the report. */
+const writeFigure = (file: string, line: string) => {
+  fs.mkdirSync(path.join(repoRoot, "test-artifacts"), { recursive: true })
+  fs.writeFileSync(path.join(repoRoot, "test-artifacts", file), `${line}\n`)
+}
+
 describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anthropic)", () => {
   it.live(
     "a run started through replica A and stopped through the other replica ends Cancelled(UserAbort): the model's socket closes and nothing commits",
     () =>
       Effect.gen(function* () {
-        const databaseUrl = yield* freshDatabase
-        const fake = yield* FakeAnthropic.make(script)
-        const prefix = "tether_cluster"
-        const [portA, portB] = [yield* freePort, yield* freePort]
-        const common = { DATABASE_URL: databaseUrl, PREFIX: prefix, FAKE_URL: fake.url }
-        const [a, b] = yield* Effect.all(
-          [
-            spawnReplica("A", { ...common, RUNNER_PORT: String(portA) }),
-            spawnReplica("B", { ...common, RUNNER_PORT: String(portB) })
-          ],
-          { concurrency: 2 }
-        )
-        const byOwner = new Map([
-          [a.owner, a],
-          [b.owner, b]
-        ])
-        const db = Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl) }))
-        const sql = SqlClient.SqlClient.pipe(Effect.provide(yield* db))
+        const { a, b, fake, query } = yield* twoReplicas
 
         // A completed run commits through the fenced commit, across processes.
         expect(
@@ -158,21 +194,8 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
         ).toEqual({
           isResent: false
         })
-        yield* Effect.flatMap(
-          sql,
-          (sql) => sql`SELECT status FROM ${sql(`${prefix}_runs`)} WHERE run_id = 'r-done' AND status = 'ended'`
-        ).pipe(
-          Effect.filterOrFail(
-            (rows) => rows.length === 1,
-            () => "r-done has not ended"
-          ),
-          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("20 seconds")))
-        )
-        const committed = yield* Effect.flatMap(
-          sql,
-          (sql) => sql<{ key: string }>`SELECT key FROM ${sql(`${prefix}_records`)}`
-        )
-        expect(committed.map((row) => row.key)).toEqual(["done"])
+        yield* endedRow(query, "r-done")
+        expect(yield* notesCommitted(query)).toEqual(["done"])
 
         const stopMillis: Array<number> = []
         const owners = new Set<string>()
@@ -190,7 +213,7 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
           owners.add(status.owner)
           // Stop through the replica that does not own the run.
           const caller = status.owner === a.owner ? b : a
-          expect(byOwner.get(status.owner)).not.toBe(caller)
+          expect(caller.owner).not.toBe(status.owner)
           const stopped = yield* caller.send({ op: "stop", sessionId })
           expect(stopped).toMatchObject({
             found: true,
@@ -204,25 +227,69 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
           expect(ended.closedAt).toBeDefined()
           expect(ended.isFinished).toBe(false)
         }
-        const rows = yield* Effect.flatMap(
-          sql,
-          (sql) => sql<{ key: string }>`SELECT key FROM ${sql(`${prefix}_records`)} ORDER BY key`
-        )
-        expect(rows.map((row) => row.key)).toEqual(["done"])
-        const ends = yield* Effect.flatMap(
-          sql,
-          (sql) =>
-            sql<{ reason: string; n: string }>`SELECT reason, count(*) AS n FROM ${sql(`${prefix}_runs`)}
+        expect(yield* notesCommitted(query)).toEqual(["done"])
+        const ends = yield* query(
+          (sql) => sql<{ reason: string; n: string }>`SELECT reason, count(*) AS n FROM ${sql(`${prefix}_runs`)}
             WHERE run_id <> 'r-done' GROUP BY reason`
         )
         expect(ends.map((row) => [row.reason, Number(row.n)])).toEqual([["UserAbort", trials]])
         // The figure, for the report (not an assertion: timings on a shared machine vary).
-        fs.mkdirSync(path.join(repoRoot, "test-artifacts"), { recursive: true })
-        fs.writeFileSync(
-          path.join(repoRoot, "test-artifacts", "cluster-stop-across-replicas.txt"),
-          `Stop across replicas (RPC to the owner, run ended, ${trials} trials, owners seen: ${owners.size}): ` +
+        writeFigure(
+          "cluster-stop-across-replicas.txt",
+          `Stop across replicas (RPC to the owner until the run ended, ${trials} trials, owners seen: ${owners.size}): ` +
             `p50 ${percentile(stopMillis, 50).toFixed(1)} ms, p99 ${percentile(stopMillis, 99).toFixed(1)} ms, ` +
-            `max ${Math.max(...stopMillis).toFixed(1)} ms; all: ${stopMillis.map((ms) => ms.toFixed(1)).join(" ")}\n`
+            `max ${Math.max(...stopMillis).toFixed(1)} ms; all: ${stopMillis.map((ms) => ms.toFixed(1)).join(" ")}`
+        )
+      }).pipe(Effect.scoped, Effect.provide(client)),
+    180_000
+  )
+
+  it.live(
+    "the owner killed with -9 mid-run: the run is ended LostReplica within 10 s, commits nothing, never runs again, and the session's next run runs on the survivor",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, fake, query } = yield* twoReplicas
+        yield* a.send({ op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })
+        const [, streaming] = yield* fake.awaitRequests(2)
+        yield* fake.awaitTokens(streaming!.index, 2)
+        const status = yield* a.send({ op: "status", sessionId: "s-k" })
+        expect(status._tag).toBe("Running")
+        const [owner, survivor] = status.owner === a.owner ? [a, b] : [b, a]
+        yield* owner.killHard
+        const killedAt = performance.now()
+        // Asked through the survivor until the session's run is ended.
+        const ended = yield* survivor.send({ op: "status", sessionId: "s-k" }).pipe(
+          Effect.filterOrFail(
+            (status) => status._tag === "Ended",
+            () => "still running"
+          ),
+          Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds")))
+        )
+        const endedAfter = performance.now() - killedAt
+        expect(ended).toMatchObject({ _tag: "Ended", runId: "r-k", reason: "LostReplica" })
+        expect(endedAfter).toBeLessThan(10_000)
+        expect(yield* notesCommitted(query)).toEqual([])
+        // A re-sent start of the lost run answers the run; it is not run again.
+        expect(yield* survivor.send({ op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })).toEqual({
+          isResent: true
+        })
+        // The session's next run runs on the survivor (which now owns it) and commits.
+        expect(
+          yield* survivor.send({ op: "start", sessionId: "s-k", runId: "r-k2", message: "note k2 quick" })
+        ).toEqual({ isResent: false })
+        yield* endedRow(query, "r-k2")
+        expect(yield* notesCommitted(query)).toEqual(["k2"])
+        const next = yield* survivor.send({ op: "status", sessionId: "s-k" })
+        expect(next).toMatchObject({ _tag: "Ended", runId: "r-k2", reason: "Completed" })
+        // The model saw the lost run's two requests once, then the next run's two: nothing ran twice.
+        const requests = yield* fake.requests
+        const keys = requests.map(
+          (request) => /note (\S+?)[ "\\]/.exec(JSON.stringify(request.request?.messages[0]))?.[1]
+        )
+        expect(keys).toEqual(["k", "k", "k2", "k2"])
+        writeFigure(
+          "cluster-failover.txt",
+          `kill -9 of the owner -> run ended LostReplica as seen through the survivor: ${endedAfter.toFixed(0)} ms`
         )
       }).pipe(Effect.scoped, Effect.provide(client)),
     180_000

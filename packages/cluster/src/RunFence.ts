@@ -74,6 +74,19 @@ export type ClaimResult = Data.TaggedEnum<{
 export const ClaimResult = Data.taggedEnum<ClaimResult>()
 
 /**
+ * A claim this replica held and lost: its row was ended by someone else (`reason`: `LostReplica` after a sweep, or
+ * the reason of a `revoke`), or fenced at a new epoch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LostClaim {
+  readonly runId: string
+  readonly sessionId: string
+  readonly reason: string | undefined
+}
+
+/**
  * The run id is already the id of a run of another session.
  *
  * @since 0.1.0
@@ -110,7 +123,13 @@ export interface Service {
    * Refreshes the heartbeat of every row this replica owns and has not ended; returns the claims it held that are no
    * longer its own (swept, or fenced at a new epoch): their runs must stop, they can no longer commit.
    */
-  readonly heartbeat: Effect.Effect<ReadonlyArray<{ readonly runId: string; readonly sessionId: string }>, SqlError>
+  readonly heartbeat: Effect.Effect<ReadonlyArray<LostClaim>, SqlError>
+  /**
+   * Ends a `running` run of any owner with `reason` and bumps its epoch, so that it can no longer commit; its owner,
+   * if alive, learns it at its next heartbeat. For a `Stop` that reaches the session's entity on a replica that is not
+   * the run's owner (the shard moved while the run went on). Returns the row as it was, if it was running.
+   */
+  readonly revoke: (runId: string, reason: string) => Effect.Effect<Option.Option<RunRow>, SqlError>
   /**
    * Ends every row not ended whose heartbeat is older than `staleAfter`: a `running` one with `LostReplica`, a
    * `committed` one (its writes landed) with `Completed`; bumps their epoch. Returns the rows as they were before.
@@ -277,11 +296,12 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         const held = yield* sql<{ run_id: string; epoch: number }>`UPDATE ${sql(table)} SET heartbeat = now()
           WHERE owner = ${owner} AND status <> 'ended' RETURNING run_id, epoch`
         const current = new Map(held.map((row) => [row.run_id, Number(row.epoch)]))
-        const lost: Array<{ readonly runId: string; readonly sessionId: string }> = []
+        const lost: Array<LostClaim> = []
         for (const [runId, { epoch, sessionId }] of claims) {
           if (current.get(runId) !== epoch) {
-            lost.push({ runId, sessionId })
             claims.delete(runId)
+            const row = yield* get(runId)
+            lost.push({ runId, sessionId, reason: Option.getOrUndefined(row)?.reason })
           }
         }
         return lost
@@ -297,6 +317,13 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
             WHERE runs.run_id = before.run_id
             RETURNING runs.run_id, runs.session_id, runs.epoch - 1 AS epoch, runs.owner, before.status, before.reason`,
           (rows) => rows.map(toRunRow)
+        ),
+      revoke: (runId, reason) =>
+        Effect.map(
+          sql<Row>`UPDATE ${sql(table)} SET status = 'ended', reason = ${reason}, epoch = epoch + 1, ended_at = now()
+            WHERE run_id = ${runId} AND status = 'running'
+            RETURNING run_id, session_id, epoch - 1 AS epoch, owner, 'running' AS status, NULL AS reason`,
+          (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
         ),
       get,
       active,

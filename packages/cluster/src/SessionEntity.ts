@@ -133,7 +133,9 @@ export class Started extends Schema.Class<Started>("@tether/cluster/Started")({
 }) {}
 
 /**
- * What `Stop` answers: the run it found, whether it was still going, and how it ended.
+ * What `Stop` answers: the run it found, whether it was still going, and how it ended. `ended` is `None` when the run
+ * was going on a replica that no longer owns the session (its shard moved): the run was revoked in its row (it can no
+ * longer commit) and its replica cancels it at its next heartbeat, with the Stop's reason.
  *
  * @since 0.1.0
  * @category models
@@ -141,7 +143,7 @@ export class Started extends Schema.Class<Started>("@tether/cluster/Started")({
 export class Stopped extends Schema.Class<Stopped>("@tether/cluster/Stopped")({
   runId: Schema.String,
   wasRunning: Schema.Boolean,
-  ended: Ended
+  ended: Schema.OptionFromNullOr(Ended)
 }) {}
 
 /**
@@ -291,12 +293,21 @@ export const layer = <R>(
           Start: (envelope) => start(envelope.payload),
           Stop: (envelope) =>
             Effect.gen(function* () {
+              const { reason } = envelope.payload
               const found = yield* localRun()
+              const row = yield* Effect.orDie(fence.active(sessionId))
+              // The session's run goes on elsewhere (the replica that started it lost the session's shard): revoked.
+              if (Option.isSome(row) && row.value.owner !== fence.owner && row.value.status === "running") {
+                const revoked = yield* Effect.orDie(fence.revoke(row.value.runId, reason._tag))
+                if (Option.isSome(revoked)) {
+                  return Option.some(new Stopped({ runId: row.value.runId, wasRunning: true, ended: Option.none() }))
+                }
+              }
               if (Option.isNone(found)) return Option.none()
               const run = found.value
               const wasRunning = Option.isNone(yield* run.poll)
-              const outcome = yield* run.cancel(envelope.payload.reason)
-              return Option.some(new Stopped({ runId: run.id, wasRunning, ended: fromOutcome(outcome) }))
+              const outcome = yield* run.cancel(reason)
+              return Option.some(new Stopped({ runId: run.id, wasRunning, ended: Option.some(fromOutcome(outcome)) }))
             }),
           Attach: (envelope) =>
             Stream.unwrap(
@@ -358,10 +369,15 @@ export const layer = <R>(
       const fence = yield* RunFence
       const beat = Effect.gen(function* () {
         const lost = yield* fence.heartbeat
-        for (const { runId, sessionId } of lost) {
+        for (const { reason, runId, sessionId } of lost) {
           const run = yield* registry.get(sessionId)
           if (Option.isSome(run) && run.value.id === runId) {
-            yield* run.value.requestCancel(new CancelReason.LostReplica({ owner: fence.owner }))
+            // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
+            const why = Option.getOrElse(
+              CancelReason.decodeOption({ _tag: reason }),
+              (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
+            )
+            yield* run.value.requestCancel(why)
           }
         }
       })

@@ -177,7 +177,7 @@ describePostgres("RunFence", () => {
         })
         expect(Option.getOrThrow(yield* alive.get("r-a")).status).toBe("running")
         // The lost owner learns at its next heartbeat that the run is no longer its own.
-        expect(yield* dead.heartbeat).toEqual([{ runId: "r-b", sessionId: "s-b" }])
+        expect(yield* dead.heartbeat).toEqual([{ runId: "r-b", sessionId: "s-b", reason: "LostReplica" }])
         // A re-sent start of the swept run is the existing (ended) run: it is never restarted.
         const resent = yield* alive.claim({ sessionId: "s-b", runId: "r-b" })
         expect(resent._tag).toBe("Existing")

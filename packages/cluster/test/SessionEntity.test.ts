@@ -62,12 +62,13 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
         Stream.runDrain
       )
       const stopped = yield* s1.Stop({ reason: new CancelReason.UserAbort() })
-      const ended = Option.getOrThrow(stopped)
-      expect(ended.wasRunning).toBe(true)
-      expect(ended.ended._tag).toBe("Cancelled")
-      if (ended.ended._tag === "Cancelled") {
-        expect(ended.ended.reason).toEqual(new CancelReason.UserAbort())
-        expect(ended.ended.writesRolledBack).toBe(1)
+      const found = Option.getOrThrow(stopped)
+      expect(found.wasRunning).toBe(true)
+      const ended = Option.getOrThrow(found.ended)
+      expect(ended._tag).toBe("Cancelled")
+      if (ended._tag === "Cancelled") {
+        expect(ended.reason).toEqual(new CancelReason.UserAbort())
+        expect(ended.writesRolledBack).toBe(1)
       }
       expect(yield* SqlStagedWrites.read("notes", "n-1")).toEqual(Option.none())
       expect(yield* endedRow("r-1")).toMatchObject({ status: "ended", reason: "UserAbort" })
@@ -170,5 +171,41 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
           ])
         )
       )
+  )
+  it.live(
+    "a Stop for a run going on a replica that no longer owns the session revokes it: it cannot commit, and its replica learns the Stop's reason",
+    () =>
+      Effect.gen(function* () {
+        const fence = yield* RunFence.RunFence
+        const prefix = fence.table.replace(/_runs$/, "")
+        // replica-gone started r-x for s-1 and still runs it, but the session's entity is now on this replica.
+        const gone = yield* RunFence.make({ prefix, owner: "replica-gone" })
+        const goneWrites = yield* SqlStagedWrites.make({
+          recordsTable: `${prefix}_records`,
+          beforeCommit: gone.checkCommit
+        })
+        yield* gone.claim({ sessionId: "s-1", runId: "r-x" })
+        const s1 = yield* session("s-1")
+        const stopped = Option.getOrThrow(yield* s1.Stop({ reason: new CancelReason.UserAbort() }))
+        expect(stopped).toMatchObject({ runId: "r-x", wasRunning: true, ended: Option.none() })
+        expect(Option.getOrThrow(yield* fence.get("r-x"))).toMatchObject({
+          status: "ended",
+          reason: "UserAbort",
+          epoch: 2
+        })
+        // Its replica learns it at its next heartbeat (and cancels the run with UserAbort); its commit is refused.
+        expect(yield* gone.heartbeat).toEqual([{ runId: "r-x", sessionId: "s-1", reason: "UserAbort" }])
+        const refused = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const tx = yield* goneWrites.begin("r-x")
+            yield* tx.stage(StagedWrites.upsert("notes", "n-x", { text: "late" }))
+            return yield* Effect.flip(tx.commit)
+          })
+        )
+        expect(refused._tag).toBe("CommitFencedError")
+        expect(yield* SqlStagedWrites.read("notes", "n-x")).toEqual(Option.none())
+        // The session takes a new run here.
+        expect((yield* s1.Start({ runId: "r-2", message: "hi" })).isResent).toBe(false)
+      }).pipe(Effect.provide(replica([ScriptedModel.text("Hello.")])))
   )
 })

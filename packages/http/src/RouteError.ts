@@ -126,6 +126,18 @@ export class TooManyRuns extends Schema.TaggedError<TooManyRuns>()("TooManyRuns"
 }) {}
 
 /**
+ * The server has as many runs going as it serves well, and its queue of starts is full (or the start waited in it
+ * past its deadline): nothing was started; try again after `retryAfterSeconds` (503, with `Retry-After`).
+ *
+ * @since 0.1.0
+ */
+export class Overloaded extends Schema.TaggedError<Overloaded>()("Overloaded", {
+  message: Schema.String,
+  limit: Schema.Number,
+  retryAfterSeconds: Schema.Number
+}) {}
+
+/**
  * The session store failed (a database down): nothing was started or stopped; try again (503).
  *
  * @since 0.1.0
@@ -146,6 +158,7 @@ export type RouteError =
   | UnsupportedMediaType
   | SessionBusy
   | TooManyRuns
+  | Overloaded
   | StoreUnavailable
 
 /**
@@ -175,6 +188,7 @@ export const status = (error: RouteError): number => {
       return 409
     case "TooManyRuns":
       return 429
+    case "Overloaded":
     case "StoreUnavailable":
       return 503
   }
@@ -204,20 +218,26 @@ export const toJson = (error: RouteError): { readonly error: Record<string, unkn
   return { error: fields }
 }
 
-/** The headers of a refusal: `WWW-Authenticate` on a 401; `Connection: close` on a 408 (the client was slow). */
+/**
+ * The headers of a refusal: `WWW-Authenticate` on a 401; `Connection: close` on a 408 (the client was slow);
+ * `Retry-After` on `Overloaded`.
+ */
 const headersOf = (error: RouteError): Record<string, string> => {
   switch (error._tag) {
     case "Unauthorized":
       return { "www-authenticate": 'Bearer realm="tether"' }
     case "RequestTimeout":
       return { connection: "close" }
+    case "Overloaded":
+      return { "retry-after": String(error.retryAfterSeconds) }
     default:
       return {}
   }
 }
 
 /**
- * The response for a refusal, with `WWW-Authenticate` on a 401 and `Connection: close` on a 408.
+ * The response for a refusal, with `WWW-Authenticate` on a 401, `Connection: close` on a 408 and `Retry-After` on
+ * `Overloaded`.
  *
  * @since 0.1.0
  */

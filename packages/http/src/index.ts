@@ -22,3 +22,6 @@ export * as ServerSentEvents from "./ServerSentEvents.js"
 
 /** @since 0.1.0 */
 export * as SessionRoutes from "./SessionRoutes.js"
+
+/** @since 0.1.0 */
+export * as SessionRuns from "./SessionRuns.js"

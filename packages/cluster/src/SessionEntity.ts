@@ -147,6 +147,25 @@ export class Stopped extends Schema.Class<Stopped>("@tether/cluster/Stopped")({
 }) {}
 
 /**
+ * A run's token ledger (`TokenBudget.Snapshot`), as it crosses replicas.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TokenSnapshot = Schema.Struct({
+  ceiling: Schema.Number,
+  reserved: Schema.Number,
+  settled: Schema.Number,
+  released: Schema.Number,
+  inFlight: Schema.Number,
+  reservedInFlight: Schema.Number,
+  used: Schema.Number,
+  tally: TokenBudget.Tally,
+  estimated: Schema.Boolean,
+  exceeded: Schema.Boolean
+})
+
+/**
  * A session's status: no run known (`Idle`), its latest run going (`Running`, with the replica that owns it) or ended
  * (`Ended`: `reason` from the run row; `ended` when the replica that ran it still knows how).
  *
@@ -155,7 +174,13 @@ export class Stopped extends Schema.Class<Stopped>("@tether/cluster/Stopped")({
  */
 export const Status = Schema.Union(
   Schema.TaggedStruct("Idle", { sessionId: Schema.String }),
-  Schema.TaggedStruct("Running", { sessionId: Schema.String, runId: Schema.String, owner: Schema.String }),
+  Schema.TaggedStruct("Running", {
+    sessionId: Schema.String,
+    runId: Schema.String,
+    owner: Schema.String,
+    /** The run's tokens, when the replica answering runs it. */
+    tokens: Schema.OptionFromNullOr(TokenSnapshot)
+  }),
   Schema.TaggedStruct("Ended", {
     sessionId: Schema.String,
     runId: Schema.String,
@@ -331,8 +356,15 @@ export const layer = <R>(
               if (Option.isSome(found)) {
                 const run = found.value
                 const outcome = yield* run.poll
+                const tokens = yield* run.tokens
                 return Option.match(outcome, {
-                  onNone: (): Status => ({ _tag: "Running", sessionId, runId: run.id, owner: fence.owner }),
+                  onNone: (): Status => ({
+                    _tag: "Running",
+                    sessionId,
+                    runId: run.id,
+                    owner: fence.owner,
+                    tokens: Option.some(tokens)
+                  }),
                   onSome: (ended): Status => ({
                     _tag: "Ended",
                     sessionId,
@@ -354,7 +386,7 @@ export const layer = <R>(
                         reason: row.reason ?? "Ended",
                         ended: Option.none()
                       }
-                    : { _tag: "Running", sessionId, runId: row.runId, owner: row.owner }
+                    : { _tag: "Running", sessionId, runId: row.runId, owner: row.owner, tokens: Option.none() }
               })
             })
         })

@@ -21,3 +21,6 @@ export * as SessionEntity from "./SessionEntity.js"
 
 /** @since 0.1.0 */
 export * as ClusterRunner from "./ClusterRunner.js"
+
+/** @since 0.1.0 */
+export * as ClusterSessionRuns from "./ClusterSessionRuns.js"

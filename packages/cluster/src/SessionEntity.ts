@@ -320,19 +320,25 @@ export const layer = <R>(
             Effect.gen(function* () {
               const { reason } = envelope.payload
               const found = yield* localRun()
-              const row = yield* Effect.orDie(fence.active(sessionId))
-              // The session's run goes on elsewhere (the replica that started it lost the session's shard): revoked.
+              const stopLocal = (run: AgentRun.AgentRun, wasRunning: boolean) =>
+                Effect.map(run.cancel(reason), (outcome) =>
+                  Option.some(new Stopped({ runId: run.id, wasRunning, ended: Option.some(fromOutcome(outcome)) }))
+                )
+              // The common case first, with no query: the run goes on here.
+              if (Option.isSome(found) && Option.isNone(yield* found.value.poll))
+                return yield* stopLocal(found.value, true)
+              // The session's run may go on elsewhere (the replica that started it lost the session's shard): revoked.
+              // A database that cannot be read leaves only what this replica knows.
+              const row = yield* Effect.orElseSucceed(fence.active(sessionId), () => Option.none<Fence.RunRow>())
               if (Option.isSome(row) && row.value.owner !== fence.owner && row.value.status === "running") {
-                const revoked = yield* Effect.orDie(fence.revoke(row.value.runId, reason._tag))
+                const revoked = yield* Effect.orElseSucceed(fence.revoke(row.value.runId, reason._tag), () =>
+                  Option.none<Fence.RunRow>()
+                )
                 if (Option.isSome(revoked)) {
                   return Option.some(new Stopped({ runId: row.value.runId, wasRunning: true, ended: Option.none() }))
                 }
               }
-              if (Option.isNone(found)) return Option.none()
-              const run = found.value
-              const wasRunning = Option.isNone(yield* run.poll)
-              const outcome = yield* run.cancel(reason)
-              return Option.some(new Stopped({ runId: run.id, wasRunning, ended: Option.some(fromOutcome(outcome)) }))
+              return Option.isSome(found) ? yield* stopLocal(found.value, false) : Option.none()
             }),
           Attach: (envelope) =>
             Stream.unwrap(

@@ -132,7 +132,9 @@ const withoutPgDriver = Effect.map(
 const packagesLoad: ReadonlyArray<Check> = [
   check(
     "every package loads on Node",
-    [AnthropicModel, Cluster, Core, Http, TetherNode, SqlStagedWrites, Testing].every((ns) => Object.keys(ns).length > 0)
+    [AnthropicModel, Cluster, Core, Http, TetherNode, SqlStagedWrites, Testing].every(
+      (ns) => Object.keys(ns).length > 0
+    )
   ),
   check("@tether/node resolves to its Node module on Node", typeof TetherNode.CommandTool.make === "function")
 ]

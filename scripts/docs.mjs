@@ -8,7 +8,7 @@ import path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const all = ["core", "anthropic", "http", "sql", "testing", "node"]
+const all = ["core", "anthropic", "http", "sql", "cluster", "testing", "node"]
 const asked = process.argv.slice(2)
 const unknown = asked.filter((name) => !all.includes(name))
 if (unknown.length > 0) {

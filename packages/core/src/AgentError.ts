@@ -2,7 +2,8 @@
  * Typed failures of a run (as opposed to cancellations, which carry a
  * `CancelReason`). Model failures are `ModelError`s; staged-write failures are
  * `StagedWriteError`s, or `WriteConflictError`s when a record changed under an `Expect`, or
- * `CommitOutcomeUnknownError` when the database connection was lost at the commit.
+ * `CommitOutcomeUnknownError` when the database connection was lost at the commit, or `CommitFencedError` when the
+ * run lost its claim (cluster mode) before it could commit.
  *
  * @example
  * ```ts
@@ -21,7 +22,12 @@
 import { Schema } from "effect"
 import * as CancelReason from "./CancelReason.js"
 import type { ModelError } from "./ModelError.js"
-import type { CommitOutcomeUnknownError, StagedWriteError, WriteConflictError } from "./StagedWrites.js"
+import type {
+  CommitFencedError,
+  CommitOutcomeUnknownError,
+  StagedWriteError,
+  WriteConflictError
+} from "./StagedWrites.js"
 
 /**
  * The model still asked for tools after `maxTurns` turns.
@@ -65,3 +71,4 @@ export type AgentError =
   | StagedWriteError
   | WriteConflictError
   | CommitOutcomeUnknownError
+  | CommitFencedError

@@ -90,6 +90,16 @@ export class Interrupted extends Schema.TaggedClass<Interrupted>()("Interrupted"
   }
 }
 
+/**
+ * In cluster mode, the replica that owned the run stopped heartbeating (killed, partitioned, or its database
+ * connection lost) for longer than the bound, and a sweeper ended the run in its place: `owner` names that replica.
+ * Such a run is never restarted (a second execution would bill tokens and stage writes again), and it can no longer
+ * commit: its writes are lost with it.
+ *
+ * @since 0.1.0
+ */
+export class LostReplica extends Schema.TaggedClass<LostReplica>()("LostReplica", { owner: Schema.String }) {}
+
 /** @since 0.1.0 */
 export const CancelReason = Schema.Union(
   UserAbort,
@@ -98,7 +108,8 @@ export const CancelReason = Schema.Union(
   BudgetExceeded,
   Shutdown,
   Superseded,
-  Interrupted
+  Interrupted,
+  LostReplica
 )
 
 /** @since 0.1.0 */
@@ -142,6 +153,8 @@ export const describe = (reason: CancelReason): string => {
       return "a newer run replaced it"
     case "Interrupted":
       return "it was interrupted"
+    case "LostReplica":
+      return `the replica that ran it (${reason.owner}) was lost`
   }
 }
 
@@ -157,7 +170,8 @@ export const isCancelReason = (u: unknown): u is CancelReason =>
   u instanceof BudgetExceeded ||
   u instanceof Shutdown ||
   u instanceof Superseded ||
-  u instanceof Interrupted
+  u instanceof Interrupted ||
+  u instanceof LostReplica
 
 const decodeUnknownOption = Schema.decodeUnknownOption(CancelReason)
 

@@ -185,6 +185,18 @@ export class CommitOutcomeUnknownError extends Schema.TaggedError<CommitOutcomeU
 ) {}
 
 /**
+ * The commit was refused because the run no longer holds its claim (in cluster mode: its epoch was bumped or the run
+ * was ended by a sweeper, because its replica was presumed lost). The check runs inside the commit's own transaction,
+ * so nothing of the run was applied. The run cannot commit again.
+ *
+ * @since 0.1.0
+ */
+export class CommitFencedError extends Schema.TaggedError<CommitFencedError>()("CommitFencedError", {
+  runId: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
  * The writes of one run. The run calls `commit` once, uninterruptibly, after
  * every child of the run has ended; if it never does, the scope that `begin`
  * ran in rolls the writes back when it closes.
@@ -198,7 +210,10 @@ export interface Transaction {
    * `WriteStaged` event). On failure nothing was applied and the writes stay staged, except after a
    * `CommitOutcomeUnknownError`, when they may have been applied and are no longer staged.
    */
-  readonly commit: Effect.Effect<number, StagedWriteError | WriteConflictError | CommitOutcomeUnknownError>
+  readonly commit: Effect.Effect<
+    number,
+    StagedWriteError | WriteConflictError | CommitOutcomeUnknownError | CommitFencedError
+  >
   /** Discards every staged write; returns how many were discarded. */
   readonly rollback: Effect.Effect<number, StagedWriteError>
 }

@@ -61,6 +61,14 @@ export interface Options {
    * after the COMMIT was sent is never retried: the commit fails with `CommitOutcomeUnknownError`.
    */
   readonly commitRetry?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * Runs inside each commit's database transaction, after PostgreSQL's commit lock and before the run's writes.
+   * Failing with `CommitFencedError` rolls the transaction back, so nothing of the run is applied, and the commit
+   * fails with that error (never retried); a `SqlError` fails the commit as a failed write would. It must query through
+   * the same `SqlClient` (so it runs on the transaction's connection). `@tether/cluster` checks a run's epoch here.
+   */
+  readonly beforeCommit?:
+    ((runId: string) => Effect.Effect<void, StagedWrites.CommitFencedError | SqlError>) | undefined
 }
 
 /**
@@ -105,7 +113,8 @@ const build = (options: Options) =>
       sql,
       dialect,
       records,
-      commitRetry: options.commitRetry ?? defaultCommitRetry
+      commitRetry: options.commitRetry ?? defaultCommitRetry,
+      beforeCommit: options.beforeCommit
     }
     const service: StagedWrites.Service = { begin: (runId) => Transaction.begin(backend, runId) }
     const committed: CommittedRecords = {

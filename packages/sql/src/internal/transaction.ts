@@ -14,6 +14,8 @@ export interface Backend {
   readonly records: string
   /** When a commit that failed transiently (nothing applied) is attempted again. */
   readonly commitRetry: Schedule.Schedule<unknown, unknown>
+  /** Runs inside the commit's transaction before the writes; its failure rolls the transaction back. */
+  readonly beforeCommit: ((runId: string) => Effect.Effect<void, StagedWrites.CommitFencedError | SqlError>) | undefined
 }
 
 /**
@@ -119,10 +121,14 @@ const runStatement = (
         )
     : sql.unsafe(write.sql, write.params)
 
-/** Why one write stopped the commit's transaction: the database refused it, or an `Expect` was unmet. */
+/**
+ * Why the commit's transaction stopped: the database refused a write, an `Expect` was unmet, or `beforeCommit`
+ * refused the run (`Fenced`).
+ */
 type WriteFailure =
   | { readonly _tag: "WriteFailed"; readonly write: string; readonly error: SqlError }
   | { readonly _tag: "Unmet"; readonly write: StagedWrites.Expect }
+  | { readonly _tag: "Fenced"; readonly error: StagedWrites.CommitFencedError }
 
 /** Applies one write; an `Expect` reads the record (inside the transaction, after the run's earlier writes). */
 const apply = (
@@ -147,13 +153,31 @@ const apply = (
   }
 }
 
-/** Every write in staged order, after the commit lock (PostgreSQL); the first failing one stops the rest. */
-const applyWrites = (backend: Backend, writes: Chunk.Chunk<Prepared>): Effect.Effect<void, WriteFailure> =>
+/**
+ * Every write in staged order, after the commit lock (PostgreSQL) and `beforeCommit`; the first failing one stops the
+ * rest.
+ */
+const applyWrites = (
+  backend: Backend,
+  runId: string,
+  writes: Chunk.Chunk<Prepared>
+): Effect.Effect<void, WriteFailure> =>
   Effect.gen(function* () {
     if (backend.dialect === "pg") {
       yield* lockRecordsTable(backend.sql, backend.records).pipe(
         Effect.mapError((error): WriteFailure => ({ _tag: "WriteFailed", write: "the commit lock", error }))
       )
+    }
+    if (backend.beforeCommit !== undefined) {
+      yield* backend
+        .beforeCommit(runId)
+        .pipe(
+          Effect.mapError((error): WriteFailure =>
+            error._tag === "CommitFencedError"
+              ? { _tag: "Fenced", error }
+              : { _tag: "WriteFailed", write: "the check before the commit", error }
+          )
+        )
     }
     for (const [index, write] of Chunk.toReadonlyArray(writes).entries()) {
       yield* apply(backend, write).pipe(
@@ -194,7 +218,7 @@ const classify = (
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const error = failure.value
-    if (error._tag === "Unmet") return Effect.fail(error)
+    if (error._tag === "Unmet" || error._tag === "Fenced") return Effect.fail(error)
     if (error._tag === "WriteFailed") {
       return Effect.fail(
         Transient.isTransient(error.error) ? { _tag: "Transient", step: error.write, error: error.error } : error
@@ -224,13 +248,13 @@ const classify = (
 }
 
 /** One attempt: every write in one database transaction. The first failing write aborts it and nothing lands. */
-const attempt = (backend: Backend, writes: Chunk.Chunk<Prepared>): Effect.Effect<void, AttemptFailure> =>
+const attempt = (backend: Backend, runId: string, writes: Chunk.Chunk<Prepared>): Effect.Effect<void, AttemptFailure> =>
   Effect.suspend(() => {
     let isCommitSent = false
     return backend.sql
       .withTransaction(
         Effect.zipRight(
-          applyWrites(backend, writes),
+          applyWrites(backend, runId, writes),
           Effect.sync(() => void (isCommitSent = true))
         )
       )
@@ -248,13 +272,16 @@ const applyAll = (
   writes: Chunk.Chunk<Prepared>
 ): Effect.Effect<
   void,
-  StagedWrites.StagedWriteError | StagedWrites.WriteConflictError | StagedWrites.CommitOutcomeUnknownError
+  | StagedWrites.StagedWriteError
+  | StagedWrites.WriteConflictError
+  | StagedWrites.CommitOutcomeUnknownError
+  | StagedWrites.CommitFencedError
 > =>
   Effect.suspend(() => {
     let attempts = 0
     const once = Effect.suspend(() => {
       attempts++
-      return attempt(backend, writes)
+      return attempt(backend, runId, writes)
     })
     return once.pipe(
       Effect.retry({ schedule: backend.commitRetry, while: (failure) => failure._tag === "Transient" }),
@@ -263,6 +290,8 @@ const applyAll = (
         switch (failure._tag) {
           case "Unmet":
             return StagedWrites.conflict(runId, failure.write)
+          case "Fenced":
+            return failure.error
           case "WriteFailed":
             return new StagedWrites.StagedWriteError({
               operation: "commit",

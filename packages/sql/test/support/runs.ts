@@ -15,7 +15,11 @@ export const runLikeCore = <A, E, R>(
   body: (tx: StagedWrites.Transaction) => Effect.Effect<A, E, R>
 ): Effect.Effect<
   number,
-  E | StagedWrites.StagedWriteError | StagedWrites.WriteConflictError | StagedWrites.CommitOutcomeUnknownError,
+  | E
+  | StagedWrites.StagedWriteError
+  | StagedWrites.WriteConflictError
+  | StagedWrites.CommitOutcomeUnknownError
+  | StagedWrites.CommitFencedError,
   StagedWrites.StagedWrites | Exclude<R, Scope.Scope>
 > =>
   Effect.scoped(

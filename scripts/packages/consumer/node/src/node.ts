@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Layer, Option, Stream } from "effect"
 import { AnthropicModel } from "@tether/anthropic"
+import * as Cluster from "@tether/cluster"
 import * as Core from "@tether/core"
 import { AgentRun, CancelReason, LanguageModel, StagedWrites } from "@tether/core"
 import * as Http from "@tether/http"
@@ -131,7 +132,9 @@ const withoutPgDriver = Effect.map(
 const packagesLoad: ReadonlyArray<Check> = [
   check(
     "every package loads on Node",
-    [AnthropicModel, Core, Http, TetherNode, SqlStagedWrites, Testing].every((ns) => Object.keys(ns).length > 0)
+    [AnthropicModel, Cluster, Core, Http, TetherNode, SqlStagedWrites, Testing].every(
+      (ns) => Object.keys(ns).length > 0
+    )
   ),
   check("@tether/node resolves to its Node module on Node", typeof TetherNode.CommandTool.make === "function")
 ]

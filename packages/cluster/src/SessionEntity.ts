@@ -1,0 +1,472 @@
+/**
+ * The session entity: one `@effect/cluster` entity per session (entity id = session id), living on the replica that
+ * owns the session's shard. Its RPCs are volatile (never persisted) and run with unbounded concurrency, so a `Stop`
+ * never queues behind a `Start`:
+ *
+ * - `Start` claims the run in PostgreSQL (`RunFence`) before it starts, then runs it in the replica's `RunRegistry`.
+ *   It is idempotent by run id: a start re-sent (by the caller, or by the cluster after the owner died) answers the
+ *   run that was claimed, and never runs it again. Another run of a busy session fails with `SessionBusyError`.
+ * - `Stop` cancels the session's run with the given reason and answers how it ended.
+ * - `Attach` streams the run's events after a sequence number (volatile: a caller that lost the stream attaches
+ *   again from the last sequence number it saw).
+ * - `Status` answers the session's latest run, from this replica or from the run rows.
+ *
+ * `layer` registers the handlers; the replica also heartbeats its runs (a run whose claim was taken away is cancelled
+ * with `LostReplica`) and, as a cluster singleton, sweeps the runs of replicas that stopped heartbeating.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CancelReason } from "@tether/core"
+ * import { SessionEntity } from "@tether/cluster"
+ *
+ * // On any replica:
+ * const stop = (sessionId: string) =>
+ *   Effect.gen(function* () {
+ *     const client = yield* SessionEntity.Session.client
+ *     return yield* client(sessionId).Stop({ reason: new CancelReason.UserAbort() })
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Entity, Singleton } from "@effect/cluster"
+import type { Sharding } from "@effect/cluster"
+import { Rpc } from "@effect/rpc"
+import type { SqlError } from "@effect/sql/SqlError"
+import { CancelReason, Message, RunEvent, RunRegistry, TokenBudget } from "@tether/core"
+import type { Agent, AgentRun, LanguageModel, RunOutcome } from "@tether/core"
+import { Cause, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { RunFence } from "./RunFence.js"
+import * as Fence from "./RunFence.js"
+
+/**
+ * The run rows could not be read or written (PostgreSQL unreachable, say): nothing was started.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RunStoreError extends Schema.TaggedError<RunStoreError>()("RunStoreError", {
+  message: Schema.String
+}) {}
+
+/**
+ * The session has no run this replica can attach to.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoRunError extends Schema.TaggedError<NoRunError>()("NoRunError", {
+  sessionId: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * How a run ended, as it crosses replicas: `RunOutcome` without its `Cause`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Ended = Schema.Union(
+  Schema.TaggedStruct("Completed", {
+    runId: Schema.String,
+    text: Schema.String,
+    transcript: Schema.Array(Message.Message),
+    tokensUsed: Schema.Number,
+    tally: TokenBudget.Tally,
+    writesCommitted: Schema.Number
+  }),
+  Schema.TaggedStruct("Cancelled", {
+    runId: Schema.String,
+    reason: CancelReason.CancelReason,
+    transcript: Schema.Array(Message.Message),
+    tokensUsed: Schema.Number,
+    tokensEstimated: Schema.Boolean,
+    tally: TokenBudget.Tally,
+    writesRolledBack: Schema.Number,
+    compensationsRun: Schema.Number
+  }),
+  Schema.TaggedStruct("Failed", {
+    runId: Schema.String,
+    error: Schema.String,
+    transcript: Schema.Array(Message.Message),
+    tokensUsed: Schema.Number,
+    tally: TokenBudget.Tally,
+    writesRolledBack: Schema.Number,
+    compensationsRun: Schema.Number
+  })
+)
+
+/** @since 0.1.0 */
+export type Ended = typeof Ended.Type
+
+/**
+ * A `RunOutcome` as `Ended` (a failure keeps its message, not its `Cause`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const fromOutcome = (outcome: RunOutcome.RunOutcome): Ended => {
+  switch (outcome._tag) {
+    case "Completed":
+      return { ...outcome, _tag: "Completed" }
+    case "Cancelled":
+      return { ...outcome, _tag: "Cancelled" }
+    case "Failed": {
+      const { cause: _cause, ...rest } = outcome
+      return { ...rest, _tag: "Failed" }
+    }
+  }
+}
+
+/**
+ * What `Start` answers: the run, and whether this start was a re-sent one (the run id was already claimed, and the
+ * run was not started again).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Started extends Schema.Class<Started>("@tether/cluster/Started")({
+  sessionId: Schema.String,
+  runId: Schema.String,
+  isResent: Schema.Boolean
+}) {}
+
+/**
+ * What `Stop` answers: the run it found, whether it was still going, and how it ended. `ended` is `None` when the run
+ * was going on a replica that no longer owns the session (its shard moved): the run was revoked in its row (it can no
+ * longer commit) and its replica cancels it at its next heartbeat, with the Stop's reason.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Stopped extends Schema.Class<Stopped>("@tether/cluster/Stopped")({
+  runId: Schema.String,
+  wasRunning: Schema.Boolean,
+  ended: Schema.OptionFromNullOr(Ended)
+}) {}
+
+/**
+ * A run's token ledger (`TokenBudget.Snapshot`), as it crosses replicas.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TokenSnapshot = Schema.Struct({
+  ceiling: Schema.Number,
+  reserved: Schema.Number,
+  settled: Schema.Number,
+  released: Schema.Number,
+  inFlight: Schema.Number,
+  reservedInFlight: Schema.Number,
+  used: Schema.Number,
+  tally: TokenBudget.Tally,
+  estimated: Schema.Boolean,
+  exceeded: Schema.Boolean
+})
+
+/**
+ * A session's status: no run known (`Idle`), its latest run going (`Running`, with the replica that owns it) or ended
+ * (`Ended`: `reason` from the run row; `ended` when the replica that ran it still knows how).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Status = Schema.Union(
+  Schema.TaggedStruct("Idle", { sessionId: Schema.String }),
+  Schema.TaggedStruct("Running", {
+    sessionId: Schema.String,
+    runId: Schema.String,
+    owner: Schema.String,
+    /** The run's tokens, when the replica answering runs it. */
+    tokens: Schema.OptionFromNullOr(TokenSnapshot)
+  }),
+  Schema.TaggedStruct("Ended", {
+    sessionId: Schema.String,
+    runId: Schema.String,
+    reason: Schema.String,
+    ended: Schema.OptionFromNullOr(Ended)
+  })
+)
+
+/** @since 0.1.0 */
+export type Status = typeof Status.Type
+
+/**
+ * The session entity's protocol.
+ *
+ * @since 0.1.0
+ * @category entity
+ */
+export const Session = Entity.make("TetherSession", [
+  Rpc.make("Start", {
+    payload: {
+      runId: Schema.String,
+      message: Schema.String,
+      history: Schema.optional(Schema.Array(Message.Message)),
+      timeoutMillis: Schema.optional(Schema.Number),
+      tokenBudget: Schema.optional(Schema.Number)
+    },
+    success: Started,
+    error: Schema.Union(RunRegistry.SessionBusyError, Fence.RunIdTakenError, RunStoreError)
+  }),
+  Rpc.make("Stop", {
+    payload: { reason: CancelReason.CancelReason },
+    success: Schema.OptionFromNullOr(Stopped)
+  }),
+  Rpc.make("Attach", {
+    payload: { runId: Schema.optional(Schema.String), after: Schema.optional(Schema.Number) },
+    success: RunEvent.RunEvent,
+    error: NoRunError,
+    stream: true
+  }),
+  Rpc.make("Status", { success: Status, error: RunStoreError })
+])
+
+/** @since 0.1.0 */
+export interface Options<R> {
+  /** The agent every run of a session runs. */
+  readonly agent: Agent.Agent<R>
+  /** Cancel-deadline and leak options of every run (see `AgentRun.RunOptions`). */
+  readonly cancelDeadline?: Duration.DurationInput | undefined
+  /** How often this replica refreshes the heartbeat of its runs. Default 1 second. */
+  readonly heartbeatInterval?: Duration.DurationInput | undefined
+  /**
+   * A run whose heartbeat is older than this is ended `LostReplica` by the sweeper. Default 5 seconds: with the
+   * failover timings of `ClusterConfig`, a lost replica's runs are ended within about 6 s.
+   */
+  readonly staleAfter?: Duration.DurationInput | undefined
+  /** How long an idle entity stays in memory (its runs live in the registry, not in the entity). Default 5 minutes. */
+  readonly maxIdleTime?: Duration.DurationInput | undefined
+}
+
+const storeError = (error: SqlError) => new RunStoreError({ message: `the run rows: ${error.message}` })
+
+/** The `reason` a run row keeps of an outcome: `Completed`, `Failed` or the cancel reason's tag. */
+const rowReason = (outcome: RunOutcome.RunOutcome): string =>
+  outcome._tag === "Cancelled" ? outcome.reason._tag : outcome._tag
+
+/**
+ * The handlers of the session entity on this replica, the heartbeat of its runs and the sweeper (a cluster singleton).
+ * Needs the replica's `RunRegistry` and `RunFence`, the `LanguageModel`, and the `StagedWrites` the runs commit
+ * through: provide `RunFence.layerStagedWrites` so that their commits are fenced.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R>(
+  options: Options<R>
+): Layer.Layer<
+  never,
+  never,
+  Sharding.Sharding | RunRegistry.RunRegistry | RunFence | LanguageModel.LanguageModel | R
+> => {
+  const heartbeatInterval = options.heartbeatInterval ?? Duration.seconds(1)
+  const staleAfter = options.staleAfter ?? Duration.seconds(5)
+
+  const handlers = (watchers: FiberSet.FiberSet) =>
+    Session.toLayer(
+      Effect.gen(function* () {
+        const address = yield* Entity.CurrentAddress
+        const sessionId = address.entityId
+        const registry = yield* RunRegistry.RunRegistry
+        const fence = yield* RunFence
+        const starts = yield* Effect.makeSemaphore(1)
+
+        const localRun = (runId?: string) =>
+          Effect.map(
+            registry.get(sessionId),
+            Option.filter((run: AgentRun.AgentRun) => runId === undefined || run.id === runId)
+          )
+
+        const start = (payload: StartPayload) =>
+          starts.withPermits(1)(
+            Effect.gen(function* () {
+              const { runId } = payload
+              if (Option.isSome(yield* localRun(runId))) return new Started({ sessionId, runId, isResent: true })
+              const claim = yield* Effect.mapError(fence.claim({ sessionId, runId }), (error) =>
+                error._tag === "SqlError" ? storeError(error) : error
+              )
+              if (claim._tag === "Existing") return new Started({ sessionId, runId, isResent: true })
+              const input =
+                payload.history === undefined ? payload.message : { history: payload.history, message: payload.message }
+              const run = yield* registry
+                .start(sessionId, options.agent, input, {
+                  runId,
+                  onConflict: "refuse",
+                  timeout: payload.timeoutMillis,
+                  tokenBudget: payload.tokenBudget,
+                  cancelDeadline: options.cancelDeadline
+                })
+                .pipe(Effect.tapError(() => Effect.ignore(fence.end(runId, "Refused"))))
+              yield* FiberSet.run(
+                watchers,
+                Effect.flatMap(run.outcome, (outcome) =>
+                  fence
+                    .end(runId, rowReason(outcome))
+                    .pipe(
+                      Effect.retry(Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(5)))),
+                      Effect.ignoreLogged
+                    )
+                )
+              )
+              return new Started({ sessionId, runId, isResent: false })
+            })
+          )
+
+        return Session.of({
+          Start: (envelope) => start(envelope.payload),
+          Stop: (envelope) =>
+            Effect.gen(function* () {
+              const { reason } = envelope.payload
+              const found = yield* localRun()
+              const stopLocal = (run: AgentRun.AgentRun, wasRunning: boolean) =>
+                Effect.map(run.cancel(reason), (outcome) =>
+                  Option.some(new Stopped({ runId: run.id, wasRunning, ended: Option.some(fromOutcome(outcome)) }))
+                )
+              // The common case first, with no query: the run goes on here.
+              if (Option.isSome(found) && Option.isNone(yield* found.value.poll))
+                return yield* stopLocal(found.value, true)
+              // The session's run may go on elsewhere (the replica that started it lost the session's shard): revoked.
+              // A database that cannot be read leaves only what this replica knows.
+              const row = yield* Effect.orElseSucceed(fence.active(sessionId), () => Option.none<Fence.RunRow>())
+              if (Option.isSome(row) && row.value.owner !== fence.owner && row.value.status === "running") {
+                const revoked = yield* Effect.orElseSucceed(fence.revoke(row.value.runId, reason._tag), () =>
+                  Option.none<Fence.RunRow>()
+                )
+                if (Option.isSome(revoked)) {
+                  return Option.some(new Stopped({ runId: row.value.runId, wasRunning: true, ended: Option.none() }))
+                }
+              }
+              return Option.isSome(found) ? yield* stopLocal(found.value, false) : Option.none()
+            }),
+          Attach: (envelope) =>
+            Stream.unwrap(
+              Effect.map(localRun(envelope.payload.runId), (found) =>
+                Option.match(found, {
+                  onNone: () =>
+                    Stream.fail(
+                      new NoRunError({
+                        sessionId,
+                        message: `session ${sessionId} has no ${envelope.payload.runId === undefined ? "" : `run ${envelope.payload.runId} `}on this replica`
+                      })
+                    ),
+                  onSome: (run) =>
+                    envelope.payload.after === undefined ? run.events : run.eventsAfter(envelope.payload.after)
+                })
+              )
+            ),
+          Status: () =>
+            Effect.gen(function* () {
+              const found = yield* localRun()
+              if (Option.isSome(found)) {
+                const run = found.value
+                const outcome = yield* run.poll
+                const tokens = yield* run.tokens
+                return Option.match(outcome, {
+                  onNone: (): Status => ({
+                    _tag: "Running",
+                    sessionId,
+                    runId: run.id,
+                    owner: fence.owner,
+                    tokens: Option.some(tokens)
+                  }),
+                  onSome: (ended): Status => ({
+                    _tag: "Ended",
+                    sessionId,
+                    runId: run.id,
+                    reason: rowReason(ended),
+                    ended: Option.some(fromOutcome(ended))
+                  })
+                })
+              }
+              const latest = yield* Effect.mapError(fence.latest(sessionId), storeError)
+              return Option.match(latest, {
+                onNone: (): Status => ({ _tag: "Idle", sessionId }),
+                onSome: (row): Status =>
+                  row.status === "ended"
+                    ? {
+                        _tag: "Ended",
+                        sessionId,
+                        runId: row.runId,
+                        reason: row.reason ?? "Ended",
+                        ended: Option.none()
+                      }
+                    : { _tag: "Running", sessionId, runId: row.runId, owner: row.owner, tokens: Option.none() }
+              })
+            })
+        })
+      }),
+      { concurrency: "unbounded", maxIdleTime: options.maxIdleTime ?? Duration.minutes(5) }
+    )
+
+  // The replica's heartbeat: a claim taken away (swept while this replica was partitioned, say) cancels its run.
+  const heartbeat = Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const fence = yield* RunFence
+      const beat = Effect.gen(function* () {
+        const lost = yield* fence.heartbeat
+        for (const { reason, runId, sessionId } of lost) {
+          const run = yield* registry.get(sessionId)
+          if (Option.isSome(run) && run.value.id === runId) {
+            // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
+            const why = Option.getOrElse(
+              CancelReason.decodeOption({ _tag: reason }),
+              (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
+            )
+            yield* run.value.requestCancel(why)
+          }
+        }
+      })
+      yield* Effect.forkScoped(
+        beat.pipe(
+          Effect.catchAllCause((cause) => Effect.logDebug("RunFence heartbeat failed", Cause.pretty(cause))),
+          Effect.repeat(Schedule.spaced(heartbeatInterval))
+        )
+      )
+    })
+  )
+
+  // One sweeper in the cluster: it ends the runs of replicas that stopped heartbeating.
+  const sweeper = Singleton.make(
+    "TetherRunSweeper",
+    Effect.gen(function* () {
+      const fence = yield* RunFence
+      const sweep = Effect.flatMap(fence.sweep(staleAfter), (swept) =>
+        swept.length === 0
+          ? Effect.void
+          : Effect.logDebug(
+              `ended ${swept.length} run(s) of lost replicas`,
+              swept.map((row) => row.runId)
+            )
+      )
+      yield* sweep.pipe(
+        Effect.catchAllCause((cause) => Effect.logDebug("RunFence sweep failed", Cause.pretty(cause))),
+        Effect.repeat(Schedule.spaced(heartbeatInterval))
+      )
+    })
+  )
+
+  return Layer.unwrapScoped(
+    Effect.gen(function* () {
+      // Watchers of the runs: each records its run's end in the run row. They belong to the replica, not to an
+      // entity: a run outlives an idle entity that is reaped.
+      const watchers = yield* FiberSet.make()
+      // Closed before the watchers (finalizers run in reverse): the runs end with `Shutdown` and their rows say so.
+      const registry = yield* RunRegistry.RunRegistry
+      yield* Effect.addFinalizer(() =>
+        Effect.zipRight(registry.cancelAll(new CancelReason.Shutdown()), FiberSet.awaitEmpty(watchers))
+      )
+      return Layer.mergeAll(handlers(watchers), heartbeat, sweeper)
+    })
+  )
+}
+
+interface StartPayload {
+  readonly runId: string
+  readonly message: string
+  readonly history?: ReadonlyArray<Message.Message> | undefined
+  readonly timeoutMillis?: number | undefined
+  readonly tokenBudget?: number | undefined
+}

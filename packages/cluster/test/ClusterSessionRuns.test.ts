@@ -1,0 +1,110 @@
+import { TestRunner } from "@effect/cluster"
+import { expect, it } from "@effect/vitest"
+import { Agent, AgentRun, CancelReason, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
+import { Auth, SessionRuns } from "@tether/http"
+import { SqlStagedWrites } from "@tether/sql"
+import { ScriptedModel } from "@tether/testing"
+import { Chunk, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { ClusterSessionRuns, RunFence, SessionEntity } from "../src/index.js"
+import { client, describePostgres, dropTables, uniquePrefix } from "./support/Postgres.js"
+
+const saveNote = Tool.make({
+  name: "save_note",
+  description: "Saves a note",
+  input: Schema.Struct({ text: Schema.String }),
+  output: Schema.String,
+  handler: ({ text }) => Effect.as(AgentRun.stage(StagedWrites.upsert("notes", "n-1", { text })), "saved")
+})
+const agent = Agent.make({ name: "notes", tools: [saveNote] })
+
+/** `ClusterSessionRuns` on one replica (`TestRunner.layer`), a memory session store, PostgreSQL run rows. */
+const services = (script: ScriptedModel.Script) => {
+  const prefix = uniquePrefix()
+  const fence = RunFence.layer({ prefix, owner: "replica-test" })
+  const base = Layer.mergeAll(
+    RunRegistry.layer(),
+    fence,
+    RunFence.layerStagedWrites({ recordsTable: `${prefix}_records` }).pipe(Layer.provide(fence)),
+    ScriptedModel.layer(script),
+    TestRunner.layer,
+    SessionStore.layerMemory()
+  )
+  return Layer.mergeAll(SessionEntity.layer({ agent }), ClusterSessionRuns.layer()).pipe(
+    Layer.provideMerge(base),
+    Layer.provideMerge(Layer.scopedDiscard(dropTables(prefix))),
+    Layer.provideMerge(client),
+    Layer.orDie
+  )
+}
+
+const alice = Auth.CallerId.make("alice")
+const bob = Auth.CallerId.make("bob")
+
+describePostgres("ClusterSessionRuns (SessionRuns through the session entity)", () => {
+  it.live("start, then cancel through SessionRuns: Cancelled(UserAbort), the write rolled back, the status Ended", () =>
+    Effect.gen(function* () {
+      const runs = yield* SessionRuns.SessionRuns
+      const started = yield* runs.start({ sessionId: "s-1", caller: alice, agent, message: "Note: buy milk" })
+      yield* started.events.pipe(
+        Stream.takeUntil((event) => event._tag === "WriteStaged"),
+        Stream.runDrain
+      )
+      const running = yield* runs.status({ sessionId: "s-1", caller: alice })
+      expect(running).toMatchObject({ _tag: "Running", runId: started.runId })
+      const cancelled = yield* runs.cancel({ sessionId: "s-1", caller: alice, reason: new CancelReason.UserAbort() })
+      expect(cancelled).toMatchObject({ sessionId: "s-1", runId: started.runId, wasRunning: true })
+      expect(cancelled.outcome._tag).toBe("Cancelled")
+      if (cancelled.outcome._tag === "Cancelled") {
+        expect(cancelled.outcome.reason).toEqual(new CancelReason.UserAbort())
+        expect(cancelled.outcome.writesRolledBack).toBe(1)
+      }
+      expect(yield* SqlStagedWrites.read("notes", "n-1")).toEqual(Option.none())
+      const ended = yield* runs.status({ sessionId: "s-1", caller: alice })
+      expect(ended).toMatchObject({ _tag: "Ended", runId: started.runId })
+      // The session belongs to alice.
+      expect((yield* Effect.flip(runs.status({ sessionId: "s-1", caller: bob })))._tag).toBe("Forbidden")
+      const refused = yield* Effect.flip(runs.start({ sessionId: "s-1", caller: bob, agent, message: "mine?" }))
+      expect(refused._tag).toBe("Forbidden")
+    }).pipe(
+      Effect.provide(
+        services([
+          [ScriptedModel.toolUse("save_note", { text: "buy milk" })],
+          ScriptedModel.text("Saved, and here is a long answer.", { chunks: 20, delay: "500 millis" })
+        ])
+      )
+    )
+  )
+
+  it.live(
+    "a second start while the run goes is SessionBusy; a completed run's transcript is the next run's history",
+    () =>
+      Effect.gen(function* () {
+        const runs = yield* SessionRuns.SessionRuns
+        const first = yield* runs.start({ sessionId: "s-1", caller: alice, agent, message: "first" })
+        const busy = yield* Effect.flip(runs.start({ sessionId: "s-1", caller: alice, agent, message: "too soon" }))
+        expect(busy).toMatchObject({ _tag: "SessionBusy", runId: first.runId })
+        const events = Chunk.toReadonlyArray(yield* Stream.runCollect(first.events))
+        expect(events[events.length - 1]?._tag).toBe("RunCompleted")
+        // The follower saves the transcript once the run ended.
+        const store = yield* SessionStore.SessionStore
+        yield* store
+          .get("s-1")
+          .pipe(
+            Effect.map(Option.filter((session) => session.transcript.length === 2)),
+            Effect.flatMap(Effect.orElseFail(() => "not saved yet")),
+            Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("10 seconds")))
+          )
+        yield* runs.start({ sessionId: "s-1", caller: alice, agent, message: "second" })
+        const attached = yield* runs.attach({ sessionId: "s-1", caller: alice, after: Option.none() })
+        yield* Stream.runDrain(attached.events)
+        const recorder = yield* ScriptedModel.ScriptedModel
+        const requests = yield* recorder.requests
+        expect(requests.length).toBe(2)
+        expect(requests[1]!.messages.length).toBe(3) // first, its answer, second
+      }).pipe(
+        Effect.provide(
+          services([ScriptedModel.text("One.", { chunks: 2, delay: "200 millis" }), ScriptedModel.text("Two.")])
+        )
+      )
+  )
+})

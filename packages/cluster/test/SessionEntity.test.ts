@@ -1,0 +1,211 @@
+import { TestRunner } from "@effect/cluster"
+import { SqlClient } from "@effect/sql"
+import { expect, it } from "@effect/vitest"
+import { Agent, AgentRun, CancelReason, RunRegistry, StagedWrites, Tool } from "@tether/core"
+import { SqlStagedWrites } from "@tether/sql"
+import { ScriptedModel } from "@tether/testing"
+import { Chunk, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { RunFence, SessionEntity } from "../src/index.js"
+import { client, describePostgres, dropTables, uniquePrefix } from "./support/Postgres.js"
+
+const saveNote = Tool.make({
+  name: "save_note",
+  description: "Saves a note",
+  input: Schema.Struct({ text: Schema.String }),
+  output: Schema.String,
+  handler: ({ text }) => Effect.as(AgentRun.stage(StagedWrites.upsert("notes", "n-1", { text })), "saved")
+})
+const agent = Agent.make({ name: "notes", tools: [saveNote] })
+
+/** One replica on `TestRunner.layer` (in memory) over PostgreSQL run rows, with a fresh table prefix. */
+const replica = (script: ScriptedModel.Script) => {
+  const prefix = uniquePrefix()
+  const fence = RunFence.layer({ prefix, owner: "replica-test" })
+  const base = Layer.mergeAll(
+    RunRegistry.layer(),
+    fence,
+    RunFence.layerStagedWrites({ recordsTable: `${prefix}_records` }).pipe(Layer.provide(fence)),
+    ScriptedModel.layer(script),
+    TestRunner.layer
+  )
+  return SessionEntity.layer({ agent }).pipe(
+    Layer.provideMerge(base),
+    Layer.provideMerge(Layer.scopedDiscard(dropTables(prefix))),
+    Layer.provideMerge(client),
+    Layer.orDie
+  )
+}
+
+/** The run row of `runId` once it is ended (its watcher records the end just after the outcome). */
+const endedRow = (runId: string) =>
+  Effect.flatMap(RunFence.RunFence, (fence) =>
+    fence
+      .get(runId)
+      .pipe(
+        Effect.map(Option.filter((row) => row.status === "ended")),
+        Effect.flatMap(Effect.orElseFail(() => "not ended yet")),
+        Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("10 seconds")))
+      )
+  )
+
+const session = (sessionId: string) => Effect.map(SessionEntity.Session.client, (make) => make(sessionId))
+
+describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
+  it.live("a Start then a Stop ends the run Cancelled(UserAbort), its staged write rolled back and its row ended", () =>
+    Effect.gen(function* () {
+      const s1 = yield* session("s-1")
+      const started = yield* s1.Start({ runId: "r-1", message: "Note: buy milk" })
+      expect(started).toMatchObject({ sessionId: "s-1", runId: "r-1", isResent: false })
+      // Wait until the tool staged its write, then press Stop.
+      yield* s1.Attach({}).pipe(
+        Stream.takeUntil((event) => event._tag === "WriteStaged"),
+        Stream.runDrain
+      )
+      const stopped = yield* s1.Stop({ reason: new CancelReason.UserAbort() })
+      const found = Option.getOrThrow(stopped)
+      expect(found.wasRunning).toBe(true)
+      const ended = Option.getOrThrow(found.ended)
+      expect(ended._tag).toBe("Cancelled")
+      if (ended._tag === "Cancelled") {
+        expect(ended.reason).toEqual(new CancelReason.UserAbort())
+        expect(ended.writesRolledBack).toBe(1)
+      }
+      expect(yield* SqlStagedWrites.read("notes", "n-1")).toEqual(Option.none())
+      expect(yield* endedRow("r-1")).toMatchObject({ status: "ended", reason: "UserAbort" })
+      const status = yield* s1.Status()
+      expect(status).toMatchObject({ _tag: "Ended", runId: "r-1", reason: "UserAbort" })
+    }).pipe(
+      Effect.provide(
+        replica([
+          [ScriptedModel.toolUse("save_note", { text: "buy milk" })],
+          ScriptedModel.text("Saved, and here is a long answer.", { chunks: 20, delay: "500 millis" })
+        ])
+      )
+    )
+  )
+
+  it.live("a re-sent Start with the same run id returns the same run, and the model sees one request", () =>
+    Effect.gen(function* () {
+      const s1 = yield* session("s-1")
+      const [first, second] = yield* Effect.all(
+        [s1.Start({ runId: "r-1", message: "hi" }), s1.Start({ runId: "r-1", message: "hi" })],
+        { concurrency: 2 }
+      )
+      expect([first.isResent, second.isResent].sort()).toEqual([false, true])
+      const events = yield* Stream.runCollect(s1.Attach({ runId: "r-1" }))
+      expect(Chunk.last(events).pipe(Option.map((event) => event._tag))).toEqual(Option.some("RunCompleted"))
+      // After the run ended, the same start again: still the same run, never a second execution.
+      const late = yield* s1.Start({ runId: "r-1", message: "hi" })
+      expect(late.isResent).toBe(true)
+      const recorder = yield* ScriptedModel.ScriptedModel
+      expect((yield* recorder.requests).length).toBe(1)
+      // Another run of the same session, once the first ended, runs.
+      yield* endedRow("r-1")
+      const next = yield* s1.Start({ runId: "r-2", message: "again" })
+      expect(next.isResent).toBe(false)
+    }).pipe(
+      Effect.provide(
+        replica([ScriptedModel.text("Hello!", { chunks: 3, delay: "20 millis" }), ScriptedModel.text("Again.")])
+      )
+    )
+  )
+
+  it.live("a Start of another run while the session's run is going fails with SessionBusyError", () =>
+    Effect.gen(function* () {
+      const s1 = yield* session("s-1")
+      yield* s1.Start({ runId: "r-1", message: "hi" })
+      const refused = yield* Effect.flip(s1.Start({ runId: "r-2", message: "hi again" }))
+      expect(refused).toEqual(new RunRegistry.SessionBusyError({ sessionId: "s-1", runId: "r-1" }))
+      const recorder = yield* ScriptedModel.ScriptedModel
+      expect((yield* recorder.requests).length).toBe(1)
+      yield* s1.Stop({ reason: new CancelReason.UserAbort() })
+    }).pipe(Effect.provide(replica([ScriptedModel.text("A long answer.", { chunks: 10, delay: "500 millis" })])))
+  )
+
+  it.live("Attach after sequence number n streams exactly the events after n", () =>
+    Effect.gen(function* () {
+      const s1 = yield* session("s-1")
+      yield* s1.Start({ runId: "r-1", message: "hi" })
+      const all = Chunk.toReadonlyArray(yield* Stream.runCollect(s1.Attach({})))
+      expect(all.length).toBeGreaterThan(5)
+      for (const index of [0, 2, all.length - 2, all.length - 1]) {
+        const n = all[index]!.seq
+        const after = Chunk.toReadonlyArray(yield* Stream.runCollect(s1.Attach({ after: n })))
+        expect(after).toEqual(all.filter((event) => event.seq > n))
+      }
+      const missing = yield* Effect.flip(Stream.runCollect(s1.Attach({ runId: "r-unknown" })))
+      expect(missing._tag).toBe("NoRunError")
+    }).pipe(
+      Effect.provide(replica([ScriptedModel.text("One two three four five.", { chunks: 5, delay: "10 millis" })]))
+    )
+  )
+
+  it.live(
+    "a run whose claim is taken away (swept) is cancelled LostReplica at the next heartbeat and commits nothing",
+    () =>
+      Effect.gen(function* () {
+        const s1 = yield* session("s-1")
+        yield* s1.Start({ runId: "r-1", message: "Note: buy milk" })
+        yield* s1.Attach({}).pipe(
+          Stream.takeUntil((event) => event._tag === "WriteStaged"),
+          Stream.runDrain
+        )
+        // Another replica's sweep presumes this one lost (a bound of 0 ends every run not ended).
+        const fence = yield* RunFence.RunFence
+        const sql = yield* SqlClient.SqlClient
+        const other = yield* RunFence.make({ prefix: fence.table.replace(/_runs$/, ""), owner: "replica-other" })
+        expect((yield* other.sweep(0)).map((row) => row.runId)).toEqual(["r-1"])
+        const events = Chunk.toReadonlyArray(yield* Stream.runCollect(s1.Attach({ runId: "r-1" })))
+        const last = events[events.length - 1]!
+        expect(last._tag).toBe("RunCancelled")
+        if (last._tag === "RunCancelled")
+          expect(last.reason).toEqual(new CancelReason.LostReplica({ owner: "replica-test" }))
+        expect(yield* SqlStagedWrites.read("notes", "n-1")).toEqual(Option.none())
+        const rows = yield* sql<{ status: string; reason: string }>`SELECT status, reason FROM ${sql(fence.table)}`
+        expect(rows).toEqual([{ status: "ended", reason: "LostReplica" }])
+      }).pipe(
+        Effect.provide(
+          replica([
+            [ScriptedModel.toolUse("save_note", { text: "buy milk" })],
+            ScriptedModel.text("Saved, and here is a long answer.", { chunks: 20, delay: "500 millis" })
+          ])
+        )
+      )
+  )
+  it.live(
+    "a Stop for a run going on a replica that no longer owns the session revokes it: it cannot commit, and its replica learns the Stop's reason",
+    () =>
+      Effect.gen(function* () {
+        const fence = yield* RunFence.RunFence
+        const prefix = fence.table.replace(/_runs$/, "")
+        // replica-gone started r-x for s-1 and still runs it, but the session's entity is now on this replica.
+        const gone = yield* RunFence.make({ prefix, owner: "replica-gone" })
+        const goneWrites = yield* SqlStagedWrites.make({
+          recordsTable: `${prefix}_records`,
+          beforeCommit: gone.checkCommit
+        })
+        yield* gone.claim({ sessionId: "s-1", runId: "r-x" })
+        const s1 = yield* session("s-1")
+        const stopped = Option.getOrThrow(yield* s1.Stop({ reason: new CancelReason.UserAbort() }))
+        expect(stopped).toMatchObject({ runId: "r-x", wasRunning: true, ended: Option.none() })
+        expect(Option.getOrThrow(yield* fence.get("r-x"))).toMatchObject({
+          status: "ended",
+          reason: "UserAbort",
+          epoch: 2
+        })
+        // Its replica learns it at its next heartbeat (and cancels the run with UserAbort); its commit is refused.
+        expect(yield* gone.heartbeat).toEqual([{ runId: "r-x", sessionId: "s-1", reason: "UserAbort" }])
+        const refused = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const tx = yield* goneWrites.begin("r-x")
+            yield* tx.stage(StagedWrites.upsert("notes", "n-x", { text: "late" }))
+            return yield* Effect.flip(tx.commit)
+          })
+        )
+        expect(refused._tag).toBe("CommitFencedError")
+        expect(yield* SqlStagedWrites.read("notes", "n-x")).toEqual(Option.none())
+        // The session takes a new run here.
+        expect((yield* s1.Start({ runId: "r-2", message: "hi" })).isResent).toBe(false)
+      }).pipe(Effect.provide(replica([ScriptedModel.text("Hello.")])))
+  )
+})

@@ -142,6 +142,8 @@ export const make: Effect.Effect<
     }).pipe(Effect.catchAllCause((cause) => Effect.logDebug("ClusterSessionRuns: transcript not saved", cause)))
 
   const service: SessionRuns.Service = {
+    // No process-wide cap in cluster mode yet: every start goes to its session's owner, which decides.
+    checkCapacity: Effect.void,
     start: (request) =>
       Effect.gen(function* () {
         const { caller, sessionId } = request

@@ -22,7 +22,7 @@ import { NodeClusterSocket } from "@effect/platform-node"
 import type { SocketServerError } from "@effect/platform/SocketServer"
 import type { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Duration, Layer, Option } from "effect"
+import { Duration, Layer, Option, Schedule } from "effect"
 import type { ConfigError } from "effect"
 import { defaultPrefix } from "./RunFence.js"
 
@@ -81,8 +81,11 @@ export const layer = (
     runnerListenAddress: Option.some(RunnerAddress.make(options.listenHost ?? options.host, options.port)),
     ...options.shardingConfig
   }
+  // The storage's tables are made by the first replica to start; one starting at the same instant can find them half
+  // made (its migration sees the migrations table but not yet the shards table) and fail: it tries again, briefly.
   const storage = Layer.mergeAll(SqlMessageStorage.layerWith({ prefix }), SqlRunnerStorage.layerWith({ prefix })).pipe(
-    Layer.provide(ShardingConfig.layer(config))
+    Layer.provide(ShardingConfig.layer(config)),
+    Layer.retry(Schedule.intersect(Schedule.spaced("250 millis"), Schedule.recurs(20)))
   )
   return NodeClusterSocket.layer({ storage: "byo", runnerHealth: "ping", shardingConfig: config }).pipe(
     Layer.provideMerge(storage)

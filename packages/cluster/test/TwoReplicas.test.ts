@@ -199,6 +199,7 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
 
         const stopMillis: Array<number> = []
         const owners = new Set<string>()
+        let revoked = 0
         const trials = 12
         for (let trial = 0; trial < trials; trial++) {
           const sessionId = `s-${trial}`
@@ -215,13 +216,20 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
           const caller = status.owner === a.owner ? b : a
           expect(caller.owner).not.toBe(status.owner)
           const stopped = yield* caller.send({ op: "stop", sessionId })
-          expect(stopped).toMatchObject({
-            found: true,
-            wasRunning: true,
-            outcome: "Cancelled",
-            reason: "UserAbort",
-            writesRolledBack: 1
-          })
+          if (stopped.outcome === "Revoked") {
+            // The session's shard moved while the run went on (replicas still settling their shards): the Stop reached
+            // the new owner, which revoked the run's row; the run's own replica cancels it at its next heartbeat, with
+            // the Stop's reason (checked on the rows below), and its model socket closes (checked next).
+            revoked++
+          } else {
+            expect(stopped).toMatchObject({
+              found: true,
+              wasRunning: true,
+              outcome: "Cancelled",
+              reason: "UserAbort",
+              writesRolledBack: 1
+            })
+          }
           stopMillis.push(stopped.millis)
           const ended = yield* fake.awaitEnded(streaming.index)
           expect(ended.closedAt).toBeDefined()
@@ -236,7 +244,8 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
         // The figure, for the report (not an assertion: timings on a shared machine vary).
         writeFigure(
           "cluster-stop-across-replicas.txt",
-          `Stop across replicas (RPC to the owner until the run ended, ${trials} trials, owners seen: ${owners.size}): ` +
+          `Stop across replicas (RPC to the owner until the run ended, ${trials} trials, owners seen: ${owners.size}, ` +
+            `revoked after a shard move: ${revoked}): ` +
             `p50 ${percentile(stopMillis, 50).toFixed(1)} ms, p99 ${percentile(stopMillis, 99).toFixed(1)} ms, ` +
             `max ${Math.max(...stopMillis).toFixed(1)} ms; all: ${stopMillis.map((ms) => ms.toFixed(1)).join(" ")}`
         )

@@ -173,10 +173,11 @@ const respond = <R>(
   )
 
 /**
- * Streams a run's events. When `cancel` is given, the request's scope cancels
- * the run with `ClientDisconnected` if it closes before the terminal event went
- * out: the client went away (the server interrupted the response with
- * `clientAbortFiberId`) while the events streamed, or even before.
+ * Streams a run's events. When `cancel` is given, the run is cancelled with
+ * `ClientDisconnected` if the events stop before the terminal event went out:
+ * the client went away (the server interrupted the response with
+ * `clientAbortFiberId`) while the events streamed (the stream's own finalizer,
+ * at once), or even before (the request scope's finalizer).
  */
 const eventStream = (
   run: { readonly sessionId: string; readonly runId: string; readonly events: Stream.Stream<RunEvent.RunEvent> },
@@ -187,17 +188,17 @@ const eventStream = (
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
   Effect.gen(function* () {
     let isTerminalSent = false
-    const events = run.events.pipe(
-      Stream.tap((event) => Effect.sync(() => void (isTerminalSent ||= RunEvent.isTerminal(event))))
-    )
+    let isCancelRequested = false
     const cancel = options.cancel
-    if (cancel !== undefined) {
-      yield* Effect.addFinalizer(() =>
-        isTerminalSent
-          ? Effect.void
-          : cancel(new CancelReason.ClientDisconnected()).pipe(
+    const cancelIfUnfinished =
+      cancel === undefined
+        ? Effect.void
+        : Effect.suspend(() => {
+            if (isTerminalSent || isCancelRequested) return Effect.void
+            isCancelRequested = true
+            return cancel(new CancelReason.ClientDisconnected()).pipe(
               Effect.flatMap((outcome) =>
-                Effect.logInfo("client disconnected before the run ended").pipe(
+                Effect.logDebug("client disconnected before the run ended").pipe(
                   Effect.annotateLogs({
                     runId: run.runId,
                     sessionId: run.sessionId,
@@ -207,8 +208,14 @@ const eventStream = (
                 )
               )
             )
-      )
-    }
+          })
+    // The cancel goes out as soon as the events stream is interrupted (the client went away mid-stream), not once
+    // the whole response has unwound; the request scope's finalizer covers a client gone before the stream began.
+    const events = run.events.pipe(
+      Stream.tap((event) => Effect.sync(() => void (isTerminalSent ||= RunEvent.isTerminal(event)))),
+      Stream.ensuring(cancelIfUnfinished)
+    )
+    yield* Effect.addFinalizer(() => cancelIfUnfinished)
     return ServerSentEvents.response(events, {
       keepAliveInterval: options.keepAliveInterval,
       headers: { "x-tether-run-id": run.runId, "x-tether-session-id": run.sessionId }

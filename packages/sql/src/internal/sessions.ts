@@ -308,10 +308,9 @@ export const saveTranscript = (
   withStored(sql, tables, sessionId, (stored) =>
     stored === undefined || stored.run_id !== runId
       ? Effect.void
-      : Effect.flatMap(
-          writeMessages(sql, tables, sessionId, stored, transcript),
-          (written) => sql`UPDATE ${sql(tables.sessions)} SET message_count = ${written.count},
+      : Effect.flatMap(writeMessages(sql, tables, sessionId, stored, transcript), (written) =>
+          sql`UPDATE ${sql(tables.sessions)} SET message_count = ${written.count},
               transcript_digest = ${written.digest}, updated_at = ${now}
-            WHERE id = ${sessionId}`
+            WHERE id = ${sessionId}`.pipe(Effect.asVoid)
         )
-  ).pipe(Effect.asVoid)
+  )

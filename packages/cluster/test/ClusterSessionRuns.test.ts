@@ -1,41 +1,21 @@
-import { TestRunner } from "@effect/cluster"
 import { expect, it } from "@effect/vitest"
-import { Agent, AgentRun, CancelReason, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
+import { CancelReason, SessionStore } from "@tether/core"
 import { Auth, SessionRuns } from "@tether/http"
 import { SqlStagedWrites } from "@tether/sql"
 import { ScriptedModel } from "@tether/testing"
-import { Chunk, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
-import { ClusterSessionRuns, RunFence, SessionEntity } from "../src/index.js"
-import { client, describePostgres, dropTables, uniquePrefix } from "./support/Postgres.js"
-
-const saveNote = Tool.make({
-  name: "save_note",
-  description: "Saves a note",
-  input: Schema.Struct({ text: Schema.String }),
-  output: Schema.String,
-  handler: ({ text }) => Effect.as(AgentRun.stage(StagedWrites.upsert("notes", "n-1", { text })), "saved")
-})
-const agent = Agent.make({ name: "notes", tools: [saveNote] })
+import { Chunk, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { ClusterSessionRuns, SessionEntity } from "../src/index.js"
+import { describePostgres } from "./support/Postgres.js"
+import { agent, replicaWith } from "./support/Replica.js"
 
 /** `ClusterSessionRuns` on one replica (`TestRunner.layer`), a memory session store, PostgreSQL run rows. */
-const services = (script: ScriptedModel.Script) => {
-  const prefix = uniquePrefix()
-  const fence = RunFence.layer({ prefix, owner: "replica-test" })
-  const base = Layer.mergeAll(
-    RunRegistry.layer(),
-    fence,
-    RunFence.layerStagedWrites({ recordsTable: `${prefix}_records` }).pipe(Layer.provide(fence)),
-    ScriptedModel.layer(script),
-    TestRunner.layer,
-    SessionStore.layerMemory()
+const services = (script: ScriptedModel.Script) =>
+  replicaWith(
+    script,
+    Layer.mergeAll(SessionEntity.layer({ agent }), ClusterSessionRuns.layer()).pipe(
+      Layer.provideMerge(SessionStore.layerMemory())
+    )
   )
-  return Layer.mergeAll(SessionEntity.layer({ agent }), ClusterSessionRuns.layer()).pipe(
-    Layer.provideMerge(base),
-    Layer.provideMerge(Layer.scopedDiscard(dropTables(prefix))),
-    Layer.provideMerge(client),
-    Layer.orDie
-  )
-}
 
 const alice = Auth.CallerId.make("alice")
 const bob = Auth.CallerId.make("bob")

@@ -1,40 +1,12 @@
-import { TestRunner } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { Agent, AgentRun, CancelReason, RunRegistry, StagedWrites, Tool } from "@tether/core"
+import { CancelReason, RunRegistry, StagedWrites } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { ScriptedModel } from "@tether/testing"
-import { Chunk, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { Chunk, Effect, Option, Schedule, Stream } from "effect"
 import { RunFence, SessionEntity } from "../src/index.js"
-import { client, describePostgres, dropTables, uniquePrefix } from "./support/Postgres.js"
-
-const saveNote = Tool.make({
-  name: "save_note",
-  description: "Saves a note",
-  input: Schema.Struct({ text: Schema.String }),
-  output: Schema.String,
-  handler: ({ text }) => Effect.as(AgentRun.stage(StagedWrites.upsert("notes", "n-1", { text })), "saved")
-})
-const agent = Agent.make({ name: "notes", tools: [saveNote] })
-
-/** One replica on `TestRunner.layer` (in memory) over PostgreSQL run rows, with a fresh table prefix. */
-const replica = (script: ScriptedModel.Script) => {
-  const prefix = uniquePrefix()
-  const fence = RunFence.layer({ prefix, owner: "replica-test" })
-  const base = Layer.mergeAll(
-    RunRegistry.layer(),
-    fence,
-    RunFence.layerStagedWrites({ recordsTable: `${prefix}_records` }).pipe(Layer.provide(fence)),
-    ScriptedModel.layer(script),
-    TestRunner.layer
-  )
-  return SessionEntity.layer({ agent }).pipe(
-    Layer.provideMerge(base),
-    Layer.provideMerge(Layer.scopedDiscard(dropTables(prefix))),
-    Layer.provideMerge(client),
-    Layer.orDie
-  )
-}
+import { describePostgres } from "./support/Postgres.js"
+import { replica } from "./support/Replica.js"
 
 /** The run row of `runId` once it is ended (its watcher records the end just after the outcome). */
 const endedRow = (runId: string) =>

@@ -10,15 +10,6 @@ import { SessionStore } from "@tether/core"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
-const start = (port: number, headers: Record<string, string>, sessionId: string) =>
-  Client.openEventStream({
-    port,
-    method: "POST",
-    path: `/api/sessions/${sessionId}/messages`,
-    headers,
-    body: JSON.stringify({ message: "buy" })
-  })
-
 const request = (port: number, headers: Record<string, string>, method: "GET" | "POST", path: string) =>
   Client.requestJson({ port, method, path: `/api${path}`, headers })
 
@@ -57,11 +48,11 @@ describe("admission", () => {
   it.scopedLive("a start past maxLiveRuns is answered at once: 503 Overloaded with Retry-After, nothing claimed", () =>
     Effect.gen(function* () {
       const harness = yield* Harness.start({ script: slow, runs: { maxLiveRuns: 2, retryAfter: "3 seconds" } })
-      const one = yield* start(harness.port, Harness.alice, "s-1")
-      const two = yield* start(harness.port, Harness.bob, "s-2")
+      const one = yield* Harness.postMessage(harness.port, Harness.alice, "s-1")
+      const two = yield* Harness.postMessage(harness.port, Harness.bob, "s-2")
       expect([one.status, two.status]).toEqual([200, 200])
 
-      const refused = yield* start(harness.port, Harness.alice, "s-3")
+      const refused = yield* Harness.postMessage(harness.port, Harness.alice, "s-3")
       expect(refused.status).toBe(503)
       expect(refused.headers["retry-after"]).toBe("3")
       expect(JSON.parse(refused.text()).error).toMatchObject({ _tag: "Overloaded", limit: 2, retryAfterSeconds: 3 })
@@ -70,7 +61,7 @@ describe("admission", () => {
       // A stopped run has given its place back by the time the Stop is answered.
       const stopped = yield* request(harness.port, Harness.alice, "POST", "/sessions/s-1/cancel")
       expect(stopped.json.outcome).toMatchObject({ _tag: "Cancelled", reason: { _tag: "UserAbort" } })
-      const again = yield* start(harness.port, Harness.alice, "s-3")
+      const again = yield* Harness.postMessage(harness.port, Harness.alice, "s-3")
       expect(again.status).toBe(200)
       yield* Effect.forEach([one, two, again], (stream) => stream.destroy, { discard: true })
     })
@@ -82,7 +73,7 @@ describe("admission", () => {
         script: slow,
         runs: { maxLiveRuns: 1, maxQueuedStarts: 1, queueTimeout: "60 seconds" }
       })
-      const one = yield* start(harness.port, Harness.alice, "q-1")
+      const one = yield* Harness.postMessage(harness.port, Harness.alice, "q-1")
       expect(one.status).toBe(200)
       // Two starts past the cap at once: one waits in the queue (of one), the other is refused without waiting.
       const two = yield* Effect.forEach(
@@ -90,7 +81,7 @@ describe("admission", () => {
           [Harness.alice, "q-2"],
           [Harness.bob, "q-3"]
         ] as const,
-        ([headers, id]) => Effect.fork(start(harness.port, headers, id))
+        ([headers, id]) => Effect.fork(Harness.postMessage(harness.port, headers, id))
       )
       const polls = yield* eventually(Effect.forEach(two, Fiber.poll), (polls) => polls.some(Option.isSome))
       const refusedAt = polls.findIndex(Option.isSome)
@@ -115,9 +106,9 @@ describe("admission", () => {
         script: slow,
         runs: { maxLiveRuns: 1, maxQueuedStarts: 5, queueTimeout: "200 millis" }
       })
-      const one = yield* start(harness.port, Harness.alice, "t-1")
+      const one = yield* Harness.postMessage(harness.port, Harness.alice, "t-1")
       expect(one.status).toBe(200)
-      const late = yield* start(harness.port, Harness.bob, "t-2")
+      const late = yield* Harness.postMessage(harness.port, Harness.bob, "t-2")
       expect(late.status).toBe(503)
       expect(JSON.parse(late.text()).error).toMatchObject({ _tag: "Overloaded", limit: 1 })
       expect(late.headers["retry-after"]).toBe("2")
@@ -133,9 +124,9 @@ describe("admission", () => {
         runs: { maxLiveRuns: 1 },
         routes: { onConflict: "supersede" }
       })
-      const first = yield* start(harness.port, Harness.alice, "sup-1")
+      const first = yield* Harness.postMessage(harness.port, Harness.alice, "sup-1")
       yield* first.waitFor((events) => events.some((event) => event.event === "RunStarted"))
-      const second = yield* start(harness.port, Harness.alice, "sup-1")
+      const second = yield* Harness.postMessage(harness.port, Harness.alice, "sup-1")
       expect(second.status).toBe(200)
       const ended = yield* first.ended
       expect(ended.at(-1)).toMatchObject({ event: "RunCancelled", data: { reason: { _tag: "Superseded" } } })
@@ -151,10 +142,10 @@ describe("independence", () => {
       const harness = yield* Harness.start({ script: slow, sessionStore: store.layer })
       // Held starts are let go before the server closes, also when the test fails.
       yield* Effect.addFinalizer(() => store.open)
-      const held = yield* Effect.fork(start(harness.port, Harness.alice, "held-1"))
+      const held = yield* Effect.fork(Harness.postMessage(harness.port, Harness.alice, "held-1"))
       expect(yield* Queue.take(store.reached)).toBe("held-1")
 
-      const free = yield* start(harness.port, Harness.bob, "free-1").pipe(Effect.timeout("10 seconds"))
+      const free = yield* Harness.postMessage(harness.port, Harness.bob, "free-1").pipe(Effect.timeout("10 seconds"))
       expect(free.status).toBe(200)
       yield* free.waitFor((events) => events.some((event) => event.event === "RunStarted"))
       expect(Option.isNone(yield* Fiber.poll(held))).toBe(true)
@@ -176,10 +167,10 @@ describe("independence", () => {
       })
       // Held starts are let go before the server closes, also when the test fails.
       yield* Effect.addFinalizer(() => store.open)
-      const running = yield* start(harness.port, Harness.alice, "running-1")
+      const running = yield* Harness.postMessage(harness.port, Harness.alice, "running-1")
       yield* running.waitFor((events) => events.some((event) => event.event === "RunStarted"))
       const held = yield* Effect.forEach(["held-1", "held-2", "held-3", "held-4", "held-5"], (id) =>
-        Effect.fork(start(harness.port, Harness.bob, id))
+        Effect.fork(Harness.postMessage(harness.port, Harness.bob, id))
       )
       // Every held start is in its store read at once: none waits for another.
       const reached = yield* Effect.forEach(held, () => Queue.take(store.reached).pipe(Effect.timeout("10 seconds")))
@@ -216,7 +207,7 @@ describe("independence", () => {
       // Held starts are let go before the server closes, also when the test fails.
       yield* Effect.addFinalizer(() => store.open)
       const both = yield* Effect.forEach(["held-a", "held-b"], (id) =>
-        Effect.fork(start(harness.port, Harness.alice, id))
+        Effect.fork(Harness.postMessage(harness.port, Harness.alice, id))
       )
       // Both starts are past their checks' first step at the same time: the limit is not held by a lock.
       yield* Effect.forEach(both, () => Queue.take(store.reached).pipe(Effect.timeout("10 seconds")))

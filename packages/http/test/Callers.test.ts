@@ -9,15 +9,6 @@ import { Auth } from "@tether/http"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
-const start = (port: number, headers: Record<string, string>, sessionId: string) =>
-  Client.openEventStream({
-    port,
-    method: "POST",
-    path: `/api/sessions/${sessionId}/messages`,
-    headers,
-    body: JSON.stringify({ message: "buy" })
-  })
-
 describe("callers", () => {
   it.scopedLive("runs per client address are capped whatever callers it names (429), then free again", () =>
     Effect.gen(function* () {
@@ -31,14 +22,14 @@ describe("callers", () => {
           [Harness.alice, "a-2"],
           [Harness.bob, "b-1"]
         ] as const,
-        ([headers, sessionId]) => start(harness.port, headers, sessionId)
+        ([headers, sessionId]) => Harness.postMessage(harness.port, headers, sessionId)
       )
       expect(first.map((stream) => stream.status)).toEqual([200, 200, 200])
       for (const [headers, sessionId] of [
         [Harness.bob, "b-2"],
         [Harness.alice, "a-3"]
       ] as const) {
-        const refused = yield* start(harness.port, headers, sessionId)
+        const refused = yield* Harness.postMessage(harness.port, headers, sessionId)
         expect(refused.status).toBe(429)
         expect(JSON.parse(refused.text()).error).toMatchObject({
           _tag: "TooManyRuns",
@@ -55,7 +46,7 @@ describe("callers", () => {
         headers: Harness.alice
       })
       expect(cancelled.json.wasRunning).toBe(true)
-      const again = yield* start(harness.port, Harness.bob, "b-2")
+      const again = yield* Harness.postMessage(harness.port, Harness.bob, "b-2")
       expect(again.status).toBe(200)
       yield* Effect.forEach([...first, again], (stream) => stream.destroy, { discard: true })
     })
@@ -70,9 +61,21 @@ describe("callers", () => {
           clientAddress: (request) => request.headers["x-forwarded-for"]
         }
       })
-      const one = yield* start(harness.port, { ...Harness.alice, "x-forwarded-for": "203.0.113.1" }, "p-1")
-      const two = yield* start(harness.port, { ...Harness.alice, "x-forwarded-for": "203.0.113.2" }, "p-2")
-      const three = yield* start(harness.port, { ...Harness.alice, "x-forwarded-for": "203.0.113.1" }, "p-3")
+      const one = yield* Harness.postMessage(
+        harness.port,
+        { ...Harness.alice, "x-forwarded-for": "203.0.113.1" },
+        "p-1"
+      )
+      const two = yield* Harness.postMessage(
+        harness.port,
+        { ...Harness.alice, "x-forwarded-for": "203.0.113.2" },
+        "p-2"
+      )
+      const three = yield* Harness.postMessage(
+        harness.port,
+        { ...Harness.alice, "x-forwarded-for": "203.0.113.1" },
+        "p-3"
+      )
       expect([one.status, two.status, three.status]).toEqual([200, 200, 429])
       yield* Effect.forEach([one, two], (stream) => stream.destroy, { discard: true })
     })
@@ -100,7 +103,7 @@ describe("callers", () => {
         [Harness.alice, "o-alice"],
         [Harness.bob, "o-bob"]
       ] as const) {
-        const events = yield* start(harness.port, headers, sessionId).pipe(Effect.flatMap((s) => s.ended))
+        const events = yield* Harness.postMessage(harness.port, headers, sessionId).pipe(Effect.flatMap((s) => s.ended))
         expect(events.at(-1)?.event).toBe("RunCompleted")
       }
       const orders = (yield* harness.committed).get("orders")

@@ -3,15 +3,6 @@ import { Effect } from "effect"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 
-const startAs = (port: number, headers: Record<string, string>, sessionId: string) =>
-  Client.openEventStream({
-    port,
-    method: "POST",
-    path: `/api/sessions/${sessionId}/messages`,
-    headers,
-    body: JSON.stringify({ message: "buy" })
-  })
-
 const streaming = (stream: Client.EventStream) =>
   stream.waitFor((events) => events.some((e) => e.event === "TextDelta")).pipe(Effect.timeout("10 seconds"))
 
@@ -19,8 +10,8 @@ describe("Stop", () => {
   it.scopedLive("Stop from a second request cancels the right run: two sessions run, only one stops", () =>
     Effect.gen(function* () {
       const harness = yield* Harness.start({ script: Harness.orderThenSlowText(200, "50 millis") })
-      const a = yield* startAs(harness.port, Harness.alice, "s-a")
-      const b = yield* startAs(harness.port, Harness.alice, "s-b")
+      const a = yield* Harness.postMessage(harness.port, Harness.alice, "s-a")
+      const b = yield* Harness.postMessage(harness.port, Harness.alice, "s-b")
       yield* streaming(a)
       yield* streaming(b)
 
@@ -72,7 +63,7 @@ describe("Stop", () => {
   it.scopedLive("another caller can neither stop, read, stream nor continue a session: 403, nothing changes", () =>
     Effect.gen(function* () {
       const harness = yield* Harness.start({ script: Harness.orderThenSlowText(200, "50 millis") })
-      const a = yield* startAs(harness.port, Harness.alice, "s-a")
+      const a = yield* Harness.postMessage(harness.port, Harness.alice, "s-a")
       yield* streaming(a)
       const runId = a.headers["x-tether-run-id"]
       const request = (method: "GET" | "POST", path: string, body?: string) =>

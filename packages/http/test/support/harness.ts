@@ -11,7 +11,7 @@ import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import type { Duration } from "effect"
 import { Agent, AgentRun, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
 import { Auth, GracefulShutdown, SessionRoutes, SessionRuns } from "@tether/http"
-import { ScriptedModel } from "@tether/testing"
+import { ScriptedModel, SessionClient } from "@tether/testing"
 
 export const tokens = { "token-alice": "alice", "token-bob": "bob" } as const
 export const alice = { authorization: "Bearer token-alice" }
@@ -114,4 +114,14 @@ export const outcomeOf = (harness: Harness, sessionId: string) =>
   Effect.gen(function* () {
     const run = yield* harness.registry.get(sessionId).pipe(Effect.flatten, Effect.orDie)
     return yield* run.outcome.pipe(Effect.timeout("10 seconds"), Effect.orDie)
+  })
+
+/** Posts the message "buy" to `sessionId` as `headers` say, and opens its event stream. */
+export const postMessage = (port: number, headers: Record<string, string>, sessionId: string) =>
+  SessionClient.openEventStream({
+    port,
+    method: "POST",
+    path: `/api/sessions/${sessionId}/messages`,
+    headers,
+    body: JSON.stringify({ message: "buy" })
   })

@@ -30,6 +30,7 @@ import { Effect, Logger, LogLevel, Schema } from "effect"
 import * as HeapDiff from "./HeapDiff.js"
 import { callerCount } from "./Plan.js"
 import * as Server from "./Server.js"
+import { heapUsed } from "./Heap.js"
 
 /** @since 0.1.0 */
 export interface Settings {
@@ -102,16 +103,6 @@ const script: FakeAnthropic.Script = (request) => {
     ? FakeAnthropic.text(Array.from({ length: 20 }, (_, i) => `word${i} `))
     : FakeAnthropic.toolUse("record_note", { note: `note-${request.index}` })
 }
-
-const gc = (globalThis as { gc?: () => void }).gc
-
-const heapUsed = Effect.promise(async () => {
-  for (let i = 0; i < 3; i++) {
-    gc?.()
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  return process.memoryUsage().heapUsed
-})
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`
 

@@ -28,6 +28,7 @@ import * as Plan from "./Plan.js"
 import * as Report from "./Report.js"
 import * as Server from "./Server.js"
 import * as Tools from "./Tools.js"
+import { heapUsed } from "./Heap.js"
 
 const argument = (name: string): string | undefined =>
   process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
@@ -39,16 +40,6 @@ const settings = {
   runsPerRound: Number(argument("runs") ?? (isQuick ? 50 : 500)),
   concurrency: Number(argument("concurrency") ?? 32)
 }
-
-const gc = (globalThis as { gc?: () => void }).gc
-
-const heapUsed = Effect.promise(async () => {
-  for (let i = 0; i < 3; i++) {
-    gc?.()
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  return process.memoryUsage().heapUsed
-})
 
 /** Counts the warnings and errors the runs log (a leak report of the core is a warning). */
 const makeLogCounter = () => {

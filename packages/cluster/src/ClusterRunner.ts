@@ -20,9 +20,9 @@ import type { MessageStorage, Runners, Sharding } from "@effect/cluster"
 import { RunnerAddress, ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
 import { NodeClusterSocket } from "@effect/platform-node"
 import type { SocketServerError } from "@effect/platform/SocketServer"
-import type { SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Duration, Layer, Option, Schedule } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import type { ConfigError } from "effect"
 import { defaultPrefix } from "./RunFence.js"
 
@@ -81,13 +81,46 @@ export const layer = (
     runnerListenAddress: Option.some(RunnerAddress.make(options.listenHost ?? options.host, options.port)),
     ...options.shardingConfig
   }
-  // The storage's tables are made by the first replica to start; one starting at the same instant can find them half
-  // made (its migration sees the migrations table but not yet the shards table) and fail: it tries again, briefly.
-  const storage = Layer.mergeAll(SqlMessageStorage.layerWith({ prefix }), SqlRunnerStorage.layerWith({ prefix })).pipe(
-    Layer.provide(ShardingConfig.layer(config)),
-    Layer.retry(Schedule.intersect(Schedule.spaced("250 millis"), Schedule.recurs(20)))
+  const storage = oneReplicaAtATime(
+    prefix,
+    Layer.mergeAll(SqlMessageStorage.layerWith({ prefix }), SqlRunnerStorage.layerWith({ prefix })).pipe(
+      Layer.provide(ShardingConfig.layer(config))
+    )
   )
   return NodeClusterSocket.layer({ storage: "byo", runnerHealth: "ping", shardingConfig: config }).pipe(
     Layer.provideMerge(storage)
   )
 }
+
+/**
+ * Builds the engine's storage while this replica holds a PostgreSQL advisory lock named after the prefix, so that
+ * replicas starting at the same instant make its tables one after the other. Without it, two fresh replicas race in
+ * the engine's migrator (a plain `CREATE TABLE` of its migrations table), and the loser dies: the migrator's error is
+ * a defect, which no retry of the layer sees. The lock is a session lock on a connection reserved for the build, and
+ * is released (with the connection) as soon as the storage is built; a replica that dies holding it loses it with
+ * its connection.
+ */
+const oneReplicaAtATime = <A, E, R>(
+  prefix: string,
+  storage: Layer.Layer<A, E, R>
+): Layer.Layer<A, E | SqlError, R | SqlClient.SqlClient> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const scope = yield* Effect.scope
+      const build = Layer.buildWithScope(storage, scope)
+      const key = [`tether:cluster:${prefix}`]
+      const locked = Effect.scoped(
+        Effect.gen(function* () {
+          const connection = yield* sql.reserve
+          yield* connection.execute("SELECT pg_advisory_lock(hashtext($1))", key, undefined)
+          return yield* build.pipe(
+            Effect.ensuring(
+              Effect.ignore(connection.execute("SELECT pg_advisory_unlock(hashtext($1))", key, undefined))
+            )
+          )
+        })
+      )
+      return yield* sql.onDialectOrElse({ pg: () => locked, orElse: () => build })
+    })
+  )

@@ -304,3 +304,39 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
     180_000
   )
 })
+
+describePostgres("replicas starting at the same instant (child processes, a fresh database each round)", () => {
+  it.live(
+    "all of them start: the engine's tables are made one replica at a time, so none loses a race in its migrator",
+    () =>
+      Effect.gen(function* () {
+        // Three replicas build at one instant (START_AT, once each has loaded its code), in two rounds.
+        for (let round = 0; round < 2; round++) {
+          yield* Effect.gen(function* () {
+            const databaseUrl = yield* freshDatabase
+            const fake = yield* FakeAnthropic.make(script)
+            const ports = [yield* freePort, yield* freePort, yield* freePort]
+            const startAt = String(Date.now() + 4_000)
+            const replicas = yield* Effect.all(
+              ports.map((port, i) =>
+                spawnReplica(`R${round}.${i}`, {
+                  DATABASE_URL: databaseUrl,
+                  PREFIX: prefix,
+                  FAKE_URL: fake.url,
+                  RUNNER_PORT: String(port),
+                  START_AT: startAt
+                })
+              ),
+              { concurrency: "unbounded" }
+            )
+            expect(new Set(replicas.map((replica) => replica.owner)).size).toBe(3)
+            // And they serve: a session's status through each of them.
+            for (const replica of replicas) {
+              expect(yield* replica.send({ op: "status", sessionId: `s-${round}` })).toMatchObject({ _tag: "Idle" })
+            }
+          }).pipe(Effect.scoped)
+        }
+      }).pipe(Effect.provide(client)),
+    180_000
+  )
+})

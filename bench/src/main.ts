@@ -9,13 +9,16 @@
  * - `--quick`: every scenario and every side, tiny (CI: proves the code runs; bench/results.quick.json); with
  *   `--peers`, only those scenarios, tiny;
  * - `--profile [--side=<key>]`: where one side's heap and time go (default: Tether);
- * - `--sse`: the SSE scenario alone (bench/results.sse.json; READMEs untouched).
+ * - `--sse`: the SSE scenario alone (bench/results.sse.json; READMEs untouched);
+ * - `--cluster`: cluster mode (replica processes on PostgreSQL at DATABASE_URL): Stop across replicas, failover,
+ *   runs per second through three replicas against one (bench/results.cluster.json; with `--quick`, tiny).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fullSpeedAbort, stalledAbort } from "./abort.js"
 import { writeCharts } from "./charts.js"
+import { cluster, printCluster } from "./cluster.js"
 import { canPin, onOwnCores } from "./cpus.js"
 import { disconnect } from "./disconnect.js"
 import { details, replaceSection, summary } from "./markdown.js"
@@ -143,6 +146,20 @@ const main = async () => {
     const side = byKey(key)
     if (side === undefined) throw new Error(`no side ${key}; one of ${scaleSides.map((s) => s.key).join(", ")}`)
     return profile(side)
+  }
+  if (argv.includes("--cluster")) {
+    const sizes = quick
+      ? { stopTrials: 4, failoverTrials: 1, runs: 10 }
+      : { stopTrials: 40, failoverTrials: 3, runs: 200 }
+    console.log(`Tether cluster mode (${quick ? "quick" : "full"}), node ${process.version}`)
+    const result = await cluster(sizes)
+    printCluster(result)
+    const file = benchPath(quick ? "results.cluster.quick.json" : "results.cluster.json")
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify({ ...meta(), mode, note: process.env["TETHER_BENCH_NOTE"] || undefined, cluster: result }, null, 2)}\n`
+    )
+    return console.log(`\nwrote ${path.relative(process.cwd(), file)}`)
   }
   if (argv.includes("--sse")) {
     const result = await step("SSE encoding", () => sse(sizes.sse))

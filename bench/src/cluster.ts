@@ -1,0 +1,221 @@
+/**
+ * `pnpm bench --cluster`: cluster mode on this machine (replica processes on loopback, PostgreSQL at DATABASE_URL,
+ * the fake model server in a process of its own). Three figures:
+ *
+ * - **Stop across replicas**: ms from sending Stop to the model server seeing the run's socket close, the Stop sent
+ *   through a replica that does not own the run, against the same Stop sent through the owner (the local path), in
+ *   the same run, trials alternating. Target: p99 < 50 ms.
+ * - **Failover**: ms from kill -9 of a run's owner until the survivor answers that the run ended. Target: < 10 s.
+ * - **Runs per second** through three replicas against one, each run a short answer on a session of its own.
+ *
+ * Every cluster gets a fresh database (dropped afterwards). The replicas run the two-replica test's replica program
+ * from its TypeScript sources (tsx), in both configurations alike.
+ */
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import * as remoteFake from "./remoteFake.js"
+import { now } from "./remoteFake.js"
+import { startReplica } from "./clusterReplica.js"
+import type { Cluster, Replica } from "./clusterReplica.js"
+import { round, sleep, summarize, type Summary } from "./stats.js"
+
+export interface Sizes {
+  readonly stopTrials: number
+  readonly failoverTrials: number
+  readonly runs: number
+}
+
+export interface ClusterResults {
+  readonly stop: {
+    /** Stop sent through a replica that does not own the run. */
+    readonly across: Summary
+    /** Stop sent through the run's owner. */
+    readonly local: Summary
+    /** Owners seen over the trials (the sessions spread over the replicas). */
+    readonly owners: number
+  }
+  /** ms from kill -9 of the owner to the run answered ended by the survivor, per trial. */
+  readonly failover: ReadonlyArray<number>
+  readonly throughput: {
+    readonly runs: number
+    readonly oneReplica: number
+    readonly threeReplicas: number
+  }
+  readonly targets: ReadonlyArray<{ readonly name: string; readonly value: number; readonly met: boolean }>
+}
+
+const databaseUrl =
+  process.env.DATABASE_URL !== undefined && /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL)
+    ? process.env.DATABASE_URL
+    : "postgres://postgres@127.0.0.1:5432/test"
+
+const admin = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
+  Effect.runPromise(
+    Effect.flatMap(SqlClient.SqlClient, f).pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl) })),
+      Effect.scoped
+    )
+  )
+
+/** Runs `use` on a fresh database, with replicas of it started by `replica()`; everything is gone afterwards. */
+const withCluster = async <A>(fakeUrl: string, use: (replica: () => Promise<Replica>) => Promise<A>): Promise<A> => {
+  const name = `tt_bench_${process.pid}_${Math.random().toString(16).slice(2, 8)}`
+  await admin((sql) => sql`CREATE DATABASE ${sql(name)}`)
+  const location = new URL(databaseUrl)
+  location.pathname = `/${name}`
+  const cluster: Cluster = { databaseUrl: location.toString(), prefix: "tether_cluster", fakeUrl }
+  const started: Array<Replica> = []
+  try {
+    return await use(async () => {
+      const replica = await startReplica(cluster)
+      started.push(replica)
+      return replica
+    })
+  } finally {
+    await Promise.all(started.map((replica) => replica.kill()))
+    await admin((sql) => sql`DROP DATABASE IF EXISTS ${sql(name)} WITH (FORCE)`)
+  }
+}
+
+const ownerOf = async (replica: Replica, sessionId: string): Promise<string> => {
+  const status = await replica.send({ op: "status", sessionId })
+  if (status._tag !== "Running") throw new Error(`session ${sessionId} is not running: ${JSON.stringify(status)}`)
+  return status.owner
+}
+
+/** Stop latencies, through the owner and through another replica by turns, on three replicas. */
+const stopLatency = async (trials: number) => {
+  const fake = await remoteFake.start(50, 400)
+  try {
+    return await withCluster(fake.url, async (replica) => {
+      const replicas = [await replica(), await replica(), await replica()]
+      const across: Array<number> = []
+      const local: Array<number> = []
+      const owners = new Set<string>()
+      const warmup = 2
+      for (let trial = 0; trial < trials + warmup; trial++) {
+        const sessionId = `stop-${trial}`
+        await replicas[trial % 3]!.send({ op: "start", sessionId, runId: `r-${sessionId}`, message: "note k" })
+        await fake.tokensAtLeast(trial, 2)
+        const owner = await ownerOf(replicas[0]!, sessionId)
+        owners.add(owner)
+        const isAcross = trial % 2 === 1
+        const caller = replicas.find((one) => (one.owner === owner) !== isAcross)!
+        const sentAt = now()
+        await caller.send({ op: "stop", sessionId })
+        const { closedAt } = await fake.closed(trial)
+        if (trial < warmup) continue
+        ;(isAcross ? across : local).push(closedAt - sentAt)
+      }
+      return { across: summarize(across), local: summarize(local), owners: owners.size }
+    })
+  } finally {
+    await fake.close()
+  }
+}
+
+/** ms from kill -9 of the owner of a streaming run until the survivor answers that it ended, on two replicas. */
+const failover = async (): Promise<number> => {
+  const fake = await remoteFake.start(50, 400)
+  try {
+    return await withCluster(fake.url, async (replica) => {
+      const replicas = [await replica(), await replica()]
+      await replicas[0]!.send({ op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })
+      await fake.tokensAtLeast(0, 2)
+      const owner = await ownerOf(replicas[0]!, "s-k")
+      const [dying, survivor] = replicas[0]!.owner === owner ? replicas : [replicas[1]!, replicas[0]!]
+      await dying!.kill()
+      const killedAt = now()
+      for (;;) {
+        const status = await survivor!.send({ op: "status", sessionId: "s-k" })
+        if (status._tag === "Ended") return now() - killedAt
+        if (now() - killedAt > 60_000) throw new Error("the lost run did not end within 60 s")
+        await sleep(100)
+      }
+    })
+  } finally {
+    await fake.close()
+  }
+}
+
+/** Runs per second: `runs` short runs (sessions of their own), started 20 at a time through the replicas by turns. */
+const throughput = async (replicaCount: number, runs: number): Promise<number> => {
+  const fake = await remoteFake.start(0, 20)
+  try {
+    return await withCluster(fake.url, async (replica) => {
+      const replicas: Array<Replica> = []
+      for (let i = 0; i < replicaCount; i++) replicas.push(await replica())
+      // One run each first, so that the first runs of a process do not count its warm-up.
+      for (let i = 0; i < replicaCount; i++) {
+        await replicas[i]!.send({ op: "start", sessionId: `warm-${i}`, runId: `warm-${i}`, message: "note w" })
+        await fake.closed(i)
+      }
+      const startedAt = now()
+      let next = 0
+      const worker = async () => {
+        for (let i = next++; i < runs; i = next++) {
+          await replicas[i % replicaCount]!.send({
+            op: "start",
+            sessionId: `tp-${i}`,
+            runId: `tp-${i}`,
+            message: "note t"
+          })
+          await fake.closed(replicaCount + i)
+        }
+      }
+      await Promise.all(Array.from({ length: 20 }, worker))
+      return runs / ((now() - startedAt) / 1000)
+    })
+  } finally {
+    await fake.close()
+  }
+}
+
+const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
+  process.stdout.write(`running ${name} ... `)
+  const t0 = performance.now()
+  const result = await run()
+  process.stdout.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`)
+  return result
+}
+
+/** The cluster scenario. */
+export const cluster = async (sizes: Sizes): Promise<ClusterResults> => {
+  const stop = await step(`Stop across replicas, ${sizes.stopTrials} trials`, () => stopLatency(sizes.stopTrials))
+  const lost: Array<number> = []
+  for (let trial = 0; trial < sizes.failoverTrials; trial++) {
+    lost.push(await step(`failover after kill -9, trial ${trial + 1}`, failover))
+  }
+  const oneReplica = await step(`${sizes.runs} runs through one replica`, () => throughput(1, sizes.runs))
+  const threeReplicas = await step(`${sizes.runs} runs through three replicas`, () => throughput(3, sizes.runs))
+  return {
+    stop,
+    failover: lost.map((ms) => round(ms, 0)),
+    throughput: { runs: sizes.runs, oneReplica: round(oneReplica, 1), threeReplicas: round(threeReplicas, 1) },
+    targets: [
+      { name: "Stop across replicas p99 < 50 ms", value: round(stop.across.p99, 1), met: stop.across.p99 < 50 },
+      { name: "failover after kill -9 < 10 s", value: round(Math.max(...lost), 0), met: Math.max(...lost) < 10_000 }
+    ]
+  }
+}
+
+/** The figures as lines for the terminal. */
+export const printCluster = (results: ClusterResults): void => {
+  const row = (name: string, summary: Summary) =>
+    `  ${name.padEnd(32)} p50 ${summary.p50.toFixed(1).padStart(7)} ms   p99 ${summary.p99.toFixed(1).padStart(7)} ms   max ${summary.max.toFixed(1).padStart(7)} ms   (n ${summary.n})`
+  console.log(`\nStop -> model socket closed (three replicas, owners seen: ${results.stop.owners})`)
+  console.log(row("through another replica", results.stop.across))
+  console.log(row("through the owner (local)", results.stop.local))
+  console.log(`  ratio p50 ${(results.stop.across.p50 / results.stop.local.p50).toFixed(2)}x`)
+  console.log(`\nFailover after kill -9: ${results.failover.map((ms) => `${ms} ms`).join(", ")}`)
+  console.log(
+    `\nRuns per second (${results.throughput.runs} runs, 20 at a time): one replica ${results.throughput.oneReplica}, ` +
+      `three replicas ${results.throughput.threeReplicas} ` +
+      `(${(results.throughput.threeReplicas / results.throughput.oneReplica).toFixed(2)}x)`
+  )
+  console.log("\nTargets")
+  for (const target of results.targets) {
+    console.log(`  ${target.met ? "pass" : "FAIL"}  ${target.name}: ${target.value}`)
+  }
+}

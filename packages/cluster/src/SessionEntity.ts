@@ -205,7 +205,12 @@ export const Session = Entity.make("TetherSession", [
       message: Schema.String,
       history: Schema.optional(Schema.Array(Message.Message)),
       timeoutMillis: Schema.optional(Schema.Number),
-      tokenBudget: Schema.optional(Schema.Number)
+      tokenBudget: Schema.optional(Schema.Number),
+      /**
+       * The replica holding the run's client (its `RunFence` owner id), for the `cancel` disconnect policy: the run is
+       * cancelled with `ClientDisconnected` once that replica stops renewing its caller lease (`RunFence.leaseAsCaller`).
+       */
+      caller: Schema.optional(Schema.String)
     },
     success: Started,
     error: Schema.Union(RunRegistry.SessionBusyError, Fence.RunIdTakenError, RunStoreError)
@@ -236,6 +241,12 @@ export interface Options<R> {
    * failover timings of `ClusterConfig`, a lost replica's runs are ended within about 6 s.
    */
   readonly staleAfter?: Duration.DurationInput | undefined
+  /**
+   * A run started with a `caller` is cancelled with `ClientDisconnected` once its caller's lease is older than this
+   * (the caller's replica died or was cut off). Default 3 seconds: the lease is renewed every `heartbeatInterval` and
+   * checked as often, so such a run is cancelled within about `callerStaleAfter` + 2 × `heartbeatInterval`.
+   */
+  readonly callerStaleAfter?: Duration.DurationInput | undefined
   /** How long an idle entity stays in memory (its runs live in the registry, not in the entity). Default 5 minutes. */
   readonly maxIdleTime?: Duration.DurationInput | undefined
 }
@@ -263,6 +274,7 @@ export const layer = <R>(
 > => {
   const heartbeatInterval = options.heartbeatInterval ?? Duration.seconds(1)
   const staleAfter = options.staleAfter ?? Duration.seconds(5)
+  const callerStaleAfter = options.callerStaleAfter ?? Duration.seconds(3)
 
   const handlers = (watchers: FiberSet.FiberSet) =>
     Session.toLayer(
@@ -284,8 +296,9 @@ export const layer = <R>(
             Effect.gen(function* () {
               const { runId } = payload
               if (Option.isSome(yield* localRun(runId))) return new Started({ sessionId, runId, isResent: true })
-              const claim = yield* Effect.mapError(fence.claim({ sessionId, runId }), (error) =>
-                error._tag === "SqlError" ? storeError(error) : error
+              const claim = yield* Effect.mapError(
+                fence.claim({ sessionId, runId, caller: payload.caller }),
+                (error) => (error._tag === "SqlError" ? storeError(error) : error)
               )
               if (claim._tag === "Existing") return new Started({ sessionId, runId, isResent: true })
               const input =
@@ -400,23 +413,28 @@ export const layer = <R>(
       { concurrency: "unbounded", maxIdleTime: options.maxIdleTime ?? Duration.minutes(5) }
     )
 
-  // The replica's heartbeat: a claim taken away (swept while this replica was partitioned, say) cancels its run.
+  // The replica's heartbeat: a claim taken away (swept while this replica was partitioned, say) cancels its run; so
+  // does a caller lease that lapsed (the replica holding the run's client is gone: the `cancel` disconnect policy).
   const heartbeat = Layer.scopedDiscard(
     Effect.gen(function* () {
       const registry = yield* RunRegistry.RunRegistry
       const fence = yield* RunFence
+      const cancelRun = (sessionId: string, runId: string, reason: CancelReason.CancelReason) =>
+        Effect.flatMap(registry.get(sessionId), (run) =>
+          Option.isSome(run) && run.value.id === runId ? run.value.requestCancel(reason) : Effect.void
+        )
       const beat = Effect.gen(function* () {
         const lost = yield* fence.heartbeat
         for (const { reason, runId, sessionId } of lost) {
-          const run = yield* registry.get(sessionId)
-          if (Option.isSome(run) && run.value.id === runId) {
-            // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
-            const why = Option.getOrElse(
-              CancelReason.decodeOption({ _tag: reason }),
-              (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
-            )
-            yield* run.value.requestCancel(why)
-          }
+          // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
+          const why = Option.getOrElse(
+            CancelReason.decodeOption({ _tag: reason }),
+            (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
+          )
+          yield* cancelRun(sessionId, runId, why)
+        }
+        for (const { runId, sessionId } of yield* fence.callersLost(callerStaleAfter)) {
+          yield* cancelRun(sessionId, runId, new CancelReason.ClientDisconnected())
         }
       })
       yield* Effect.forkScoped(
@@ -469,4 +487,5 @@ interface StartPayload {
   readonly history?: ReadonlyArray<Message.Message> | undefined
   readonly timeoutMillis?: number | undefined
   readonly tokenBudget?: number | undefined
+  readonly caller?: string | undefined
 }

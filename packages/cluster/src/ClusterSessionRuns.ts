@@ -183,6 +183,7 @@ export const make: Effect.Effect<
                   message: `session ${error.sessionId} has a run going`
                 }),
               RunStoreError: (error) => new SessionStore.SessionStoreError({ message: error.message }),
+              ShuttingDownError: () => overloaded(`session ${sessionId}: its replica is shutting down`),
               MailboxFull: () => overloaded(`session ${sessionId}: its replica's mailbox is full`),
               AlreadyProcessingMessage: () => overloaded(`session ${sessionId}: a start is already being processed`)
             }),

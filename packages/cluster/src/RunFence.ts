@@ -158,6 +158,8 @@ export interface Service {
     ReadonlyArray<{ readonly runId: string; readonly sessionId: string; readonly caller: string }>,
     SqlError
   >
+  /** The `running` runs of other replicas (the new owner of a session revokes those of the sessions it now holds). */
+  readonly runningElsewhere: Effect.Effect<ReadonlyArray<RunRow>, SqlError>
   /** The row of `runId`. */
   readonly get: (runId: string) => Effect.Effect<Option.Option<RunRow>, SqlError>
   /** The session's run that is not ended, if any. */
@@ -378,6 +380,11 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
             RETURNING run_id, session_id, epoch - 1 AS epoch, owner, 'running' AS status, NULL AS reason`,
           (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
         ),
+      runningElsewhere: Effect.map(
+        sql<Row>`SELECT run_id, session_id, epoch, owner, status, reason FROM ${sql(table)}
+          WHERE status = 'running' AND owner <> ${owner}`,
+        (rows) => rows.map(toRunRow)
+      ),
       get,
       active,
       latest

@@ -14,6 +14,7 @@ import {
   percentile,
   prefix,
   script,
+  shardsSettled,
   spawnReplica,
   twoReplicas,
   writeFigure
@@ -26,6 +27,7 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
     () =>
       Effect.gen(function* () {
         const { a, b, fake, query } = yield* twoReplicas
+        yield* shardsSettled([a, b])
 
         // A completed run commits through the fenced commit, across processes.
         expect(
@@ -99,6 +101,7 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
     () =>
       Effect.gen(function* () {
         const { a, b, fake, query } = yield* twoReplicas
+        yield* shardsSettled([a, b])
         yield* a.send({ op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })
         const [, streaming] = yield* fake.awaitRequests(2)
         yield* fake.awaitTokens(streaming!.index, 2)

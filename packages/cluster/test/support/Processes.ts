@@ -48,6 +48,8 @@ export interface Replica {
   readonly killHard: Effect.Effect<void>
   /** SIGTERM, resolved with the exit code (`null` if a signal ended it) once the process is gone. */
   readonly terminate: Effect.Effect<number | null>
+  /** Sends `signal` (SIGSTOP freezes the replica, SIGCONT resumes it). */
+  readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
   /** The process id (its PostgreSQL connections have `application_name` `tether-replica-<pid>`). */
   readonly pid: number
 }
@@ -124,10 +126,14 @@ export const spawnReplica = (name: string, env: Record<string, string>): Effect.
       proc.once("exit", (code) => resume(Effect.succeed(code)))
       proc.kill("SIGTERM")
     })
-    return { name, owner, send, stderr: () => stderr, killHard, terminate, pid: proc.pid! }
+    const signal = (signal: NodeJS.Signals) => Effect.sync(() => void proc.kill(signal))
+    return { name, owner, send, stderr: () => stderr, killHard, terminate, signal, pid: proc.pid! }
   })
 
-/** The note-taking agent's model: it calls `save_note` first, then answers slowly (or at once for "quick"). */
+/**
+ * The note-taking agent's model: it calls `save_note` first, then answers slowly (400 words, one per 50 ms, or per
+ * 150 ms when the message says "long"), or at once for "quick".
+ */
 export const script: FakeAnthropic.Script = (request) => {
   const transcript = JSON.stringify(request.body.messages)
   const first = request.body.messages[0]
@@ -136,7 +142,9 @@ export const script: FakeAnthropic.Script = (request) => {
   if (!transcript.includes("tool_result")) return FakeAnthropic.toolUse("save_note", { key, text: "buy milk" })
   return message.includes("quick")
     ? FakeAnthropic.text("Saved.")
-    : FakeAnthropic.text(Array.from({ length: 400 }, (_, i) => `word${i}`).join(" "), { interval: 50 })
+    : FakeAnthropic.text(Array.from({ length: 400 }, (_, i) => `word${i}`).join(" "), {
+        interval: message.includes("long") ? 150 : 50
+      })
 }
 
 export const percentile = (values: ReadonlyArray<number>, p: number) => {
@@ -144,24 +152,51 @@ export const percentile = (values: ReadonlyArray<number>, p: number) => {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
-/** Two replicas on a fresh database, the fake model, and a client of that database. */
-export const twoReplicas = Effect.gen(function* () {
-  const databaseUrl = yield* freshDatabase
-  const fake = yield* FakeAnthropic.make(script)
-  const [portA, portB] = [yield* freePort, yield* freePort]
-  const common = { DATABASE_URL: databaseUrl, PREFIX: prefix, FAKE_URL: fake.url }
-  const [a, b] = yield* Effect.all(
-    [
-      spawnReplica("A", { ...common, RUNNER_PORT: String(portA) }),
-      spawnReplica("B", { ...common, RUNNER_PORT: String(portB) })
-    ],
-    { concurrency: 2 }
-  )
-  const context = yield* Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl) }))
-  const query = <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
-    Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(context))
-  return { fake, a, b, query }
-})
+/** Two replicas on a fresh database (`env` added to their environment), the fake model, and a client of that database. */
+export const twoReplicasWith = (env: Record<string, string>) =>
+  Effect.gen(function* () {
+    const databaseUrl = yield* freshDatabase
+    const fake = yield* FakeAnthropic.make(script)
+    const [portA, portB] = [yield* freePort, yield* freePort]
+    const common = { ...env, DATABASE_URL: databaseUrl, PREFIX: prefix, FAKE_URL: fake.url }
+    const [a, b] = yield* Effect.all(
+      [
+        spawnReplica("A", { ...common, RUNNER_PORT: String(portA) }),
+        spawnReplica("B", { ...common, RUNNER_PORT: String(portB) })
+      ],
+      { concurrency: 2 }
+    )
+    const context = yield* Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl) }))
+    const query = <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+      Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(context))
+    return { fake, a, b, query }
+  })
+
+export const twoReplicas = twoReplicasWith({})
+
+/**
+ * Waits until the replicas' shards have settled: each of 20 sessions held by exactly one of them, twice in a row a
+ * second apart. (A run started while shards still move may be revoked when its session's shard moves.)
+ */
+export const shardsSettled = (replicas: ReadonlyArray<Replica>) =>
+  Effect.gen(function* () {
+    const holders = Effect.forEach(
+      Array.from({ length: 20 }, (_, i) => `s-settle-${i}`),
+      (sessionId) =>
+        Effect.map(
+          Effect.forEach(replicas, (replica) => replica.send({ op: "holds", sessionId })),
+          (answers) => replicas.filter((_, i) => answers[i].holds).map((replica) => replica.name)
+        )
+    )
+    let previous = ""
+    for (;;) {
+      const held = yield* holders
+      const now = JSON.stringify(held)
+      if (now === previous && held.every((holding) => holding.length === 1)) return
+      previous = now
+      yield* Effect.sleep("1 second")
+    }
+  }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => "the shards did not settle" }))
 
 export const prefix = "tether_cluster"
 

@@ -2,7 +2,13 @@
  * `@tether/http`'s `SessionRuns` in cluster mode: the session routes work unchanged, and each operation is an RPC to
  * the session's entity on whichever replica owns it (`SessionEntity`). The session records (owner, disconnect
  * policy, transcript) are the `SessionStore` in context, which every replica must share (`SqlSessionStore` on the
- * cluster's database).
+ * cluster's database); the replica's `RunFence` holds the caller leases.
+ *
+ * Disconnect policy `cancel` across replicas: the replica that starts a run (the caller, holding the client's
+ * connection) names itself in the `Start` and renews a caller lease on the run row while it follows the run. A client
+ * that disconnects is cancelled by the route (a `Stop` to the owner); a caller replica that dies stops renewing the
+ * lease, and the owner cancels the run with `ClientDisconnected` (see `SessionEntity.Options.callerStaleAfter`). With
+ * `detach` there is no lease: the run goes on.
  *
  * Differences from the local `SessionRuns.layer`:
  *
@@ -31,6 +37,7 @@ import type { RunEvent } from "@tether/core"
 import { RouteError, SessionRuns } from "@tether/http"
 import { Cause, Duration, Effect, FiberSet, Layer, Option, Stream } from "effect"
 import type { Scope } from "effect"
+import { RunFence } from "./RunFence.js"
 import * as SessionEntity from "./SessionEntity.js"
 
 const notFound = (sessionId: string) =>
@@ -96,9 +103,10 @@ const overloaded = (message: string) => new RouteError.Overloaded({ retryAfterSe
 export const make: Effect.Effect<
   SessionRuns.Service,
   never,
-  Sharding.Sharding | SessionStore.SessionStore | Scope.Scope
+  Sharding.Sharding | SessionStore.SessionStore | RunFence | Scope.Scope
 > = Effect.gen(function* () {
   const store = yield* SessionStore.SessionStore
+  const fence = yield* RunFence
   const client = yield* SessionEntity.Session.client
   // One fiber per started run, on the replica that started it: it saves the run's transcript when the run ends.
   const followers = yield* FiberSet.make()
@@ -162,7 +170,9 @@ export const make: Effect.Effect<
             message: request.message,
             history,
             timeoutMillis: request.timeout === undefined ? undefined : Duration.toMillis(request.timeout),
-            tokenBudget: request.tokenBudget
+            tokenBudget: request.tokenBudget,
+            // With `cancel`, this replica holds the run's client: the owner cancels the run if this replica dies.
+            caller: disconnect === "cancel" ? fence.owner : undefined
           })
           .pipe(
             Effect.catchTags({
@@ -173,6 +183,7 @@ export const make: Effect.Effect<
                   message: `session ${error.sessionId} has a run going`
                 }),
               RunStoreError: (error) => new SessionStore.SessionStoreError({ message: error.message }),
+              ShuttingDownError: () => overloaded(`session ${sessionId}: its replica is shutting down`),
               MailboxFull: () => overloaded(`session ${sessionId}: its replica's mailbox is full`),
               AlreadyProcessingMessage: () => overloaded(`session ${sessionId}: a start is already being processed`)
             }),
@@ -184,7 +195,14 @@ export const make: Effect.Effect<
         yield* store
           .save(session)
           .pipe(Effect.tapError(() => Effect.ignore(stop(sessionId, new CancelReason.Interrupted()))))
-        yield* FiberSet.run(followers, follow(session, runId))
+        // The follower holds the caller lease while the run goes on (renewed by this replica's heartbeat); a client
+        // that disconnects while this replica lives is cancelled by the route, through `cancel`.
+        yield* FiberSet.run(
+          followers,
+          disconnect === "cancel"
+            ? Effect.scoped(Effect.zipRight(fence.leaseAsCaller(runId), follow(session, runId)))
+            : follow(session, runId)
+        )
         return {
           sessionId,
           runId,
@@ -264,5 +282,8 @@ export const make: Effect.Effect<
  * @since 0.1.0
  * @category layers
  */
-export const layer = (): Layer.Layer<SessionRuns.SessionRuns, never, Sharding.Sharding | SessionStore.SessionStore> =>
-  Layer.scoped(SessionRuns.SessionRuns, make)
+export const layer = (): Layer.Layer<
+  SessionRuns.SessionRuns,
+  never,
+  Sharding.Sharding | SessionStore.SessionStore | RunFence
+> => Layer.scoped(SessionRuns.SessionRuns, make)

@@ -28,6 +28,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { RunRegistry, StagedWrites } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
+import type { Scope } from "effect"
 
 /** @since 0.1.0 */
 export interface Options {
@@ -110,6 +111,11 @@ export interface Service {
   readonly claim: (options: {
     readonly sessionId: string
     readonly runId: string
+    /**
+     * The replica that holds the run's client (the caller), when the run must be cancelled once that replica stops
+     * renewing its lease (`leaseAsCaller`): the session's `cancel` disconnect policy. The lease starts at the claim.
+     */
+    readonly caller?: string | undefined
   }) => Effect.Effect<ClaimResult, RunRegistry.SessionBusyError | RunIdTakenError | SqlError>
   /**
    * The check of `SqlStagedWrites`' `beforeCommit`, inside the commit's transaction: the row must be this replica's
@@ -120,8 +126,9 @@ export interface Service {
   /** Marks this replica's run ended with `reason` (if it is still this replica's claim) and forgets the claim. */
   readonly end: (runId: string, reason: string) => Effect.Effect<void, SqlError>
   /**
-   * Refreshes the heartbeat of every row this replica owns and has not ended; returns the claims it held that are no
-   * longer its own (swept, or fenced at a new epoch): their runs must stop, they can no longer commit.
+   * Refreshes the heartbeat of every row this replica owns and has not ended, and the caller lease of every run this
+   * replica holds as its caller (`leaseAsCaller`); returns the claims it held that are no longer its own (swept, or
+   * fenced at a new epoch): their runs must stop, they can no longer commit.
    */
   readonly heartbeat: Effect.Effect<ReadonlyArray<LostClaim>, SqlError>
   /**
@@ -136,6 +143,23 @@ export interface Service {
    * Safe to run on several replicas at once.
    */
   readonly sweep: (staleAfter: Duration.DurationInput) => Effect.Effect<ReadonlyArray<RunRow>, SqlError>
+  /**
+   * This replica holds the client of `runId` (claimed with `caller` = this replica's owner id): its caller lease is
+   * renewed at every `heartbeat` until the scope closes. A replica that dies stops renewing it.
+   */
+  readonly leaseAsCaller: (runId: string) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * This replica's `running` runs whose caller lease is older than `staleAfter`: their caller's replica is gone (or cut
+   * off), and their client with it.
+   */
+  readonly callersLost: (
+    staleAfter: Duration.DurationInput
+  ) => Effect.Effect<
+    ReadonlyArray<{ readonly runId: string; readonly sessionId: string; readonly caller: string }>,
+    SqlError
+  >
+  /** The `running` runs of other replicas (the new owner of a session revokes those of the sessions it now holds). */
+  readonly runningElsewhere: Effect.Effect<ReadonlyArray<RunRow>, SqlError>
   /** The row of `runId`. */
   readonly get: (runId: string) => Effect.Effect<Option.Option<RunRow>, SqlError>
   /** The session's run that is not ended, if any. */
@@ -202,10 +226,17 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
               reason text,
               heartbeat timestamptz NOT NULL DEFAULT now(),
               started_at timestamptz NOT NULL DEFAULT now(),
-              ended_at timestamptz
+              ended_at timestamptz,
+              caller text,
+              caller_heartbeat timestamptz
             )`,
-            sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql(`${table}_active`)} ON ${sql(table)} (session_id)
-              WHERE status <> 'ended'`
+            Effect.zipRight(
+              sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql(`${table}_active`)} ON ${sql(table)} (session_id)
+                WHERE status <> 'ended'`,
+              // A table made before caller leases existed.
+              sql`ALTER TABLE ${sql(table)} ADD COLUMN IF NOT EXISTS caller text,
+                ADD COLUMN IF NOT EXISTS caller_heartbeat timestamptz`
+            )
           )
         )
       )
@@ -213,6 +244,8 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
 
     // The claims this replica holds, by run id.
     const claims = new Map<string, { readonly epoch: number; readonly sessionId: string }>()
+    // The runs this replica holds the client of (their caller leases), by run id, with how many holders.
+    const calling = new Map<string, number>()
 
     const get = (runId: string) =>
       Effect.map(
@@ -232,13 +265,14 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
       )
 
-    const claimOnce = (sessionId: string, runId: string) =>
+    const claimOnce = (sessionId: string, runId: string, caller: string | null) =>
       Effect.gen(function* () {
         // One statement: the primary key makes it once per run id, the partial unique index once per session.
         const inserted = yield* sql<{
           epoch: number
-        }>`INSERT INTO ${sql(table)} (run_id, session_id, epoch, owner, status)
-          VALUES (${runId}, ${sessionId}, 1, ${owner}, 'running') ON CONFLICT DO NOTHING RETURNING epoch`
+        }>`INSERT INTO ${sql(table)} (run_id, session_id, epoch, owner, status, caller, caller_heartbeat)
+          VALUES (${runId}, ${sessionId}, 1, ${owner}, 'running', ${caller}, now())
+          ON CONFLICT DO NOTHING RETURNING epoch`
         if (inserted.length > 0) {
           claims.set(runId, { epoch: 1, sessionId })
           return Option.some(ClaimResult.Claimed({ epoch: 1 }))
@@ -257,8 +291,8 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
     const service: Service = {
       owner,
       table,
-      claim: ({ runId, sessionId }) =>
-        claimOnce(sessionId, runId).pipe(
+      claim: ({ caller, runId, sessionId }) =>
+        claimOnce(sessionId, runId, caller ?? null).pipe(
           Effect.repeat({ until: Option.isSome, times: 3 }),
           Effect.flatMap(
             Option.match({
@@ -304,8 +338,29 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
             lost.push({ runId, sessionId, reason: Option.getOrUndefined(row)?.reason })
           }
         }
+        if (calling.size > 0) {
+          yield* sql`UPDATE ${sql(table)} SET caller_heartbeat = now()
+            WHERE run_id = ANY(${[...calling.keys()]}) AND caller = ${owner} AND status <> 'ended'`
+        }
         return lost
       }),
+      leaseAsCaller: (runId) =>
+        Effect.acquireRelease(
+          Effect.sync(() => void calling.set(runId, (calling.get(runId) ?? 0) + 1)),
+          () =>
+            Effect.sync(() => {
+              const holders = (calling.get(runId) ?? 1) - 1
+              if (holders === 0) calling.delete(runId)
+              else calling.set(runId, holders)
+            })
+        ),
+      callersLost: (staleAfter) =>
+        Effect.map(
+          sql<{ run_id: string; session_id: string; caller: string }>`SELECT run_id, session_id, caller
+            FROM ${sql(table)} WHERE owner = ${owner} AND status = 'running' AND caller IS NOT NULL
+              AND caller_heartbeat < now() - make_interval(secs => ${Duration.toMillis(staleAfter) / 1000})`,
+          (rows) => rows.map((row) => ({ runId: row.run_id, sessionId: row.session_id, caller: row.caller }))
+        ),
       sweep: (staleAfter) =>
         Effect.map(
           sql<Row>`UPDATE ${sql(table)} AS runs
@@ -325,6 +380,11 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
             RETURNING run_id, session_id, epoch - 1 AS epoch, owner, 'running' AS status, NULL AS reason`,
           (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
         ),
+      runningElsewhere: Effect.map(
+        sql<Row>`SELECT run_id, session_id, epoch, owner, status, reason FROM ${sql(table)}
+          WHERE status = 'running' AND owner <> ${owner}`,
+        (rows) => rows.map(toRunRow)
+      ),
       get,
       active,
       latest

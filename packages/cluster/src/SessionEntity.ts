@@ -12,7 +12,10 @@
  * - `Status` answers the session's latest run, from this replica or from the run rows.
  *
  * `layer` registers the handlers; the replica also heartbeats its runs (a run whose claim was taken away is cancelled
- * with `LostReplica`) and, as a cluster singleton, sweeps the runs of replicas that stopped heartbeating.
+ * with `LostReplica`), renews the caller leases of the runs whose client it holds, cancels its runs whose caller lease
+ * lapsed (`ClientDisconnected`), cancels and revokes its runs of sessions whose shard it lost, revokes other replicas'
+ * runs of sessions whose shard it took (`LostReplica`), and, as a cluster singleton, sweeps the runs of replicas that
+ * stopped heartbeating.
  *
  * @example
  * ```ts
@@ -30,13 +33,12 @@
  *
  * @since 0.1.0
  */
-import { Entity, Singleton } from "@effect/cluster"
-import type { Sharding } from "@effect/cluster"
+import { Entity, EntityId, Sharding, Singleton } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import type { SqlError } from "@effect/sql/SqlError"
 import { CancelReason, Message, RunEvent, RunRegistry, TokenBudget } from "@tether/core"
 import type { Agent, AgentRun, LanguageModel, RunOutcome } from "@tether/core"
-import { Cause, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { Cause, Duration, Effect, FiberSet, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { RunFence } from "./RunFence.js"
 import * as Fence from "./RunFence.js"
 
@@ -47,6 +49,18 @@ import * as Fence from "./RunFence.js"
  * @category errors
  */
 export class RunStoreError extends Schema.TaggedError<RunStoreError>()("RunStoreError", {
+  message: Schema.String
+}) {}
+
+/**
+ * The session's replica is shutting down: it starts no new run. Retry: the session moves to another replica once this
+ * one has released its shards.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ShuttingDownError extends Schema.TaggedError<ShuttingDownError>()("ShuttingDownError", {
+  sessionId: Schema.String,
   message: Schema.String
 }) {}
 
@@ -205,10 +219,15 @@ export const Session = Entity.make("TetherSession", [
       message: Schema.String,
       history: Schema.optional(Schema.Array(Message.Message)),
       timeoutMillis: Schema.optional(Schema.Number),
-      tokenBudget: Schema.optional(Schema.Number)
+      tokenBudget: Schema.optional(Schema.Number),
+      /**
+       * The replica holding the run's client (its `RunFence` owner id), for the `cancel` disconnect policy: the run is
+       * cancelled with `ClientDisconnected` once that replica stops renewing its caller lease (`RunFence.leaseAsCaller`).
+       */
+      caller: Schema.optional(Schema.String)
     },
     success: Started,
-    error: Schema.Union(RunRegistry.SessionBusyError, Fence.RunIdTakenError, RunStoreError)
+    error: Schema.Union(RunRegistry.SessionBusyError, Fence.RunIdTakenError, RunStoreError, ShuttingDownError)
   }),
   Rpc.make("Stop", {
     payload: { reason: CancelReason.CancelReason },
@@ -236,6 +255,19 @@ export interface Options<R> {
    * failover timings of `ClusterConfig`, a lost replica's runs are ended within about 6 s.
    */
   readonly staleAfter?: Duration.DurationInput | undefined
+  /**
+   * A run started with a `caller` is cancelled with `ClientDisconnected` once its caller's lease is older than this
+   * (the caller's replica died or was cut off). Default 3 seconds: the lease is renewed every `heartbeatInterval` and
+   * checked as often, so such a run is cancelled within about `callerStaleAfter` + 2 × `heartbeatInterval`.
+   */
+  readonly callerStaleAfter?: Duration.DurationInput | undefined
+  /**
+   * When the layer closes (the replica shuts down: SIGTERM under `NodeRuntime.runMain`), the replica stops starting
+   * runs, cancels its runs with `Shutdown` and records their end in their rows, waiting at most this long (default
+   * 10 seconds); what is left then is ended `LostReplica` by the sweep. It comes before the engine's own shutdown
+   * (`entityTerminationTimeout`), which then finds no run to wait for.
+   */
+  readonly drainTimeout?: Duration.DurationInput | undefined
   /** How long an idle entity stays in memory (its runs live in the registry, not in the entity). Default 5 minutes. */
   readonly maxIdleTime?: Duration.DurationInput | undefined
 }
@@ -263,8 +295,10 @@ export const layer = <R>(
 > => {
   const heartbeatInterval = options.heartbeatInterval ?? Duration.seconds(1)
   const staleAfter = options.staleAfter ?? Duration.seconds(5)
+  const callerStaleAfter = options.callerStaleAfter ?? Duration.seconds(3)
+  const drainTimeout = options.drainTimeout ?? Duration.seconds(10)
 
-  const handlers = (watchers: FiberSet.FiberSet) =>
+  const handlers = (watchers: FiberSet.FiberSet, draining: Ref.Ref<boolean>) =>
     Session.toLayer(
       Effect.gen(function* () {
         const address = yield* Entity.CurrentAddress
@@ -284,8 +318,12 @@ export const layer = <R>(
             Effect.gen(function* () {
               const { runId } = payload
               if (Option.isSome(yield* localRun(runId))) return new Started({ sessionId, runId, isResent: true })
-              const claim = yield* Effect.mapError(fence.claim({ sessionId, runId }), (error) =>
-                error._tag === "SqlError" ? storeError(error) : error
+              if (yield* Ref.get(draining)) {
+                return yield* new ShuttingDownError({ sessionId, message: `replica ${fence.owner} is shutting down` })
+              }
+              const claim = yield* Effect.mapError(
+                fence.claim({ sessionId, runId, caller: payload.caller }),
+                (error) => (error._tag === "SqlError" ? storeError(error) : error)
               )
               if (claim._tag === "Existing") return new Started({ sessionId, runId, isResent: true })
               const input =
@@ -400,29 +438,57 @@ export const layer = <R>(
       { concurrency: "unbounded", maxIdleTime: options.maxIdleTime ?? Duration.minutes(5) }
     )
 
-  // The replica's heartbeat: a claim taken away (swept while this replica was partitioned, say) cancels its run.
+  // The replica's heartbeat: a claim taken away (swept while this replica was partitioned, say) cancels its run; so
+  // does a caller lease that lapsed (the replica holding the run's client is gone: the `cancel` disconnect policy).
+  // Shard ownership: a run here whose session's shard this replica no longer holds (its lock connection was cut, the
+  // shard moved) is revoked and cancelled; a run of another replica on a session whose shard this replica now holds is
+  // revoked (its replica, if alive, cancels it at its own next heartbeat). Either way the run can no longer commit.
   const heartbeat = Layer.scopedDiscard(
     Effect.gen(function* () {
       const registry = yield* RunRegistry.RunRegistry
       const fence = yield* RunFence
+      const sharding = yield* Sharding.Sharding
+      const holdsSession = (sessionId: string) =>
+        Effect.map(Session.getShardId(EntityId.make(sessionId)), (shardId) => sharding.hasShardId(shardId))
+      const lostReplica = new CancelReason.LostReplica({ owner: fence.owner })
+      const checkShards = Effect.gen(function* () {
+        // A replica shutting down holds no shard: its runs end with `Shutdown` (the layer's finalizer), not here.
+        if (yield* sharding.isShutdown) return
+        for (const sessionId of yield* registry.running) {
+          if (yield* holdsSession(sessionId)) continue
+          const run = yield* registry.get(sessionId)
+          if (Option.isNone(run)) continue
+          yield* run.value.requestCancel(lostReplica)
+          yield* fence.revoke(run.value.id, lostReplica._tag)
+        }
+        for (const row of yield* fence.runningElsewhere) {
+          if (yield* holdsSession(row.sessionId)) yield* fence.revoke(row.runId, lostReplica._tag)
+        }
+      })
+      const cancelRun = (sessionId: string, runId: string, reason: CancelReason.CancelReason) =>
+        Effect.flatMap(registry.get(sessionId), (run) =>
+          Option.isSome(run) && run.value.id === runId ? run.value.requestCancel(reason) : Effect.void
+        )
       const beat = Effect.gen(function* () {
         const lost = yield* fence.heartbeat
         for (const { reason, runId, sessionId } of lost) {
-          const run = yield* registry.get(sessionId)
-          if (Option.isSome(run) && run.value.id === runId) {
-            // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
-            const why = Option.getOrElse(
-              CancelReason.decodeOption({ _tag: reason }),
-              (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
-            )
-            yield* run.value.requestCancel(why)
-          }
+          // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
+          const why = Option.getOrElse(
+            CancelReason.decodeOption({ _tag: reason }),
+            (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
+          )
+          yield* cancelRun(sessionId, runId, why)
         }
+        for (const { runId, sessionId } of yield* fence.callersLost(callerStaleAfter)) {
+          yield* cancelRun(sessionId, runId, new CancelReason.ClientDisconnected())
+        }
+        yield* checkShards
       })
       yield* Effect.forkScoped(
+        // The first beat one interval after start (a replica starting has no run to beat for).
         beat.pipe(
           Effect.catchAllCause((cause) => Effect.logDebug("RunFence heartbeat failed", Cause.pretty(cause))),
-          Effect.repeat(Schedule.spaced(heartbeatInterval))
+          Effect.schedule(Schedule.spaced(heartbeatInterval))
         )
       )
     })
@@ -453,12 +519,21 @@ export const layer = <R>(
       // Watchers of the runs: each records its run's end in the run row. They belong to the replica, not to an
       // entity: a run outlives an idle entity that is reaped.
       const watchers = yield* FiberSet.make()
-      // Closed before the watchers (finalizers run in reverse): the runs end with `Shutdown` and their rows say so.
+      const draining = yield* Ref.make(false)
+      // The drain, closed before the watchers (finalizers run in reverse) and before the engine's runner (built
+      // earlier): no new run starts here, the runs end with `Shutdown` and their rows say so, within the deadline.
       const registry = yield* RunRegistry.RunRegistry
       yield* Effect.addFinalizer(() =>
-        Effect.zipRight(registry.cancelAll(new CancelReason.Shutdown()), FiberSet.awaitEmpty(watchers))
+        Ref.set(draining, true).pipe(
+          Effect.zipRight(registry.cancelAll(new CancelReason.Shutdown())),
+          Effect.zipRight(FiberSet.awaitEmpty(watchers)),
+          Effect.timeout(drainTimeout),
+          Effect.catchAllCause((cause) =>
+            Effect.logWarning("SessionEntity: the drain did not finish", Cause.pretty(cause))
+          )
+        )
       )
-      return Layer.mergeAll(handlers(watchers), heartbeat, sweeper)
+      return Layer.mergeAll(handlers(watchers, draining), heartbeat, sweeper)
     })
   )
 }
@@ -469,4 +544,5 @@ interface StartPayload {
   readonly history?: ReadonlyArray<Message.Message> | undefined
   readonly timeoutMillis?: number | undefined
   readonly tokenBudget?: number | undefined
+  readonly caller?: string | undefined
 }

@@ -188,4 +188,37 @@ describePostgres("RunFence", () => {
       })
     )
   )
+
+  it.live("a caller lease renewed by its caller's heartbeat holds; once renewals stop, callersLost names the run", () =>
+    withPrefix((prefix) =>
+      Effect.gen(function* () {
+        const owner = yield* RunFence.make({ prefix, owner: "replica-a" })
+        const caller = yield* RunFence.make({ prefix, owner: "replica-b" })
+        yield* owner.claim({ sessionId: "s-1", runId: "r-1", caller: caller.owner })
+        yield* owner.claim({ sessionId: "s-2", runId: "r-2" }) // no caller: never lost
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* caller.leaseAsCaller("r-1")
+            for (let i = 0; i < 3; i++) {
+              yield* Effect.sleep("300 millis")
+              yield* caller.heartbeat
+              expect(yield* owner.callersLost("500 millis")).toEqual([])
+            }
+          })
+        )
+        // The lease was released (the caller stopped following the run): its next heartbeats do not renew it.
+        yield* Effect.sleep("300 millis")
+        yield* caller.heartbeat
+        yield* Effect.sleep("300 millis")
+        expect(yield* owner.callersLost("500 millis")).toEqual([
+          { runId: "r-1", sessionId: "s-1", caller: "replica-b" }
+        ])
+        // Another owner's runs are not its to cancel.
+        expect(yield* caller.callersLost("500 millis")).toEqual([])
+        // An ended run is no longer named.
+        yield* owner.end("r-1", "ClientDisconnected")
+        expect(yield* owner.callersLost("500 millis")).toEqual([])
+      })
+    )
+  )
 })

@@ -3,7 +3,7 @@ import { expect, it } from "@effect/vitest"
 import { CancelReason, RunRegistry, StagedWrites } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { ScriptedModel } from "@tether/testing"
-import { Chunk, Effect, Option, Schedule, Stream } from "effect"
+import { Chunk, Effect, Exit, Option, Schedule, Stream } from "effect"
 import { RunFence, SessionEntity } from "../src/index.js"
 import { describePostgres } from "./support/Postgres.js"
 import { replica } from "./support/Replica.js"
@@ -178,6 +178,29 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
         expect(yield* SqlStagedWrites.read("notes", "n-x")).toEqual(Option.none())
         // The session takes a new run here.
         expect((yield* s1.Start({ runId: "r-2", message: "hi" })).isResent).toBe(false)
+        // (No heartbeat of this replica during the test: it would revoke r-x first, see the next test.)
+      }).pipe(Effect.provide(replica([ScriptedModel.text("Hello.")], { heartbeatInterval: "1 hour" })))
+  )
+  it.live(
+    "a run of another replica on a session whose shard this replica holds is revoked at this replica's next heartbeat (LostReplica): it cannot commit",
+    () =>
+      Effect.gen(function* () {
+        const fence = yield* RunFence.RunFence
+        const prefix = fence.table.replace(/_runs$/, "")
+        // replica-gone started r-y for s-2 and still runs it, but the session's shard is now this replica's.
+        const gone = yield* RunFence.make({ prefix, owner: "replica-gone" })
+        yield* gone.claim({ sessionId: "s-2", runId: "r-y" })
+        const row = yield* fence.get("r-y").pipe(
+          Effect.map(Option.getOrThrow),
+          Effect.filterOrFail(
+            (row) => row.status === "ended",
+            () => "not revoked yet"
+          ),
+          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
+        )
+        expect(row).toMatchObject({ owner: "replica-gone", reason: "LostReplica", epoch: 2 })
+        expect(yield* gone.heartbeat).toEqual([{ runId: "r-y", sessionId: "s-2", reason: "LostReplica" }])
+        expect(Exit.isFailure(yield* Effect.exit(gone.checkCommit("r-y")))).toBe(true)
       }).pipe(Effect.provide(replica([ScriptedModel.text("Hello.")])))
   )
 })

@@ -39,5 +39,6 @@ export const replicaWith = <A, E, R>(script: ScriptedModel.Script, services: Lay
   )
 }
 
-/** The session entity of `agent` on one replica (`replicaWith`). */
-export const replica = (script: ScriptedModel.Script) => replicaWith(script, SessionEntity.layer({ agent }))
+/** The session entity of `agent` on one replica (`replicaWith`), with `options` of `SessionEntity.layer`. */
+export const replica = (script: ScriptedModel.Script, options?: Omit<SessionEntity.Options<never>, "agent">) =>
+  replicaWith(script, SessionEntity.layer({ ...options, agent }))

@@ -16,7 +16,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import * as remoteFake from "./remoteFake.js"
 import { now } from "./remoteFake.js"
-import { startReplica } from "./clusterReplica.js"
+import { settled, startReplica } from "./clusterReplica.js"
 import type { Cluster, Replica } from "./clusterReplica.js"
 import { round, sleep, summarize, type Summary } from "./stats.js"
 
@@ -90,6 +90,7 @@ const stopLatency = async (trials: number) => {
   try {
     return await withCluster(fake.url, async (replica) => {
       const replicas = [await replica(), await replica(), await replica()]
+      await settled(replicas)
       const across: Array<number> = []
       const local: Array<number> = []
       const owners = new Set<string>()
@@ -121,6 +122,7 @@ const failover = async (): Promise<number> => {
   try {
     return await withCluster(fake.url, async (replica) => {
       const replicas = [await replica(), await replica()]
+      await settled(replicas)
       await replicas[0]!.send({ op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })
       await fake.tokensAtLeast(0, 2)
       const owner = await ownerOf(replicas[0]!, "s-k")
@@ -146,6 +148,7 @@ const throughput = async (replicaCount: number, runs: number): Promise<number> =
     return await withCluster(fake.url, async (replica) => {
       const replicas: Array<Replica> = []
       for (let i = 0; i < replicaCount; i++) replicas.push(await replica())
+      await settled(replicas)
       // One run each first, so that the first runs of a process do not count its warm-up.
       for (let i = 0; i < replicaCount; i++) {
         await replicas[i]!.send({ op: "start", sessionId: `warm-${i}`, runId: `warm-${i}`, message: "note w" })

@@ -8,7 +8,7 @@ import type { ChildProcess } from "node:child_process"
 import * as net from "node:net"
 import { createInterface } from "node:readline"
 import { benchPath } from "./meta.js"
-import { within } from "./stats.js"
+import { sleep, within } from "./stats.js"
 
 const repoRoot = benchPath("..")
 const program = benchPath("..", "packages", "cluster", "test", "fixtures", "replica.ts")
@@ -98,5 +98,28 @@ export const startReplica = async (cluster: Cluster): Promise<Replica> => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
       return exited
     }
+  }
+}
+
+/**
+ * Waits until the replicas agree on who holds the shards: for 20 sessions, each held by exactly one replica, twice in
+ * a row a second apart. A run whose session's shard moves is cancelled (`LostReplica`), so runs start after this.
+ */
+export const settled = async (replicas: ReadonlyArray<Replica>): Promise<void> => {
+  const sessions = Array.from({ length: 20 }, (_, i) => `settle-${i}`)
+  const deadline = performance.now() + 60_000
+  let previous = ""
+  for (;;) {
+    const held = await Promise.all(
+      sessions.map(async (sessionId) => {
+        const answers = await Promise.all(replicas.map((replica) => replica.send({ op: "holds", sessionId })))
+        return replicas.filter((_, i) => answers[i].holds).map((replica) => replica.owner)
+      })
+    )
+    const now = JSON.stringify(held)
+    if (now === previous && held.every((holders) => holders.length === 1)) return
+    if (performance.now() > deadline) throw new Error("the shards did not settle within 60 s")
+    previous = now
+    await sleep(1000)
   }
 }

@@ -4,6 +4,7 @@
  * model the real SDK against `FakeAnthropic` in this process. A session's run goes on the replica that owns the
  * session (its shard), whichever replica the request reached; the replicas' run logs say which one ran it.
  */
+import { ShardingConfig } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { FakeAnthropic, SessionClient as Client } from "@tether/testing"
@@ -45,14 +46,38 @@ const twoReplicas = Layer.scoped(
       ).pipe(Effect.orDie)
     const [a, b] = yield* Effect.all([spawn("replica-a"), spawn("replica-b")], { concurrency: "unbounded" })
     const database = client(databaseUrl)
-    return {
+    const cluster: Cluster = {
       a,
       b,
       fake,
       query: (statement) => Effect.orDie(Effect.provide(Effect.flatMap(SqlClient.SqlClient, statement), database))
-    } satisfies Cluster
+    }
+    yield* shardsSettled(cluster)
+    return cluster
   })
 )
+
+/**
+ * Until the two runners hold every shard between them. The first replica up takes every shard, then hands half over
+ * when the second registers: an event stream of a session whose shard moves then ends early (its run goes on where it
+ * was; the cluster's caller does not re-attach), which these tests are not about.
+ */
+const shardsSettled = (cluster: Cluster) =>
+  cluster
+    .query(
+      (sql) => sql<{ holders: number; locks: number }>`SELECT count(DISTINCT pid)::int AS holders,
+        count(*)::int AS locks FROM pg_locks WHERE locktype = 'advisory' AND granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+    )
+    .pipe(
+      Effect.filterOrFail(
+        ([held]) => held?.holders === 2 && held.locks === ShardingConfig.defaults.shardsPerGroup,
+        () => "shards still moving"
+      ),
+      Effect.retry(Schedule.spaced("100 millis")),
+      Effect.timeout("30 seconds"),
+      Effect.orDie
+    )
 
 const postMessage = (replica: Replica.Replica, sessionId: string, message: string) =>
   Client.openEventStream({

@@ -162,7 +162,8 @@ const template = /* html */ `<!doctype html>
     return fetchFromWindow(url, init).then(function (response) {
       var replica = response.headers.get("x-tether-replica");
       if (replica !== null) {
-        var path = String(url).replace(/^\/api\/sessions\/[^/]+/, "").replace(/^$/, "/status");
+        var parts = String(url).split("/");
+        var path = parts[1] === "api" ? "/" + (parts[4] || "status") : String(url);
         served.push(((init && init.method) || "GET") + " " + path + " → " + replica);
         served = served.slice(-4);
         $("served").textContent = "served by: " + served.join(" · ");

@@ -108,6 +108,24 @@ const endedRunRows = (cluster: Cluster, sessionId: string) =>
 
 describe.skipIf(!isAvailable)("chat server in cluster mode (two replicas, real HTTP, PostgreSQL)", () => {
   layer(twoReplicas, { timeout: "120 seconds", excludeTestServices: true })((it) => {
+    it.effect("every response names its replica: the page (which shows it), the API, a 404", () =>
+      Effect.gen(function* () {
+        const { a, b } = yield* TwoReplicas
+        const page = yield* Client.requestJson({ port: b.port, method: "GET", path: "/" })
+        expect(page.headers["x-tether-replica"]).toBe("replica-b")
+        expect(page.json.unparsed).toContain("page from replica-b")
+        const status = yield* Client.requestJson({
+          port: a.port,
+          method: "GET",
+          path: "/api/sessions/none",
+          headers: alice
+        })
+        expect([status.status, status.headers["x-tether-replica"]]).toEqual([404, "replica-a"])
+        const missing = yield* Client.requestJson({ port: a.port, method: "GET", path: "/no-such-page" })
+        expect([missing.status, missing.headers["x-tether-replica"]]).toEqual([404, "replica-a"])
+      })
+    )
+
     it.effect(
       "Stop through the replica that does not run the run: Cancelled(UserAbort), the model's socket closed, the order never committed",
       () =>

@@ -68,20 +68,25 @@ export interface Options {
   readonly shutdownDeadline?: Duration.DurationInput | undefined
   /** Connections still open this long after the drain are closed. Default 3 seconds. */
   readonly forceCloseAfter?: Duration.DurationInput | undefined
+  /**
+   * The name of this replica, in cluster mode: every response names it in the `x-tether-replica` header, and the page
+   * shows which replica served each request. Default: none (one process).
+   */
+  readonly replica?: string | undefined
 }
 
 /**
  * The page. A visitor without a valid cookie gets a new caller id; a known one gets its cookie again, signed with the
  * current secret (a cookie of a previous secret moves to the current one) and valid for `maxAge` from now.
  */
-const page = (secret: Redacted.Redacted<string>, maxAge: Duration.DurationInput) =>
+const page = (secret: Redacted.Redacted<string>, maxAge: Duration.DurationInput, replica: string | undefined) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const known = yield* Effect.option(Auth.authenticate(request))
     const model = yield* ModelInfo
     const orders = yield* Orders
     const html = HttpServerResponse.text(
-      Page.render({ model: model.label, isOffline: model.mode === "offline", storage: orders.label }),
+      Page.render({ model: model.label, isOffline: model.mode === "offline", storage: orders.label, replica }),
       { contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-store" } }
     )
     const caller = Option.getOrElse(known, () => Auth.CallerId.make(`guest-${randomUUID()}`))
@@ -110,7 +115,7 @@ const info = Effect.map(Effect.all([ModelInfo, Orders]), ([model, store]) =>
 /** The app's routes. @since 0.1.0 */
 export const router = (options: Omit<Options, "port" | "host">) =>
   HttpRouter.empty.pipe(
-    HttpRouter.get("/", page(options.secret, options.cookieMaxAge ?? Auth.defaultCookieMaxAge)),
+    HttpRouter.get("/", page(options.secret, options.cookieMaxAge ?? Auth.defaultCookieMaxAge, options.replica)),
     HttpRouter.get("/orders", orders),
     HttpRouter.get("/info", info),
     HttpRouter.mount(
@@ -122,13 +127,34 @@ export const router = (options: Omit<Options, "port" | "host">) =>
   )
 
 /**
- * The server on `options.port`; it needs the model (`LanguageModel`,
- * `ModelInfo`) and the storage (`StagedWrites`, `Orders`, `SessionStore`), which outlive it.
+ * The server on `options.port`, with the runs of this process (`SessionRuns.layer` over a `RunRegistry` that logs
+ * each run, `RunLog`); it needs the model (`LanguageModel`, `ModelInfo`) and the storage (`StagedWrites`, `Orders`,
+ * `SessionStore`), which outlive it.
  *
  * @since 0.1.0
  */
-export const layer = (options: Options) => {
+export const layer = (options: Options) =>
+  layerWithRuns(
+    options,
+    SessionRuns.layer(options.runs).pipe(Layer.provideMerge(RunLog.layer.pipe(Layer.provide(RunRegistry.layer()))))
+  )
+
+/**
+ * The server on `options.port` over the given runs: `SessionRuns` and the `RunRegistry` of this process's runs, which
+ * the shutdown drains (the cluster's, say: `Cluster.sessionRuns`). Besides, it needs what `layer` needs.
+ *
+ * @since 0.1.0
+ */
+export const layerWithRuns = <E, R>(
+  options: Options,
+  runs: Layer.Layer<SessionRuns.SessionRuns | RunRegistry.RunRegistry, E, R>
+) => {
   const server = NodeServer.make(options.server)
+  const replica = options.replica
+  if (replica !== undefined) {
+    // Before the app's own listener: the header is on every response, the app's errors and 404s included.
+    server.prependListener("request", (_request, response) => response.setHeader(Page.replicaHeader, replica))
+  }
   // Released after the drain, just before the server closes: a timer (not a fiber, which would be
   // interrupted with this scope) closes what is still open after a grace period; unref'd, it never
   // keeps the process alive.
@@ -147,11 +173,12 @@ export const layer = (options: Options) => {
       const address = (yield* HttpServer.HttpServer).address
       const model = yield* ModelInfo
       const port = address._tag === "TcpAddress" ? address.port : 0
-      yield* Console.log(`Tether chat server on http://localhost:${port} (model: ${model.label})`)
+      const name = replica === undefined ? "" : ` (${replica})`
+      yield* Console.log(`Tether chat server${name} on http://localhost:${port} (model: ${model.label})`)
     })
   )
   const services = Layer.mergeAll(
-    SessionRuns.layer(options.runs).pipe(Layer.provideMerge(RunLog.layer.pipe(Layer.provide(RunRegistry.layer())))),
+    runs,
     Auth.layerSignedCookie({ secret: options.secret, previousSecrets: options.previousSecrets })
   )
   const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(

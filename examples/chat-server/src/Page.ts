@@ -27,6 +27,8 @@ export interface Labels {
   readonly model: string
   readonly isOffline: boolean
   readonly storage: string
+  /** In cluster mode, the replica that served the page: the page then shows which replica served each request. */
+  readonly replica?: string | undefined
 }
 
 /** The page, with the model and storage labels filled in. @since 0.1.0 */
@@ -35,6 +37,14 @@ export const render = (labels: Labels): string =>
     .replace("__MODEL_CLASS__", () => (labels.isOffline ? "offline" : "online"))
     .replace("__MODEL__", () => escapeHtml(labels.model))
     .replace("__STORAGE__", () => escapeHtml(labels.storage))
+    .replace("__REPLICA__", () =>
+      labels.replica === undefined
+        ? ""
+        : `<span id="replica" class="badge">page from ${escapeHtml(labels.replica)}</span>`
+    )
+
+/** The response header that names the replica that served a request (cluster mode). @since 0.1.0 */
+export const replicaHeader = "x-tether-replica"
 
 const template = /* html */ `<!doctype html>
 <html lang="en">
@@ -84,6 +94,8 @@ const template = /* html */ `<!doctype html>
   #outcome.Completed { display: block; background: #e5f6ea; color: var(--good); }
   #outcome.Cancelled { display: block; background: #fff4e0; color: #8a5300; }
   #outcome.Failed { display: block; background: #fdecea; color: var(--bad); }
+  #served { font-size: 12px; color: var(--muted); margin-top: 6px; }
+  #served:empty { display: none; }
   #orders { font-size: 14px; margin: 0; padding-left: 18px; }
   #orders:empty::before { content: "No orders committed yet."; color: var(--muted); margin-left: -18px; }
   @media (max-width: 800px) { main { grid-template-columns: 1fr; } }
@@ -100,6 +112,7 @@ const template = /* html */ `<!doctype html>
   <h1>Tether chat</h1>
   <span id="model" class="badge __MODEL_CLASS__">model: __MODEL__</span>
   <span id="storage" class="badge">storage: __STORAGE__</span>
+  __REPLICA__
 </header>
 <main>
   <div>
@@ -116,6 +129,7 @@ const template = /* html */ `<!doctype html>
         <button id="new-chat" class="secondary" type="button">New chat</button>
         <span id="session"></span>
       </div>
+      <div id="served" title="the replica that served each of the latest requests"></div>
     </section>
   </div>
   <div>
@@ -141,6 +155,22 @@ const template = /* html */ `<!doctype html>
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
+  // In cluster mode every response names its replica (x-tether-replica): the latest few are listed under the form.
+  var served = [];
+  var fetchFromWindow = window.fetch.bind(window);
+  function fetch(url, init) {
+    return fetchFromWindow(url, init).then(function (response) {
+      var replica = response.headers.get("x-tether-replica");
+      if (replica !== null) {
+        var parts = String(url).split("/");
+        var path = parts[1] === "api" ? "/" + (parts[4] || "status") : String(url);
+        served.push(((init && init.method) || "GET") + " " + path + " → " + replica);
+        served = served.slice(-4);
+        $("served").textContent = "served by: " + served.join(" · ");
+      }
+      return response;
+    });
+  }
   var reasons = {
     UserAbort: function () { return "you pressed Stop"; },
     ClientDisconnected: function () { return "the page was closed or reloaded while the run went on"; },

@@ -60,8 +60,13 @@ const ordersLayer = (label: string) =>
 /** What the storage provides. @since 0.1.0 */
 export type Provided = StagedWrites.StagedWrites | Orders | SessionStore.SessionStore
 
-/** Orders and sessions on the `SqlClient` of `SqlStagedWrites`' layer. */
-const onDatabase = (label: string, sessionsTable: string | undefined) =>
+/**
+ * Orders and sessions on the records of a `SqlStagedWrites` layer and its `SqlClient` (the cluster's fenced staged
+ * writes, say); `label` is what the page shows.
+ *
+ * @since 0.1.0
+ */
+export const layerOnRecords = (label: string, sessionsTable: string | undefined) =>
   Layer.merge(ordersLayer(label), SqlSessionStore.layer({ sessionsTable }))
 
 /** Why the store could not open: the database failed, or its configuration is bad. @since 0.1.0 */
@@ -72,7 +77,7 @@ export const defaultSqliteFile = ".data/chat.db"
 
 /** SQLite in `filename` (its directory is created). @since 0.1.0 */
 export const layerSqlite = (filename: string): Layer.Layer<Provided, StorageError> =>
-  onDatabase(`SQLite (${path.basename(filename)})`, undefined).pipe(
+  layerOnRecords(`SQLite (${path.basename(filename)})`, undefined).pipe(
     Layer.provideMerge(SqlStagedWrites.layerSqlite({ filename }))
   )
 
@@ -86,7 +91,7 @@ export const layerPg = (
   url: Redacted.Redacted<string>,
   options: { readonly recordsTable?: string | undefined; readonly sessionsTable?: string | undefined } = {}
 ): Layer.Layer<Provided, StorageError> =>
-  onDatabase("PostgreSQL", options.sessionsTable).pipe(
+  layerOnRecords("PostgreSQL", options.sessionsTable).pipe(
     Layer.provideMerge(SqlStagedWrites.layerPg({ url, recordsTable: options.recordsTable }))
   )
 

@@ -10,7 +10,8 @@
  * e.g. `5 seconds`) cut slow clients off. `MAX_LIVE_RUNS` (runs going at once;
  * past it a start gets 503 with `Retry-After`), `MAX_QUEUED_STARTS` and
  * `QUEUE_TIMEOUT` (starts that may wait for a place, and how long) and
- * `LISTEN_BACKLOG` (default 4096) set the server's capacity. Writes one line per run start and
+ * `LISTEN_BACKLOG` (default 4096) set the server's capacity. With `CLUSTER_RUNNER_PORT` set, the server is one
+ * replica of a cluster on the PostgreSQL of `DATABASE_URL` (see `Cluster`). Writes one line per run start and
  * end. Runs until Ctrl-C (or SIGTERM), then cancels running runs with
  * `Shutdown`, writes one line saying what it cancelled and exits with 0.
  *
@@ -21,6 +22,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { Auth } from "@tether/http"
 import * as ChatServer from "./ChatServer.js"
+import * as Cluster from "./Cluster.js"
 import * as Model from "./Model.js"
 import * as Storage from "./Storage.js"
 
@@ -69,7 +71,8 @@ const main = Layer.unwrapEffect(
     const maxQueuedStarts = yield* Config.option(Config.integer("MAX_QUEUED_STARTS"))
     const queueTimeout = yield* Config.option(Config.duration("QUEUE_TIMEOUT"))
     const backlog = yield* Config.option(Config.integer("LISTEN_BACKLOG"))
-    return ChatServer.layer({
+    const cluster = yield* Cluster.fromEnv
+    const options: ChatServer.Options = {
       port,
       host: Option.getOrUndefined(host),
       secret: yield* sessionSecret,
@@ -84,10 +87,25 @@ const main = Layer.unwrapEffect(
         maxQueuedStarts: Option.getOrUndefined(maxQueuedStarts),
         queueTimeout: Option.getOrUndefined(queueTimeout)
       },
-      backlog: Option.getOrUndefined(backlog)
-    })
+      backlog: Option.getOrUndefined(backlog),
+      replica: Option.getOrUndefined(Option.map(cluster, (one) => one.replica))
+    }
+    const single = ChatServer.layer(options).pipe(
+      Layer.provide(Model.layerFromEnv),
+      Layer.provide(Storage.layerFromEnv)
+    )
+    const replica = (one: Cluster.Options) =>
+      ChatServer.layerWithRuns(options, Cluster.sessionRuns).pipe(
+        Layer.provide(Cluster.layer(one)),
+        Layer.provide(Model.layerFromEnv)
+      )
+    type Served = Layer.Layer<
+      Layer.Layer.Success<typeof single>,
+      Layer.Layer.Error<typeof single> | Layer.Layer.Error<ReturnType<typeof replica>>
+    >
+    return Option.match(cluster, { onNone: (): Served => single, onSome: (one): Served => replica(one) })
   })
-).pipe(Layer.provide(Model.layerFromEnv), Layer.provide(Storage.layerFromEnv))
+)
 
 // Under `pnpm start` one Ctrl-C reaches this process more than once: the terminal signals the whole process group,
 // and pnpm passes SIGINT on (then SIGTERM, when it got two). `runMain` interrupts the server on the first and stops

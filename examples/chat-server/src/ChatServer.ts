@@ -28,6 +28,7 @@
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
+import type { IncomingMessage } from "node:http"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Console, Duration, Effect, Layer, Option } from "effect"
@@ -128,7 +129,15 @@ export const router = (options: Omit<Options, "port" | "host">) =>
  * @since 0.1.0
  */
 export const layer = (options: Options) => {
-  const server = NodeServer.make(options.server)
+  // A start past the cap of live runs is answered before the router (`SessionRoutes.refuseWhenFull`), once the runs are
+  // there to ask.
+  let refuse: (request: IncomingMessage) => NodeServer.Refusal | undefined = () => undefined
+  const server = NodeServer.make({ ...options.server, refuse: (request) => refuse(request) })
+  const refuseWhenFull = Layer.effectDiscard(
+    Effect.map(SessionRuns.SessionRuns, (runs) => {
+      refuse = SessionRoutes.refuseWhenFull(runs, { prefix: "/api" })
+    })
+  )
   // Released after the drain, just before the server closes: a timer (not a fiber, which would be
   // interrupted with this scope) closes what is still open after a grace period; unref'd, it never
   // keeps the process alive.
@@ -154,9 +163,10 @@ export const layer = (options: Options) => {
     SessionRuns.layer(options.runs).pipe(Layer.provideMerge(RunLog.layer.pipe(Layer.provide(RunRegistry.layer())))),
     Auth.layerSignedCookie({ secret: options.secret, previousSecrets: options.previousSecrets })
   )
-  const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
-    Layer.provide(services)
-  )
+  const serve = Layer.merge(
+    GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }),
+    refuseWhenFull
+  ).pipe(Layer.provide(services))
   return Layer.mergeAll(serve, announce).pipe(
     Layer.provide(forceClose),
     Layer.provideMerge(

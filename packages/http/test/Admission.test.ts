@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Queue } from "effect"
 import { SessionStore } from "@tether/core"
+import { SessionRoutes } from "@tether/http"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
 import * as Raw from "./support/rawClient.js"
@@ -189,6 +190,44 @@ describe("admission", () => {
       const ended = yield* first.ended
       expect(ended.at(-1)).toMatchObject({ event: "RunCancelled", data: { reason: { _tag: "Superseded" } } })
       yield* second.destroy
+    })
+  )
+})
+
+describe("refuseWhenFull", () => {
+  it.scopedLive("at the cap it gives a start the routes' own 503, and nothing else; with a place free, nothing", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ script: slow, runs: { maxLiveRuns: 1, retryAfter: "4 seconds" } })
+      const refuse = SessionRoutes.refuseWhenFull(harness.runs, { prefix: "/api" })
+      const start = { method: "POST", url: "/api/sessions/s-2/messages" }
+      expect(refuse(start)).toBeUndefined()
+
+      const one = yield* Harness.postMessage(harness.port, Harness.alice, "s-1")
+      expect(one.status).toBe(200)
+      const routes = yield* Harness.postMessage(harness.port, Harness.bob, "s-2")
+      expect(routes.status).toBe(503)
+      const early = refuse(start)
+      expect(early?.status).toBe(503)
+      expect(JSON.parse(early?.body ?? "null")).toEqual(JSON.parse(routes.text()))
+      expect(early?.headers).toMatchObject({
+        "retry-after": routes.headers["retry-after"],
+        "content-type": "application/json",
+        connection: "close"
+      })
+      expect(refuse({ method: "POST", url: "/api/sessions/s-2/messages?x=1" })?.status).toBe(503)
+      for (const other of [
+        { method: "POST", url: "/api/sessions/s-1/cancel" },
+        { method: "GET", url: "/api/sessions/s-1" },
+        { method: "GET", url: "/api/sessions/s-1/events" },
+        { method: "POST", url: "/other/sessions/s-2/messages" },
+        { method: "POST", url: "/api/sessions/s-2/messages/more" }
+      ]) {
+        expect(refuse(other)).toBeUndefined()
+      }
+
+      yield* request(harness.port, Harness.alice, "POST", "/sessions/s-1/cancel")
+      expect(refuse(start)).toBeUndefined()
+      yield* one.destroy
     })
   )
 })

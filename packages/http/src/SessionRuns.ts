@@ -238,7 +238,7 @@ export interface Options {
  * @since 0.1.0
  */
 export const defaults = {
-  maxLiveRuns: 50,
+  maxLiveRuns: 25,
   maxQueuedStarts: 0,
   queueTimeout: "5 seconds",
   retryAfter: "2 seconds"

@@ -10,7 +10,8 @@
  * without `Retry-After`, or no start was admitted. `--quick` (CI): 200 runs against a cap of 50.
  *
  * `pnpm soak --load [--quick] [--runs=N] [--callers=N] [--max-live-runs=N] [--max-queued-starts=N]
- * [--server-dir=PATH]` (`--server-dir`: the chat server of another checkout, e.g. main's, to compare).
+ * [--server-dir=PATH] [--cpu-prof=FILE]` (`--server-dir`: the chat server of another checkout, e.g. main's, to compare;
+ * `--cpu-prof`: the server's CPU profile over the load, written to FILE, a `.cpuprofile`).
  *
  * @example
  * ```ts
@@ -73,6 +74,9 @@ interface Server {
   readonly child: ChildProcess
   /** The server's heap after gc, and the CPU time it has used (user and system), in ms. */
   readonly probe: () => Promise<{ readonly heapUsed: number; readonly cpuMillis: number }>
+  /** Starts the server's CPU profiler; `stopProfile` writes the profile to a file. */
+  readonly startProfile: () => Promise<void>
+  readonly stopProfile: (file: string) => Promise<void>
   readonly output: () => string
 }
 
@@ -119,15 +123,24 @@ const startServer = (settings: Settings): Promise<Server> =>
       const match = /Tether chat server on http:\/\/localhost:(\d+)/.exec(output)
       if (match !== null && !isStarted) {
         isStarted = true
+        /** Sends `message` to the probe and resolves with its first answer that has `key`. */
+        const ask = <A>(message: unknown, key: string) =>
+          new Promise<A>((resolveAsk) => {
+            const onMessage = (answer: unknown) => {
+              if (typeof answer !== "object" || answer === null || !(key in answer)) return
+              child.off("message", onMessage)
+              resolveAsk(answer as A)
+            }
+            child.on("message", onMessage)
+            child.send(message as string)
+          })
         resolve({
           port: Number(match[1]),
           child,
           output: () => output,
-          probe: () =>
-            new Promise((resolveProbe) => {
-              child.once("message", (message) => resolveProbe(message as { heapUsed: number; cpuMillis: number }))
-              child.send("heap")
-            })
+          probe: () => ask("heap", "heapUsed"),
+          startProfile: () => ask("profile-start", "profileStarted"),
+          stopProfile: (file) => ask({ profileStop: file }, "profileWritten")
         })
       }
     }
@@ -315,6 +328,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const maxQueued = argument(argv, "max-queued-starts")
   if (maxLive !== undefined) serverEnv["MAX_LIVE_RUNS"] = maxLive
   if (maxQueued !== undefined) serverEnv["MAX_QUEUED_STARTS"] = maxQueued
+  const profileArgument = argument(argv, "cpu-prof")
+  const profileFile = profileArgument === undefined ? undefined : path.resolve(profileArgument)
   const settings: Settings = {
     runs,
     callers: Number(argument(argv, "callers") ?? Math.ceil(runs / 2)),
@@ -348,12 +363,17 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     await drive(server.port, { ...settings, callers: 1 }, 4, cookies[0]!)
     const before = await server.probe()
     const overflowsBefore = listenOverflows()
+    if (profileFile !== undefined) await server.startProfile()
     const t0 = performance.now()
     const results = await Promise.all(
       Array.from({ length: settings.runs }, (_, i) => drive(server.port, settings, i, cookies[i % settings.callers]!))
     )
     const elapsed = (Math.max(...results.map((r) => r.endedAt)) - t0) / 1000
     const overflowsAfter = listenOverflows()
+    if (profileFile !== undefined) {
+      await server.stopProfile(profileFile)
+      console.log(`server CPU profile of the load: ${profileFile}`)
+    }
     await sleep(2000)
     const after = await server.probe()
     const admitted = results.filter((r) => r.answer === "200")

@@ -28,6 +28,7 @@
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
+import type { IncomingMessage } from "node:http"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Console, Duration, Effect, Layer, Option } from "effect"
@@ -149,7 +150,15 @@ export const layerWithRuns = <E, R>(
   options: Options,
   runs: Layer.Layer<SessionRuns.SessionRuns | RunRegistry.RunRegistry, E, R>
 ) => {
-  const server = NodeServer.make(options.server)
+  // A start past the cap of live runs is answered before the router (`SessionRoutes.refuseWhenFull`), once the runs are
+  // there to ask.
+  let refuse: (request: IncomingMessage) => NodeServer.Refusal | undefined = () => undefined
+  const server = NodeServer.make({ ...options.server, refuse: (request) => refuse(request) })
+  const refuseWhenFull = Layer.effectDiscard(
+    Effect.map(SessionRuns.SessionRuns, (runs) => {
+      refuse = SessionRoutes.refuseWhenFull(runs, { prefix: "/api" })
+    })
+  )
   const replica = options.replica
   if (replica !== undefined) {
     // Before the app's own listener: the header is on every response, the app's errors and 404s included.
@@ -181,9 +190,10 @@ export const layerWithRuns = <E, R>(
     runs,
     Auth.layerSignedCookie({ secret: options.secret, previousSecrets: options.previousSecrets })
   )
-  const serve = GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }).pipe(
-    Layer.provide(services)
-  )
+  const serve = Layer.merge(
+    GracefulShutdown.serve(router(options), { deadline: options.shutdownDeadline ?? "10 seconds" }),
+    refuseWhenFull
+  ).pipe(Layer.provide(services))
   return Layer.mergeAll(serve, announce).pipe(
     Layer.provide(forceClose),
     Layer.provideMerge(

@@ -179,11 +179,20 @@ export interface Service {
     request: StartRequest<R>
   ) => Effect.Effect<Started, StartError, LanguageModel.LanguageModel | Exclude<R, Auth.CurrentCaller>>
   /**
-   * Fails with `Overloaded` when a start arriving now would be refused for capacity (every place taken and the queue
-   * full). No I/O: the routes ask it before they authenticate and read the body, so that a burst past the capacity
-   * costs the server as little as possible. An implementation that cannot tell answers success, and `start` decides.
+   * Takes a place (or a slot in the queue) for the start this fiber is about to make, or fails with `Overloaded` when
+   * every place is taken and the queue is full. The place is held until that `start` takes it or the current scope
+   * closes. No I/O: the routes ask it before they authenticate and read the body, so that a burst past the capacity
+   * costs the server as little as possible, and each start of a burst is counted as it arrives (a check that only
+   * looked let the whole burst through while the first runs were being set up). An implementation that cannot tell
+   * answers success, and `start` decides.
    */
-  readonly checkCapacity: Effect.Effect<void, RouteError.Overloaded>
+  readonly checkCapacity: Effect.Effect<void, RouteError.Overloaded, Scope.Scope>
+  /**
+   * The refusal a start arriving now would get for capacity, if any: a synchronous look, for a server that answers
+   * such starts before they reach the routes (`SessionRoutes.refuseWhenFull`); `checkCapacity` and `start` still
+   * decide for the starts it lets through. An implementation that cannot tell leaves it out.
+   */
+  readonly capacityRefusal?: (() => RouteError.Overloaded | undefined) | undefined
   /**
    * Cancels the session's latest run with `reason` and waits for its outcome (what was rolled back); an ended run
    * answers the outcome it had. Never waits behind starts.
@@ -229,7 +238,7 @@ export interface Options {
  * @since 0.1.0
  */
 export const defaults = {
-  maxLiveRuns: 50,
+  maxLiveRuns: 25,
   maxQueuedStarts: 0,
   queueTimeout: "5 seconds",
   retryAfter: "2 seconds"
@@ -391,7 +400,8 @@ export const make = (
       })
 
     const service: Service = {
-      checkCapacity: admission.check,
+      checkCapacity: admission.hold,
+      capacityRefusal: admission.refusal,
       start: (request) => locks.withLock(request.sessionId)(startLocked(request)),
       cancel: ({ reason, ...who }) =>
         Effect.gen(function* () {

@@ -7,8 +7,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Queue } from "effect"
 import { SessionStore } from "@tether/core"
+import { SessionRoutes } from "@tether/http"
 import { SessionClient as Client } from "@tether/testing"
 import * as Harness from "./support/harness.js"
+import * as Raw from "./support/rawClient.js"
 
 const request = (port: number, headers: Record<string, string>, method: "GET" | "POST", path: string) =>
   Client.requestJson({ port, method, path: `/api${path}`, headers })
@@ -44,6 +46,15 @@ const slow = Harness.orderThenSlowText(400, "50 millis")
 const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, predicate: (a: A) => boolean) =>
   Effect.repeat(Effect.delay(effect, "20 millis"), { until: predicate, times: 250 })
 
+/** Posts to `sessionId` (20 ms apart, at most 5 s) until the answer has `status`; the other answers are closed. */
+const postUntil = (port: number, headers: Record<string, string>, sessionId: string, status: number) =>
+  eventually(
+    Effect.tap(Harness.postMessage(port, headers, sessionId), (answer) =>
+      answer.status === status ? Effect.void : answer.destroy
+    ),
+    (answer) => answer.status === status
+  )
+
 describe("admission", () => {
   it.scopedLive("a start past maxLiveRuns is answered at once: 503 Overloaded with Retry-After, nothing claimed", () =>
     Effect.gen(function* () {
@@ -64,6 +75,54 @@ describe("admission", () => {
       const again = yield* Harness.postMessage(harness.port, Harness.alice, "s-3")
       expect(again.status).toBe(200)
       yield* Effect.forEach([one, two, again], (stream) => stream.destroy, { discard: true })
+    })
+  )
+
+  it.scopedLive("a start holds its place from its arrival: the next is refused before the first sent its body", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ script: slow, runs: { maxLiveRuns: 1 } })
+      // The first start sends its headers and holds its body back: it has not reached its run yet.
+      const body = JSON.stringify({ message: "buy" })
+      const first = yield* Raw.connect(harness.port)
+      yield* first.write(
+        "POST /api/sessions/early-1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer token-alice\r\n" +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`
+      )
+      // Its place is taken as soon as it arrived (a look that only counted runs let the burst through).
+      const second = yield* postUntil(harness.port, Harness.bob, "early-2", 503)
+      expect(second.status).toBe(503)
+      expect(JSON.parse(second.text()).error).toMatchObject({ _tag: "Overloaded", limit: 1 })
+      expect(Option.isNone(yield* harness.store.get("early-2"))).toBe(true)
+
+      // The body arrives: the first start runs in the place it held.
+      yield* first.write(body)
+      const run = yield* eventually(harness.registry.get("early-1"), Option.isSome)
+      expect(Option.isSome(run)).toBe(true)
+      expect(JSON.parse((yield* Harness.postMessage(harness.port, Harness.bob, "early-3")).text()).error._tag).toBe(
+        "Overloaded"
+      )
+    })
+  )
+
+  it.scopedLive("a held place is given back when its start never starts (the client went away)", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ script: slow, runs: { maxLiveRuns: 1 } })
+      const gone = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const client = yield* Raw.connect(harness.port)
+          yield* client.write(
+            "POST /api/sessions/gone-1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer token-alice\r\n" +
+              "content-type: application/json\r\ncontent-length: 100\r\n\r\n{"
+          )
+          return yield* postUntil(harness.port, Harness.bob, "gone-2", 503)
+        })
+      )
+      expect(gone.status).toBe(503)
+      // The first client's socket is closed: its start ends without a run, and its place is free again.
+      const admitted = yield* postUntil(harness.port, Harness.bob, "gone-3", 200)
+      expect(admitted.status).toBe(200)
+      expect(Option.isNone(yield* harness.registry.get("gone-1"))).toBe(true)
+      yield* admitted.destroy
     })
   )
 
@@ -131,6 +190,44 @@ describe("admission", () => {
       const ended = yield* first.ended
       expect(ended.at(-1)).toMatchObject({ event: "RunCancelled", data: { reason: { _tag: "Superseded" } } })
       yield* second.destroy
+    })
+  )
+})
+
+describe("refuseWhenFull", () => {
+  it.scopedLive("at the cap it gives a start the routes' own 503, and nothing else; with a place free, nothing", () =>
+    Effect.gen(function* () {
+      const harness = yield* Harness.start({ script: slow, runs: { maxLiveRuns: 1, retryAfter: "4 seconds" } })
+      const refuse = SessionRoutes.refuseWhenFull(harness.runs, { prefix: "/api" })
+      const start = { method: "POST", url: "/api/sessions/s-2/messages" }
+      expect(refuse(start)).toBeUndefined()
+
+      const one = yield* Harness.postMessage(harness.port, Harness.alice, "s-1")
+      expect(one.status).toBe(200)
+      const routes = yield* Harness.postMessage(harness.port, Harness.bob, "s-2")
+      expect(routes.status).toBe(503)
+      const early = refuse(start)
+      expect(early?.status).toBe(503)
+      expect(JSON.parse(early?.body ?? "null")).toEqual(JSON.parse(routes.text()))
+      expect(early?.headers).toMatchObject({
+        "retry-after": routes.headers["retry-after"],
+        "content-type": "application/json",
+        connection: "close"
+      })
+      expect(refuse({ method: "POST", url: "/api/sessions/s-2/messages?x=1" })?.status).toBe(503)
+      for (const other of [
+        { method: "POST", url: "/api/sessions/s-1/cancel" },
+        { method: "GET", url: "/api/sessions/s-1" },
+        { method: "GET", url: "/api/sessions/s-1/events" },
+        { method: "POST", url: "/other/sessions/s-2/messages" },
+        { method: "POST", url: "/api/sessions/s-2/messages/more" }
+      ]) {
+        expect(refuse(other)).toBeUndefined()
+      }
+
+      yield* request(harness.port, Harness.alice, "POST", "/sessions/s-1/cancel")
+      expect(refuse(start)).toBeUndefined()
+      yield* one.destroy
     })
   )
 })

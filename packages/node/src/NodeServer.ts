@@ -14,6 +14,12 @@
  * body of a request, `@tether/http`'s routes have a shorter deadline of their
  * own (`SessionRoutes.Limits.bodyTimeout`, 408 `RequestTimeout`).
  *
+ * `refuse` answers some requests before any listener of the server sees them
+ * (the router of `@effect/platform`, which costs a few milliseconds of CPU per
+ * request): `@tether/http`'s `SessionRoutes.refuseWhenFull` answers the starts
+ * of a burst past the cap of live runs with 503 in microseconds, so the event
+ * loop stays free for the runs it serves and their Stop.
+ *
  * @example
  * ```ts
  * import { NodeHttpServer } from "@effect/platform-node"
@@ -26,7 +32,7 @@
  * @since 0.1.0
  */
 import { createServer } from "node:http"
-import type { Server } from "node:http"
+import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import { Duration } from "effect"
 
 /** @since 0.1.0 */
@@ -45,6 +51,23 @@ export interface Options {
    * long after its deadline. Default 1 second (Node's is 30).
    */
   readonly checkInterval?: Duration.DurationInput | undefined
+  /**
+   * Looks at each request as it arrives, before any `request` listener: an answer is sent at once (the body of the
+   * request is not read, and the connection closes after it); `undefined` lets the request through. It must be
+   * synchronous and cheap: it runs on every request. Default: every request goes through.
+   */
+  readonly refuse?: ((request: IncomingMessage) => Refusal | undefined) | undefined
+}
+
+/**
+ * An answer `Options.refuse` gives in place of the server's listeners.
+ *
+ * @since 0.1.0
+ */
+export interface Refusal {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
 }
 
 /**
@@ -74,10 +97,31 @@ const millis = (duration: Duration.DurationInput) => Math.max(1, Math.round(Dura
  */
 export const make = (options: Options = {}): Server => {
   const requestTimeout = millis(options.requestTimeout ?? defaults.requestTimeout)
-  return createServer({
+  const server = createServer({
     headersTimeout: Math.min(millis(options.headersTimeout ?? defaults.headersTimeout), requestTimeout),
     requestTimeout,
     keepAliveTimeout: millis(options.keepAliveTimeout ?? defaults.keepAliveTimeout),
     connectionsCheckingInterval: millis(options.checkInterval ?? defaults.checkInterval)
   })
+  const refuse = options.refuse
+  if (refuse !== undefined) {
+    // Listeners cannot stop one another, so the refusal sits in front of them all: a request it answers is never
+    // emitted to them (the router of @effect/platform registers its own listener when the server starts).
+    const emit = server.emit.bind(server) as (event: string | symbol, ...args: Array<unknown>) => boolean
+    server.emit = ((event: string | symbol, ...args: Array<unknown>) => {
+      if (event === "request") {
+        const refusal = refuse(args[0] as IncomingMessage)
+        if (refusal !== undefined) {
+          const response = args[1] as ServerResponse
+          response.shouldKeepAlive = false
+          response
+            .writeHead(refusal.status, { ...refusal.headers, "content-length": Buffer.byteLength(refusal.body) })
+            .end(refusal.body)
+          return true
+        }
+      }
+      return emit(event, ...args)
+    }) as Server["emit"]
+  }
+  return server
 }

@@ -9,18 +9,24 @@ import { Effect } from "effect"
 import { NodeServer } from "@tether/node"
 import * as Raw from "../../http/test/support/rawClient.js"
 
-/** A server of `NodeServer.make(options)` on a free port that answers every request it gets with 200. */
+/**
+ * A server of `NodeServer.make(options)` on a free port that answers every request it gets with 200; `reached` lists
+ * the paths of the requests its listener saw.
+ */
 const listening = (options: NodeServer.Options) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly server: http.Server; readonly port: number }>((resume) => {
+    Effect.async<{ readonly server: http.Server; readonly port: number; readonly reached: Array<string> }>((resume) => {
       const server = NodeServer.make(options)
+      const reached: Array<string> = []
       server.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => {
+        reached.push(request.url ?? "")
         request.resume()
         request.on("end", () => response.end("ok"))
       })
       server.listen(0, "127.0.0.1", () => {
         const address = server.address()
-        resume(Effect.succeed({ server, port: typeof address === "object" && address !== null ? address.port : 0 }))
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        resume(Effect.succeed({ server, port, reached }))
       })
     }),
     ({ server }) =>
@@ -94,6 +100,34 @@ describe("NodeServer.make", () => {
       yield* Effect.logInfo(
         `trickling clients cut off after ${ends.map((e) => e.afterMillis.toFixed(0)).join(", ")} ms`
       )
+    })
+  )
+
+  it.scopedLive("refuse answers a request before any listener sees it, without waiting for its body", () =>
+    Effect.gen(function* () {
+      const { port, reached } = yield* listening({
+        refuse: (request) =>
+          request.method === "POST" && request.url === "/full"
+            ? {
+                status: 503,
+                headers: { "retry-after": "2", "content-type": "application/json" },
+                body: '{"full":true}'
+              }
+            : undefined
+      })
+      // Headers and a body announced but never sent: the answer comes anyway, and the connection closes after it.
+      const client = yield* Raw.connect(port)
+      yield* client.write(
+        "POST /full HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+      )
+      const end = yield* client.closed.pipe(Effect.timeout("5 seconds"))
+      expect(end.received).toMatch(/^HTTP\/1\.1 503 /)
+      expect(end.received).toMatch(/\r\nretry-after: 2\r\n/i)
+      expect(end.received).toMatch(/\r\nconnection: close\r\n/i)
+      expect(end.received.endsWith('{"full":true}')).toBe(true)
+      // Everything else goes through to the listener, which never saw the refused request.
+      expect(yield* get(port)).toBe(200)
+      expect(reached).toEqual(["/"])
     })
   )
 })

@@ -1,4 +1,5 @@
-import { Duration, Effect, Exit } from "effect"
+import { Duration, Effect, Exit, FiberRef } from "effect"
+import type { Scope } from "effect"
 import { Overloaded } from "../RouteError.js"
 
 /**
@@ -6,12 +7,30 @@ import { Overloaded } from "../RouteError.js"
  * at most `maxQueuedStarts` for at most `queueTimeout`, first come first served, or is refused with `Overloaded` at
  * once. A place is handed from a run that ended to the first start waiting, so a waiting start is never overtaken by
  * one that came later. Plain counters: every change happens in one synchronous step.
+ *
+ * A start may `hold` its place (or its slot in the queue) before it does anything costly (authentication, the body,
+ * the store): a burst of starts past the capacity is then refused at the door, each start counted as it arrives, not
+ * only once it got as far as `acquire`.
  */
 export interface Admission {
-  /** A place, and the function that gives it back (once; later calls do nothing). */
+  /**
+   * A place, and the function that gives it back (once; later calls do nothing). When this fiber holds one (`hold`),
+   * that place (or that slot in the queue).
+   */
   readonly acquire: Effect.Effect<() => void, Overloaded>
-  /** Fails when `acquire` would now fail at once (every place taken, the queue full). */
-  readonly check: Effect.Effect<void, Overloaded>
+  /**
+   * Takes a place, or a slot in the queue, for this fiber's next `acquire`; held until that `acquire` or the end of
+   * the scope, whichever comes first. Fails at once when every place is taken and the queue is full.
+   */
+  readonly hold: Effect.Effect<void, Overloaded, Scope.Scope>
+  /** The refusal a start arriving now would get at once, if any. */
+  readonly refusal: () => Overloaded | undefined
+}
+
+/** What a fiber holds: a place (counted in `live`) or a slot in the queue (counted in `heading`). */
+interface Hold {
+  readonly kind: "place" | "queue"
+  isSpent: boolean
 }
 
 export interface Options {
@@ -23,17 +42,25 @@ export interface Options {
 
 export const make = (options: Options): Admission => {
   let live = 0
+  // Starts holding a slot in the queue that have not reached it yet.
+  let heading = 0
+  const held = FiberRef.unsafeMake<Hold | undefined>(undefined)
   // Insertion order: the first waiter is the first granted.
   const waiting = new Set<() => void>()
   const retryAfterSeconds = Math.max(1, Math.ceil(Duration.toSeconds(Duration.decode(options.retryAfter))))
-  const overloaded = (queued: boolean) =>
-    new Overloaded({
-      limit: options.maxLiveRuns,
-      retryAfterSeconds,
-      message: queued
-        ? `the server has ${options.maxLiveRuns} runs going and this start waited too long for one to end; try again`
-        : `the server has ${options.maxLiveRuns} runs going, as many as it serves well; try again`
-    })
+  // Made once each: a refusal is a value, and making an error captures a stack, which costs more than the rest of a
+  // refusal together (a burst refuses hundreds of starts).
+  const full = new Overloaded({
+    limit: options.maxLiveRuns,
+    retryAfterSeconds,
+    message: `the server has ${options.maxLiveRuns} runs going, as many as it serves well; try again`
+  })
+  const waitedTooLong = new Overloaded({
+    limit: options.maxLiveRuns,
+    retryAfterSeconds,
+    message: `the server has ${options.maxLiveRuns} runs going and this start waited too long for one to end; try again`
+  })
+  const overloaded = (queued: boolean) => (queued ? waitedTooLong : full)
 
   const giveBack = () => {
     const first = waiting.values().next()
@@ -84,18 +111,41 @@ export const make = (options: Options): Admission => {
     )
   })
 
+  const isFull = () => live >= options.maxLiveRuns && waiting.size + heading >= options.maxQueuedStarts
+
+  /** Gives back what `hold` took, unless `acquire` spent it. */
+  const giveBackHold = (hold: Hold) => {
+    if (hold.isSpent) return
+    hold.isSpent = true
+    if (hold.kind === "place") giveBack()
+    else heading--
+  }
+
   return {
-    acquire: Effect.suspend(() => {
+    refusal: () => (isFull() ? full : undefined),
+    hold: Effect.uninterruptible(
+      Effect.suspend(() => {
+        if (isFull()) return Effect.fail(overloaded(false))
+        const hold: Hold = { kind: live < options.maxLiveRuns ? "place" : "queue", isSpent: false }
+        if (hold.kind === "place") live++
+        else heading++
+        return Effect.zipRight(
+          Effect.addFinalizer(() => Effect.sync(() => giveBackHold(hold))),
+          FiberRef.set(held, hold)
+        )
+      })
+    ),
+    acquire: Effect.flatMap(FiberRef.get(held), (hold) => {
+      if (hold !== undefined && !hold.isSpent) {
+        hold.isSpent = true
+        if (hold.kind === "place") return Effect.succeed(releaser())
+        heading--
+      }
       if (live < options.maxLiveRuns) {
         live++
         return Effect.succeed(releaser())
       }
       return waiting.size < options.maxQueuedStarts ? wait : Effect.fail(overloaded(false))
-    }),
-    check: Effect.suspend(() =>
-      live < options.maxLiveRuns || waiting.size < options.maxQueuedStarts
-        ? Effect.void
-        : Effect.fail(overloaded(false))
-    )
+    })
   }
 }

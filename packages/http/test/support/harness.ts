@@ -50,6 +50,7 @@ export const orderThenSlowText =
 export interface Harness {
   readonly port: number
   readonly registry: RunRegistry.Service
+  readonly runs: SessionRuns.Service
   readonly store: SessionStore.Service
   readonly model: ScriptedModel.Recorder
   readonly committed: Effect.Effect<StagedWrites.Snapshot>
@@ -102,6 +103,7 @@ export const start = (options: {
     return {
       port: address.port,
       registry: Context.get(context, RunRegistry.RunRegistry),
+      runs: Context.get(context, SessionRuns.SessionRuns),
       store: Context.get(context, SessionStore.SessionStore),
       model: Context.get(context, ScriptedModel.ScriptedModel),
       committed: Context.get(context, StagedWrites.MemoryStore).snapshot,

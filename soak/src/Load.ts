@@ -7,7 +7,7 @@
  * once streaming. Reports the starts by answer (200, 503 with `Retry-After`, 429, ...), the resets and the starts
  * not answered within 15 s, Stop and status p50 / p99, runs per second, the server's heap (after gc) before and
  * after, and the kernel's listen-queue overflows. Exit code 1 when a start was reset or not answered, a 503 came
- * without `Retry-After`, or no start was admitted. `--quick` (CI): 200 runs against a cap of 50.
+ * without `Retry-After`, or no start was admitted. `--quick` (CI): 200 runs against the default cap.
  *
  * `pnpm soak --load [--quick] [--runs=N] [--callers=N] [--max-live-runs=N] [--max-queued-starts=N]
  * [--server-dir=PATH] [--cpu-prof=FILE]` (`--server-dir`: the chat server of another checkout, e.g. main's, to compare;
@@ -324,7 +324,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const runs = Number(argument(argv, "runs") ?? (isQuick ? 200 : 1000))
   const serverEnv: Record<string, string> = {}
   // The quick run (CI) puts a small cap under a burst four times its size, so refusals are exercised too.
-  const maxLive = argument(argv, "max-live-runs") ?? (isQuick ? "50" : undefined)
+  const maxLive = argument(argv, "max-live-runs")
   const maxQueued = argument(argv, "max-queued-starts")
   if (maxLive !== undefined) serverEnv["MAX_LIVE_RUNS"] = maxLive
   if (maxQueued !== undefined) serverEnv["MAX_QUEUED_STARTS"] = maxQueued

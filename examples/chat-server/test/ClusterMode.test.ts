@@ -79,13 +79,18 @@ const shardsSettled = (cluster: Cluster) =>
       Effect.orDie
     )
 
-const postMessage = (replica: Replica.Replica, sessionId: string, message: string) =>
+const postMessage = (
+  replica: Replica.Replica,
+  sessionId: string,
+  message: string,
+  disconnect: "cancel" | "detach" = "cancel"
+) =>
   Client.openEventStream({
     port: replica.port,
     method: "POST",
     path: `/api/sessions/${sessionId}/messages`,
     headers: alice,
-    body: JSON.stringify({ message })
+    body: JSON.stringify({ message, disconnect })
   })
 
 /** The replicas whose run log has a run of `sessionId` starting. */
@@ -221,6 +226,48 @@ describe.skipIf(!isAvailable)("chat server in cluster mode (two replicas, real H
           expect(requests.length).toBeGreaterThanOrEqual(2)
           expect(requests[0]!.rawBody).toContain(messages[winner])
           expect(requests.filter((request) => request.rawBody.includes(messages[1 - winner]!))).toEqual([])
+        })
+    )
+
+    it.effect(
+      "detach: the client drops its stream on one replica and re-attaches through the other with Last-Event-ID: every event once, the run completes and commits",
+      () =>
+        Effect.gen(function* () {
+          const cluster = yield* TwoReplicas
+          const { a, b } = cluster
+          const first = yield* postMessage(a, "s-detach", "Order a kettle", "detach")
+          expect(first.status).toBe(200)
+          const seen = yield* first.waitFor(orderStagedAndAnswering).pipe(Effect.timeout("30 seconds"))
+          yield* first.destroy
+          const lastId = Math.max(...first.events.map((event) => event.id ?? -1))
+          expect(lastId).toBeGreaterThanOrEqual(seen.length - 1)
+
+          const again = yield* Client.openEventStream({
+            port: b.port,
+            method: "GET",
+            path: "/api/sessions/s-detach/events",
+            headers: { ...alice, "last-event-id": String(lastId) }
+          })
+          expect([again.status, again.headers["x-tether-replica"]]).toEqual([200, "replica-b"])
+          const rest = yield* again.ended.pipe(Effect.timeout("60 seconds"))
+          expect(rest.at(-1)?.event).toBe("RunCompleted")
+
+          // Both streams together: ids strictly increasing (nothing twice), and the same events as a full replay from
+          // the start through the first replica (nothing missed).
+          const joined = [...first.events.filter((event) => event.id! <= lastId), ...rest]
+          const ids = joined.map((event) => event.id!)
+          expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true)
+          const replay = yield* Client.openEventStream({
+            port: a.port,
+            method: "GET",
+            path: "/api/sessions/s-detach/events",
+            headers: alice
+          })
+          const all = yield* replay.ended.pipe(Effect.timeout("10 seconds"))
+          expect(all.map((event) => [event.id, event.event])).toEqual(joined.map((event) => [event.id, event.event]))
+          expect(yield* endedRunRows(cluster, "s-detach")).toEqual([{ status: "ended", reason: "Completed" }])
+          const orders = yield* Client.requestJson({ port: b.port, method: "GET", path: "/orders", headers: alice })
+          expect((orders.json as { orders: ReadonlyArray<unknown> }).orders).toHaveLength(1)
         })
     )
   })

@@ -19,6 +19,7 @@ import { now } from "./remoteFake.js"
 import { settled, startReplica } from "./clusterReplica.js"
 import type { Cluster, Replica } from "./clusterReplica.js"
 import { round, sleep, summarize, type Summary } from "./stats.js"
+import { step } from "./step.js"
 
 export interface Sizes {
   readonly stopTrials: number
@@ -173,14 +174,6 @@ const throughput = async (replicaCount: number, runs: number): Promise<number> =
   } finally {
     await fake.close()
   }
-}
-
-const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
-  process.stdout.write(`running ${name} ... `)
-  const t0 = performance.now()
-  const result = await run()
-  process.stdout.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`)
-  return result
 }
 
 /** The cluster scenario. */

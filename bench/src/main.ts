@@ -30,6 +30,7 @@ import { ownState, type Mode, type Results } from "./results.js"
 import { scale } from "./scale.js"
 import { servedSides } from "./servers/index.js"
 import { sse } from "./sse.js"
+import { step } from "./step.js"
 import { abortSides, byKey, overheadSides, scaleSides } from "./sides/index.js"
 import { evaluate } from "./targets.js"
 import { treeCancel } from "./tree.js"
@@ -71,14 +72,6 @@ const sizes = quick
       sse: { runsPerBlock: 200, blocks: 4, concurrency: 100 }
     }
 const disconnectGap = 200
-
-const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
-  process.stdout.write(`running ${name} ... `)
-  const t0 = performance.now()
-  const result = await run()
-  process.stdout.write(`${((performance.now() - t0) / 1000).toFixed(1)} s\n`)
-  return result
-}
 
 const labels = Object.fromEntries([...scaleSides, ...abortSides, ...servedSides].map((side) => [side.key, side.label]))
 

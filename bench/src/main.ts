@@ -143,7 +143,7 @@ const main = async () => {
   if (argv.includes("--cluster")) {
     const sizes = quick
       ? { stopTrials: 4, failoverTrials: 1, runs: 10 }
-      : { stopTrials: 40, failoverTrials: 3, runs: 200 }
+      : { stopTrials: 200, failoverTrials: 3, runs: 200 }
     console.log(`Tether cluster mode (${quick ? "quick" : "full"}), node ${process.version}`)
     const result = await cluster(sizes)
     printCluster(result)

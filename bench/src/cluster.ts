@@ -8,16 +8,17 @@
  * - **Failover**: ms from kill -9 of a run's owner until the survivor answers that the run ended. Target: < 10 s.
  * - **Runs per second** through three replicas against one, each run a short answer on a session of its own.
  *
- * Every cluster gets a fresh database (dropped afterwards). The replicas run the two-replica test's replica program
- * from its TypeScript sources (tsx), in both configurations alike.
+ * Every cluster gets a fresh database (dropped afterwards). The replicas are the cluster tests' replica processes
+ * (`packages/cluster/test/support/ReplicaProcess.ts`, the replica program run from its TypeScript sources with tsx),
+ * in both configurations alike.
  */
-import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted } from "effect"
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import * as ReplicaProcess from "../../packages/cluster/test/support/ReplicaProcess.js"
+import type { Replica } from "../../packages/cluster/test/support/ReplicaProcess.js"
+import { benchPath } from "./meta.js"
 import * as remoteFake from "./remoteFake.js"
 import { now } from "./remoteFake.js"
-import { settled, startReplica } from "./clusterReplica.js"
-import type { Cluster, Replica } from "./clusterReplica.js"
 import { round, sleep, summarize, type Summary } from "./stats.js"
 import { step } from "./step.js"
 
@@ -51,36 +52,44 @@ const databaseUrl =
     ? process.env.DATABASE_URL
     : "postgres://postgres@127.0.0.1:5432/test"
 
-const admin = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
-  Effect.runPromise(
-    Effect.flatMap(SqlClient.SqlClient, f).pipe(
-      Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl) })),
-      Effect.scoped
-    )
-  )
-
 /** Runs `use` on a fresh database, with replicas of it started by `replica()`; everything is gone afterwards. */
 const withCluster = async <A>(fakeUrl: string, use: (replica: () => Promise<Replica>) => Promise<A>): Promise<A> => {
-  const name = `tt_bench_${process.pid}_${Math.random().toString(16).slice(2, 8)}`
-  await admin((sql) => sql`CREATE DATABASE ${sql(name)}`)
-  const location = new URL(databaseUrl)
-  location.pathname = `/${name}`
-  const cluster: Cluster = { databaseUrl: location.toString(), prefix: "tether_cluster", fakeUrl }
-  const started: Array<Replica> = []
+  const scope = Effect.runSync(Scope.make())
+  // Closed in reverse: the replicas killed, then the database dropped, then the client closed.
+  const inScope = <X, E>(effect: Effect.Effect<X, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
   try {
+    const admin = await inScope(Layer.build(PgClient.layer({ url: Redacted.make(databaseUrl) })))
+    const clusterUrl = await inScope(Effect.provide(ReplicaProcess.freshDatabase(databaseUrl), admin))
+    let started = 0
     return await use(async () => {
-      const replica = await startReplica(cluster)
-      started.push(replica)
-      return replica
+      const runnerPort = await Effect.runPromise(ReplicaProcess.freePort)
+      return inScope(
+        ReplicaProcess.spawnReplica(
+          `R${started++}`,
+          {
+            DATABASE_URL: clusterUrl,
+            PREFIX: "tether_cluster",
+            FAKE_URL: fakeUrl,
+            RUNNER_PORT: String(runnerPort)
+          },
+          benchPath("..")
+        )
+      )
     })
   } finally {
-    await Promise.all(started.map((replica) => replica.kill()))
-    await admin((sql) => sql`DROP DATABASE IF EXISTS ${sql(name)} WITH (FORCE)`)
+    await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
 
+/** One command to a replica, its answer. */
+const send = (replica: Replica, command: Record<string, unknown>): Promise<any> =>
+  Effect.runPromise(replica.send(command))
+
+/** Until the replicas agree on who holds the shards: a run whose session's shard moves is cancelled. */
+const settled = (replicas: ReadonlyArray<Replica>) => Effect.runPromise(ReplicaProcess.shardsSettled(replicas))
+
 const ownerOf = async (replica: Replica, sessionId: string): Promise<string> => {
-  const status = await replica.send({ op: "status", sessionId })
+  const status = await send(replica, { op: "status", sessionId })
   if (status._tag !== "Running") throw new Error(`session ${sessionId} is not running: ${JSON.stringify(status)}`)
   return status.owner
 }
@@ -98,14 +107,14 @@ const stopLatency = async (trials: number) => {
       const warmup = 2
       for (let trial = 0; trial < trials + warmup; trial++) {
         const sessionId = `stop-${trial}`
-        await replicas[trial % 3]!.send({ op: "start", sessionId, runId: `r-${sessionId}`, message: "note k" })
+        await send(replicas[trial % 3]!, { op: "start", sessionId, runId: `r-${sessionId}`, message: "note k" })
         await fake.tokensAtLeast(trial, 2)
         const owner = await ownerOf(replicas[0]!, sessionId)
         owners.add(owner)
         const isAcross = trial % 2 === 1
         const caller = replicas.find((one) => (one.owner === owner) !== isAcross)!
         const sentAt = now()
-        await caller.send({ op: "stop", sessionId })
+        await send(caller, { op: "stop", sessionId })
         const { closedAt } = await fake.closed(trial)
         if (trial < warmup) continue
         ;(isAcross ? across : local).push(closedAt - sentAt)
@@ -124,14 +133,14 @@ const failover = async (): Promise<number> => {
     return await withCluster(fake.url, async (replica) => {
       const replicas = [await replica(), await replica()]
       await settled(replicas)
-      await replicas[0]!.send({ op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })
+      await send(replicas[0]!, { op: "start", sessionId: "s-k", runId: "r-k", message: "note k" })
       await fake.tokensAtLeast(0, 2)
       const owner = await ownerOf(replicas[0]!, "s-k")
       const [dying, survivor] = replicas[0]!.owner === owner ? replicas : [replicas[1]!, replicas[0]!]
-      await dying!.kill()
+      await Effect.runPromise(dying!.killHard)
       const killedAt = now()
       for (;;) {
-        const status = await survivor!.send({ op: "status", sessionId: "s-k" })
+        const status = await send(survivor!, { op: "status", sessionId: "s-k" })
         if (status._tag === "Ended") return now() - killedAt
         if (now() - killedAt > 60_000) throw new Error("the lost run did not end within 60 s")
         await sleep(100)
@@ -152,14 +161,14 @@ const throughput = async (replicaCount: number, runs: number): Promise<number> =
       await settled(replicas)
       // One run each first, so that the first runs of a process do not count its warm-up.
       for (let i = 0; i < replicaCount; i++) {
-        await replicas[i]!.send({ op: "start", sessionId: `warm-${i}`, runId: `warm-${i}`, message: "note w" })
+        await send(replicas[i]!, { op: "start", sessionId: `warm-${i}`, runId: `warm-${i}`, message: "note w" })
         await fake.closed(i)
       }
       const startedAt = now()
       let next = 0
       const worker = async () => {
         for (let i = next++; i < runs; i = next++) {
-          await replicas[i % replicaCount]!.send({
+          await send(replicas[i % replicaCount]!, {
             op: "start",
             sessionId: `tp-${i}`,
             runId: `tp-${i}`,

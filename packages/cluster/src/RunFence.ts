@@ -25,7 +25,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { RunRegistry, StagedWrites } from "@tether/core"
+import { Message, RunRegistry, StagedWrites } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { Scope } from "effect"
@@ -88,6 +88,18 @@ export interface LostClaim {
 }
 
 /**
+ * What a run row knows of its run's conversation: the messages the run added after its history (`historyLength`
+ * messages it was started with), as its owner last checkpointed them, closed (every tool call answered).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunTranscript {
+  readonly historyLength: number
+  readonly messages: ReadonlyArray<Message.Message>
+}
+
+/**
  * The run id is already the id of a run of another session.
  *
  * @since 0.1.0
@@ -116,7 +128,16 @@ export interface Service {
      * renewing its lease (`leaseAsCaller`): the session's `cancel` disconnect policy. The lease starts at the claim.
      */
     readonly caller?: string | undefined
+    /** The run's first checkpoint (its input message), so that a run lost before its owner's first one has it. */
+    readonly transcript?: RunTranscript | undefined
   }) => Effect.Effect<ClaimResult, RunRegistry.SessionBusyError | RunIdTakenError | SqlError>
+  /**
+   * Saves what the run added to its conversation so far on its row, while the row is this replica's `running` claim
+   * (a lost claim's row keeps its last checkpoint). Returns whether it was saved.
+   */
+  readonly checkpoint: (runId: string, messages: ReadonlyArray<Message.Message>) => Effect.Effect<boolean, SqlError>
+  /** The run's last checkpoint (none for a row claimed without one, or one that cannot be read back). */
+  readonly transcriptOf: (runId: string) => Effect.Effect<Option.Option<RunTranscript>, SqlError>
   /**
    * The check of `SqlStagedWrites`' `beforeCommit`, inside the commit's transaction: the row must be this replica's
    * claim, at the epoch it claimed, still `running`; it becomes `committed` in the same transaction. Otherwise
@@ -188,6 +209,10 @@ interface Row {
   readonly reason: string | null
 }
 
+const MessagesJson = Schema.parseJson(Schema.Array(Message.Message))
+const encodeMessages = Schema.encodeSync(MessagesJson)
+const decodeMessages = Schema.decodeUnknownOption(MessagesJson)
+
 const toRunRow = (row: Row): RunRow => ({
   runId: row.run_id,
   sessionId: row.session_id,
@@ -228,14 +253,18 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
               started_at timestamptz NOT NULL DEFAULT now(),
               ended_at timestamptz,
               caller text,
-              caller_heartbeat timestamptz
+              caller_heartbeat timestamptz,
+              history_length integer,
+              messages jsonb
             )`,
             Effect.zipRight(
               sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql(`${table}_active`)} ON ${sql(table)} (session_id)
                 WHERE status <> 'ended'`,
-              // A table made before caller leases existed.
+              // A table made before caller leases or checkpoints existed.
               sql`ALTER TABLE ${sql(table)} ADD COLUMN IF NOT EXISTS caller text,
-                ADD COLUMN IF NOT EXISTS caller_heartbeat timestamptz`
+                ADD COLUMN IF NOT EXISTS caller_heartbeat timestamptz,
+                ADD COLUMN IF NOT EXISTS history_length integer,
+                ADD COLUMN IF NOT EXISTS messages jsonb`
             )
           )
         )
@@ -265,13 +294,20 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
         (rows) => Option.map(Option.fromNullable(rows[0]), toRunRow)
       )
 
-    const claimOnce = (sessionId: string, runId: string, caller: string | null) =>
+    const claimOnce = (
+      sessionId: string,
+      runId: string,
+      caller: string | null,
+      historyLength: number | null,
+      messages: string | null
+    ) =>
       Effect.gen(function* () {
         // One statement: the primary key makes it once per run id, the partial unique index once per session.
         const inserted = yield* sql<{
           epoch: number
-        }>`INSERT INTO ${sql(table)} (run_id, session_id, epoch, owner, status, caller, caller_heartbeat)
-          VALUES (${runId}, ${sessionId}, 1, ${owner}, 'running', ${caller}, now())
+        }>`INSERT INTO ${sql(table)}
+            (run_id, session_id, epoch, owner, status, caller, caller_heartbeat, history_length, messages)
+          VALUES (${runId}, ${sessionId}, 1, ${owner}, 'running', ${caller}, now(), ${historyLength}, ${messages}::jsonb)
           ON CONFLICT DO NOTHING RETURNING epoch`
         if (inserted.length > 0) {
           claims.set(runId, { epoch: 1, sessionId })
@@ -291,8 +327,14 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
     const service: Service = {
       owner,
       table,
-      claim: ({ caller, runId, sessionId }) =>
-        claimOnce(sessionId, runId, caller ?? null).pipe(
+      claim: ({ caller, runId, sessionId, transcript }) =>
+        claimOnce(
+          sessionId,
+          runId,
+          caller ?? null,
+          transcript?.historyLength ?? null,
+          transcript === undefined ? null : encodeMessages(transcript.messages)
+        ).pipe(
           Effect.repeat({ until: Option.isSome, times: 3 }),
           Effect.flatMap(
             Option.match({
@@ -317,13 +359,35 @@ export const make = (options: Options): Effect.Effect<Service, SqlError, SqlClie
             )
           }
         }),
+      checkpoint: (runId, messages) =>
+        Effect.suspend(() => {
+          const epoch = claims.get(runId)?.epoch
+          if (epoch === undefined) return Effect.succeed(false)
+          return Effect.map(
+            sql`UPDATE ${sql(table)} SET messages = ${encodeMessages(messages)}::jsonb
+              WHERE run_id = ${runId} AND epoch = ${epoch} AND owner = ${owner} AND status = 'running'
+              RETURNING run_id`,
+            (rows) => rows.length > 0
+          )
+        }),
+      transcriptOf: (runId) =>
+        Effect.map(
+          sql<{ history_length: number | null; messages: string | null }>`SELECT history_length,
+              messages::text AS messages FROM ${sql(table)} WHERE run_id = ${runId}`,
+          (rows) => {
+            const row = rows[0]
+            if (row?.history_length == null || row.messages === null) return Option.none()
+            const historyLength = Number(row.history_length)
+            return Option.map(decodeMessages(row.messages), (messages): RunTranscript => ({ historyLength, messages }))
+          }
+        ),
       end: (runId, reason) =>
         Effect.suspend(() => {
           const epoch = claims.get(runId)?.epoch
           if (epoch === undefined) return Effect.void
           return sql`UPDATE ${sql(table)} SET status = 'ended', reason = ${reason}, ended_at = now()
             WHERE run_id = ${runId} AND epoch = ${epoch} AND owner = ${owner} AND status <> 'ended'`.pipe(
-            Effect.zipRight(Effect.sync(() => claims.delete(runId)))
+            Effect.zipRight(Effect.sync(() => void claims.delete(runId)))
           )
         }),
       heartbeat: Effect.gen(function* () {

@@ -15,7 +15,9 @@
  * with `LostReplica`), renews the caller leases of the runs whose client it holds, cancels its runs whose caller lease
  * lapsed (`ClientDisconnected`), cancels and revokes its runs of sessions whose shard it lost, revokes other replicas'
  * runs of sessions whose shard it took (`LostReplica`), and, as a cluster singleton, sweeps the runs of replicas that
- * stopped heartbeating.
+ * stopped heartbeating. At every heartbeat the owner checkpoints what each run added to the conversation on its row;
+ * the replica that ends a run it does not own (a sweep, a revoke) saves that checkpoint as the session's transcript
+ * in the `SessionStore`, so a session whose run was lost continues from it.
  *
  * @example
  * ```ts
@@ -36,11 +38,12 @@
 import { Entity, EntityId, Sharding, Singleton } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import type { SqlError } from "@effect/sql/SqlError"
-import { CancelReason, Message, RunEvent, RunRegistry, TokenBudget } from "@tether/core"
+import { CancelReason, Message, RunEvent, RunRegistry, SessionStore, TokenBudget } from "@tether/core"
 import type { Agent, AgentRun, LanguageModel, RunOutcome } from "@tether/core"
 import { Cause, Duration, Effect, FiberSet, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { RunFence } from "./RunFence.js"
 import * as Fence from "./RunFence.js"
+import * as Checkpoints from "./internal/checkpoints.js"
 
 /**
  * The run rows could not be read or written (PostgreSQL unreachable, say): nothing was started.
@@ -280,8 +283,9 @@ const rowReason = (outcome: RunOutcome.RunOutcome): string =>
 
 /**
  * The handlers of the session entity on this replica, the heartbeat of its runs and the sweeper (a cluster singleton).
- * Needs the replica's `RunRegistry` and `RunFence`, the `LanguageModel`, and the `StagedWrites` the runs commit
- * through: provide `RunFence.layerStagedWrites` so that their commits are fenced.
+ * Needs the replica's `RunRegistry` and `RunFence`, the `LanguageModel`, the `StagedWrites` the runs commit
+ * through (provide `RunFence.layerStagedWrites` so that their commits are fenced), and the `SessionStore` every
+ * replica shares (where a lost run's transcript is saved).
  *
  * @since 0.1.0
  * @category layers
@@ -291,20 +295,21 @@ export const layer = <R>(
 ): Layer.Layer<
   never,
   never,
-  Sharding.Sharding | RunRegistry.RunRegistry | RunFence | LanguageModel.LanguageModel | R
+  Sharding.Sharding | RunRegistry.RunRegistry | RunFence | SessionStore.SessionStore | LanguageModel.LanguageModel | R
 > => {
   const heartbeatInterval = options.heartbeatInterval ?? Duration.seconds(1)
   const staleAfter = options.staleAfter ?? Duration.seconds(5)
   const callerStaleAfter = options.callerStaleAfter ?? Duration.seconds(3)
   const drainTimeout = options.drainTimeout ?? Duration.seconds(10)
 
-  const handlers = (watchers: FiberSet.FiberSet, draining: Ref.Ref<boolean>) =>
+  const handlers = (watchers: FiberSet.FiberSet, draining: Ref.Ref<boolean>, checkpoints: Checkpoints.Checkpoints) =>
     Session.toLayer(
       Effect.gen(function* () {
         const address = yield* Entity.CurrentAddress
         const sessionId = address.entityId
         const registry = yield* RunRegistry.RunRegistry
         const fence = yield* RunFence
+        const store = yield* SessionStore.SessionStore
         const starts = yield* Effect.makeSemaphore(1)
 
         const localRun = (runId?: string) =>
@@ -321,8 +326,14 @@ export const layer = <R>(
               if (yield* Ref.get(draining)) {
                 return yield* new ShuttingDownError({ sessionId, message: `replica ${fence.owner} is shutting down` })
               }
+              const historyLength = payload.history?.length ?? 0
               const claim = yield* Effect.mapError(
-                fence.claim({ sessionId, runId, caller: payload.caller }),
+                fence.claim({
+                  sessionId,
+                  runId,
+                  caller: payload.caller,
+                  transcript: checkpoints.first(historyLength, payload.message)
+                }),
                 (error) => (error._tag === "SqlError" ? storeError(error) : error)
               )
               if (claim._tag === "Existing") return new Started({ sessionId, runId, isResent: true })
@@ -337,15 +348,19 @@ export const layer = <R>(
                   cancelDeadline: options.cancelDeadline
                 })
                 .pipe(Effect.tapError(() => Effect.ignore(fence.end(runId, "Refused"))))
+              checkpoints.track(runId, sessionId, historyLength)
               yield* FiberSet.run(
                 watchers,
                 Effect.flatMap(run.outcome, (outcome) =>
-                  fence
-                    .end(runId, rowReason(outcome))
-                    .pipe(
-                      Effect.retry(Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(5)))),
-                      Effect.ignoreLogged
-                    )
+                  Effect.zipRight(
+                    Effect.sync(() => checkpoints.forget(runId)),
+                    fence
+                      .end(runId, rowReason(outcome))
+                      .pipe(
+                        Effect.retry(Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(5)))),
+                        Effect.ignoreLogged
+                      )
+                  )
                 )
               )
               return new Started({ sessionId, runId, isResent: false })
@@ -373,6 +388,7 @@ export const layer = <R>(
                   Option.none<Fence.RunRow>()
                 )
                 if (Option.isSome(revoked)) {
+                  yield* Checkpoints.saveLost(store, fence, revoked.value)
                   return Option.some(new Stopped({ runId: row.value.runId, wasRunning: true, ended: Option.none() }))
                 }
               }
@@ -443,68 +459,78 @@ export const layer = <R>(
   // Shard ownership: a run here whose session's shard this replica no longer holds (its lock connection was cut, the
   // shard moved) is revoked and cancelled; a run of another replica on a session whose shard this replica now holds is
   // revoked (its replica, if alive, cancels it at its own next heartbeat). Either way the run can no longer commit.
-  const heartbeat = Layer.scopedDiscard(
-    Effect.gen(function* () {
-      const registry = yield* RunRegistry.RunRegistry
-      const fence = yield* RunFence
-      const sharding = yield* Sharding.Sharding
-      const holdsSession = (sessionId: string) =>
-        Effect.map(Session.getShardId(EntityId.make(sessionId)), (shardId) => sharding.hasShardId(shardId))
-      const lostReplica = new CancelReason.LostReplica({ owner: fence.owner })
-      const checkShards = Effect.gen(function* () {
-        // A replica shutting down holds no shard: its runs end with `Shutdown` (the layer's finalizer), not here.
-        if (yield* sharding.isShutdown) return
-        for (const sessionId of yield* registry.running) {
-          if (yield* holdsSession(sessionId)) continue
-          const run = yield* registry.get(sessionId)
-          if (Option.isNone(run)) continue
-          yield* run.value.requestCancel(lostReplica)
-          yield* fence.revoke(run.value.id, lostReplica._tag)
-        }
-        for (const row of yield* fence.runningElsewhere) {
-          if (yield* holdsSession(row.sessionId)) yield* fence.revoke(row.runId, lostReplica._tag)
-        }
-      })
-      const cancelRun = (sessionId: string, runId: string, reason: CancelReason.CancelReason) =>
-        Effect.flatMap(registry.get(sessionId), (run) =>
-          Option.isSome(run) && run.value.id === runId ? run.value.requestCancel(reason) : Effect.void
-        )
-      const beat = Effect.gen(function* () {
-        const lost = yield* fence.heartbeat
-        for (const { reason, runId, sessionId } of lost) {
-          // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
-          const why = Option.getOrElse(
-            CancelReason.decodeOption({ _tag: reason }),
-            (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
+  const heartbeat = (checkpoints: Checkpoints.Checkpoints) =>
+    Layer.scopedDiscard(
+      Effect.gen(function* () {
+        const registry = yield* RunRegistry.RunRegistry
+        const fence = yield* RunFence
+        const store = yield* SessionStore.SessionStore
+        const sharding = yield* Sharding.Sharding
+        const holdsSession = (sessionId: string) =>
+          Effect.map(Session.getShardId(EntityId.make(sessionId)), (shardId) => sharding.hasShardId(shardId))
+        const lostReplica = new CancelReason.LostReplica({ owner: fence.owner })
+        const checkShards = Effect.gen(function* () {
+          // A replica shutting down holds no shard: its runs end with `Shutdown` (the layer's finalizer), not here.
+          if (yield* sharding.isShutdown) return
+          for (const sessionId of yield* registry.running) {
+            if (yield* holdsSession(sessionId)) continue
+            const run = yield* registry.get(sessionId)
+            if (Option.isNone(run)) continue
+            yield* run.value.requestCancel(lostReplica)
+            const revoked = yield* fence.revoke(run.value.id, lostReplica._tag)
+            if (Option.isSome(revoked)) yield* Checkpoints.saveLost(store, fence, revoked.value)
+          }
+          for (const row of yield* fence.runningElsewhere) {
+            if (!(yield* holdsSession(row.sessionId))) continue
+            const revoked = yield* fence.revoke(row.runId, lostReplica._tag)
+            if (Option.isSome(revoked)) yield* Checkpoints.saveLost(store, fence, revoked.value)
+          }
+        })
+        const cancelRun = (sessionId: string, runId: string, reason: CancelReason.CancelReason) =>
+          Effect.flatMap(registry.get(sessionId), (run) =>
+            Option.isSome(run) && run.value.id === runId ? run.value.requestCancel(reason) : Effect.void
           )
-          yield* cancelRun(sessionId, runId, why)
-        }
-        for (const { runId, sessionId } of yield* fence.callersLost(callerStaleAfter)) {
-          yield* cancelRun(sessionId, runId, new CancelReason.ClientDisconnected())
-        }
-        yield* checkShards
-      })
-      yield* Effect.forkScoped(
-        // The first beat one interval after start (a replica starting has no run to beat for).
-        beat.pipe(
-          Effect.catchAllCause((cause) => Effect.logDebug("RunFence heartbeat failed", Cause.pretty(cause))),
-          Effect.schedule(Schedule.spaced(heartbeatInterval))
+        const beat = Effect.gen(function* () {
+          const lost = yield* fence.heartbeat
+          for (const { reason, runId, sessionId } of lost) {
+            // The reason of a revoke (a Stop that reached the session's new owner), else the replica was presumed lost.
+            const why = Option.getOrElse(
+              CancelReason.decodeOption({ _tag: reason }),
+              (): CancelReason.CancelReason => new CancelReason.LostReplica({ owner: fence.owner })
+            )
+            yield* cancelRun(sessionId, runId, why)
+          }
+          for (const { runId, sessionId } of yield* fence.callersLost(callerStaleAfter)) {
+            yield* cancelRun(sessionId, runId, new CancelReason.ClientDisconnected())
+          }
+          yield* checkpoints.writeAll(registry, fence)
+          yield* checkShards
+        })
+        yield* Effect.forkScoped(
+          // The first beat one interval after start (a replica starting has no run to beat for).
+          beat.pipe(
+            Effect.catchAllCause((cause) => Effect.logDebug("RunFence heartbeat failed", Cause.pretty(cause))),
+            Effect.schedule(Schedule.spaced(heartbeatInterval))
+          )
         )
-      )
-    })
-  )
+      })
+    )
 
-  // One sweeper in the cluster: it ends the runs of replicas that stopped heartbeating.
+  // One sweeper in the cluster: it ends the runs of replicas that stopped heartbeating and saves their transcripts.
   const sweeper = Singleton.make(
     "TetherRunSweeper",
     Effect.gen(function* () {
       const fence = yield* RunFence
+      const store = yield* SessionStore.SessionStore
       const sweep = Effect.flatMap(fence.sweep(staleAfter), (swept) =>
         swept.length === 0
           ? Effect.void
-          : Effect.logDebug(
-              `ended ${swept.length} run(s) of lost replicas`,
-              swept.map((row) => row.runId)
+          : Effect.zipRight(
+              Effect.forEach(swept, (row) => Checkpoints.saveLost(store, fence, row), { discard: true }),
+              Effect.logDebug(
+                `ended ${swept.length} run(s) of lost replicas`,
+                swept.map((row) => row.runId)
+              )
             )
       )
       yield* sweep.pipe(
@@ -533,7 +559,9 @@ export const layer = <R>(
           )
         )
       )
-      return Layer.mergeAll(handlers(watchers, draining), heartbeat, sweeper)
+      // The checkpoints of this replica's runs: written by the heartbeat, read when a run is lost.
+      const checkpoints = Checkpoints.make()
+      return Layer.mergeAll(handlers(watchers, draining, checkpoints), heartbeat(checkpoints), sweeper)
     })
   )
 }

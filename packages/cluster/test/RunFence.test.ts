@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { RunRegistry, StagedWrites } from "@tether/core"
+import { Message, RunRegistry, StagedWrites } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { Effect, Either, Exit, Option } from "effect"
 import { RunFence } from "../src/index.js"
@@ -40,6 +40,37 @@ const ordersCommitted = (prefix: string) =>
   })
 
 describePostgres("RunFence", () => {
+  it.live(
+    "a run's checkpoint: the claim's first one, then its owner's while its claim holds; a revoked claim's row keeps the last",
+    () =>
+      withPrefix((prefix) =>
+        Effect.gen(function* () {
+          const fence = yield* RunFence.make({ prefix, owner: "replica-a" })
+          const other = yield* RunFence.make({ prefix, owner: "replica-b" })
+          const history = [Message.user("earlier"), Message.assistant("noted")]
+          yield* fence.claim({
+            sessionId: "s-1",
+            runId: "r-1",
+            transcript: { historyLength: history.length, messages: [Message.user("hello")] }
+          })
+          expect(yield* fence.transcriptOf("r-1")).toEqual(
+            Option.some({ historyLength: 2, messages: [Message.user("hello")] })
+          )
+          const more = [Message.user("hello"), Message.assistant("hi there")]
+          expect(yield* fence.checkpoint("r-1", more)).toBe(true)
+          expect(yield* fence.transcriptOf("r-1")).toEqual(Option.some({ historyLength: 2, messages: more }))
+          // Only the claim's owner checkpoints; once revoked, its checkpoints are refused and the last one stays.
+          expect(yield* other.checkpoint("r-1", [Message.user("not mine")])).toBe(false)
+          yield* other.revoke("r-1", "LostReplica")
+          expect(yield* fence.checkpoint("r-1", [...more, Message.user("too late")])).toBe(false)
+          expect(yield* fence.transcriptOf("r-1")).toEqual(Option.some({ historyLength: 2, messages: more }))
+          // A run claimed without a transcript has none.
+          yield* fence.claim({ sessionId: "s-2", runId: "r-2" })
+          expect(yield* fence.transcriptOf("r-2")).toEqual(Option.none())
+        })
+      )
+  )
+
   it.live("a claim is idempotent by run id: the same run id claimed again is the existing run, never a new one", () =>
     withPrefix((prefix) =>
       Effect.gen(function* () {

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { CancelReason, RunRegistry, StagedWrites } from "@tether/core"
+import { CancelReason, Message, RunRegistry, SessionStore, StagedWrites } from "@tether/core"
 import { SqlStagedWrites } from "@tether/sql"
 import { ScriptedModel } from "@tether/testing"
 import { Chunk, Effect, Exit, Option, Schedule, Stream } from "effect"
@@ -19,6 +19,8 @@ const endedRow = (runId: string) =>
         Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("10 seconds")))
       )
   )
+
+const alice = SessionStore.CallerId.make("alice")
 
 const session = (sessionId: string) => Effect.map(SessionEntity.Session.client, (make) => make(sessionId))
 
@@ -156,10 +158,21 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
           recordsTable: `${prefix}_records`,
           beforeCommit: gone.checkCommit
         })
-        yield* gone.claim({ sessionId: "s-1", runId: "r-x" })
+        const history = [Message.user("earlier"), Message.assistant("noted")]
+        yield* gone.claim({
+          sessionId: "s-1",
+          runId: "r-x",
+          transcript: { historyLength: history.length, messages: [Message.user("note x")] }
+        })
+        const soFar = [Message.user("note x"), Message.assistant("Saving it")]
+        expect(yield* gone.checkpoint("r-x", soFar)).toBe(true)
+        const store = yield* SessionStore.SessionStore
+        yield* store.save({ id: "s-1", owner: alice, disconnect: "cancel", transcript: history, runId: "r-x" })
         const s1 = yield* session("s-1")
         const stopped = Option.getOrThrow(yield* s1.Stop({ reason: new CancelReason.UserAbort() }))
         expect(stopped).toMatchObject({ runId: "r-x", wasRunning: true, ended: Option.none() })
+        // The replica that revoked the run saved its last checkpoint as the session's transcript, after its history.
+        expect(Option.getOrThrow(yield* store.get("s-1")).transcript).toEqual([...history, ...soFar])
         expect(Option.getOrThrow(yield* fence.get("r-x"))).toMatchObject({
           status: "ended",
           reason: "UserAbort",
@@ -189,7 +202,13 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
         const prefix = fence.table.replace(/_runs$/, "")
         // replica-gone started r-y for s-2 and still runs it, but the session's shard is now this replica's.
         const gone = yield* RunFence.make({ prefix, owner: "replica-gone" })
-        yield* gone.claim({ sessionId: "s-2", runId: "r-y" })
+        yield* gone.claim({
+          sessionId: "s-2",
+          runId: "r-y",
+          transcript: { historyLength: 0, messages: [Message.user("note y")] }
+        })
+        const store = yield* SessionStore.SessionStore
+        yield* store.save({ id: "s-2", owner: alice, disconnect: "cancel", transcript: [], runId: "r-y" })
         const row = yield* fence.get("r-y").pipe(
           Effect.map(Option.getOrThrow),
           Effect.filterOrFail(
@@ -199,6 +218,16 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
           Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
         )
         expect(row).toMatchObject({ owner: "replica-gone", reason: "LostReplica", epoch: 2 })
+        // Its transcript as far as it is known (the claim's checkpoint: the run's message) is the session's.
+        const saved = yield* store.get("s-2").pipe(
+          Effect.map((found) => Option.getOrThrow(found).transcript),
+          Effect.filterOrFail(
+            (transcript) => transcript.length > 0,
+            () => "not saved yet"
+          ),
+          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
+        )
+        expect(saved).toEqual([Message.user("note y")])
         expect(yield* gone.heartbeat).toEqual([{ runId: "r-y", sessionId: "s-2", reason: "LostReplica" }])
         expect(Exit.isFailure(yield* Effect.exit(gone.checkCommit("r-y")))).toBe(true)
       }).pipe(Effect.provide(replica([ScriptedModel.text("Hello.")])))

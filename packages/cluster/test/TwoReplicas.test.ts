@@ -3,6 +3,7 @@
  * not depend on the table prefix) and the fake Anthropic server (real HTTP, real SSE, in this process).
  */
 import { expect, it } from "@effect/vitest"
+import { Message } from "@tether/core"
 import { FakeAnthropic } from "@tether/testing"
 import { Effect, Schedule } from "effect"
 import { performance } from "node:perf_hooks"
@@ -144,6 +145,91 @@ describePostgres("two replicas (child processes, loopback, PostgreSQL, fake Anth
           "cluster-failover.txt",
           `kill -9 of the owner -> run ended LostReplica as seen through the survivor: ${endedAfter.toFixed(0)} ms`
         )
+      }).pipe(Effect.scoped, Effect.provide(client)),
+    180_000
+  )
+})
+
+describePostgres("the transcript of a lost run (child processes, loopback, PostgreSQL, fake Anthropic)", () => {
+  it.live(
+    "the owner killed with -9 mid-run: the run's transcript as far as its last checkpoint becomes the session's, every tool call answered, and the session's next message continues it on the survivor",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, fake, query } = yield* twoReplicas
+        yield* shardsSettled([a, b])
+        // `detach`: the run's client (on A) plays no part; whichever replica owns the run is killed.
+        const { runId } = yield* a.send({
+          op: "start-follow",
+          sessionId: "s-t",
+          message: "note t",
+          disconnect: "detach"
+        })
+        const [, streaming] = yield* fake.awaitRequests(2)
+        yield* fake.awaitTokens(streaming!.index, 2)
+        // The owner's heartbeat checkpoints the run: its message, the tool call and its answer, the text streamed.
+        yield* query(
+          (sql) => sql<{ n: number | null }>`SELECT jsonb_array_length(messages) AS n FROM ${sql(`${prefix}_runs`)}
+            WHERE run_id = ${runId}`
+        ).pipe(
+          Effect.filterOrFail(
+            (rows) => Number(rows[0]?.n ?? 0) >= 4,
+            () => "no checkpoint with the streamed text yet"
+          ),
+          Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("10 seconds")))
+        )
+        const status = yield* a.send({ op: "status", sessionId: "s-t" })
+        expect(status).toMatchObject({ _tag: "Running", runId })
+        const [owner, survivor] = status.owner === a.owner ? [a, b] : [b, a]
+        yield* owner.killHard
+
+        // The survivor's sweeper ends the run and saves its transcript in the session's record.
+        const saved = yield* survivor.send({ op: "session", sessionId: "s-t" }).pipe(
+          Effect.filterOrFail(
+            (session) => session.found && session.runId === runId && session.transcript.length >= 4,
+            (session) => `not saved yet: ${JSON.stringify(session)}`
+          ),
+          Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds")))
+        )
+        expect(yield* survivor.send({ op: "status", sessionId: "s-t" })).toMatchObject({
+          _tag: "Ended",
+          runId,
+          reason: "LostReplica"
+        })
+        const transcript: ReadonlyArray<Message.Message> = saved.transcript
+        expect(transcript.map((message) => message.role)).toEqual(["user", "assistant", "user", "assistant"])
+        expect(Message.text(transcript[0]!)).toBe("note t")
+        const toolUse = transcript[1]!.content[0]!
+        expect(toolUse).toMatchObject({ type: "tool_use", name: "save_note" })
+        expect(transcript[2]!.content[0]).toMatchObject({
+          type: "tool_result",
+          toolUseId: (toolUse as Message.ToolUseBlock).id
+        })
+        expect(Message.text(transcript[3]!)).toMatch(/^word0 word1/)
+        expect(Message.unansweredToolUses(transcript)).toEqual([])
+        expect(yield* notesCommitted(query)).toEqual([])
+
+        // The session's next message runs on the survivor, after the saved transcript, and its run saves the rest.
+        const next = yield* survivor.send({
+          op: "start-follow",
+          sessionId: "s-t",
+          message: "note t2 quick",
+          disconnect: "detach"
+        })
+        const [, , first] = yield* fake.awaitRequests(3)
+        const sent = first!.request!.messages
+        expect(sent.length).toBe(transcript.length + 1)
+        expect(sent.map((message) => message.role)).toEqual([...transcript.map((message) => message.role), "user"])
+        expect(JSON.stringify(sent[3])).toContain("word0 word1")
+        yield* endedRow(query, next.runId)
+        expect(yield* notesCommitted(query)).toEqual(["t2"])
+        const after = yield* survivor.send({ op: "session", sessionId: "s-t" }).pipe(
+          Effect.filterOrFail(
+            (session) => session.runId === next.runId && session.transcript.length === transcript.length + 4,
+            (session) => `not saved yet: ${JSON.stringify(session)}`
+          ),
+          Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("20 seconds")))
+        )
+        expect(after.transcript.slice(0, transcript.length)).toEqual(transcript)
       }).pipe(Effect.scoped, Effect.provide(client)),
     180_000
   )

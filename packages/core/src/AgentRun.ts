@@ -126,6 +126,13 @@ export interface AgentRun {
   readonly tokens: Effect.Effect<Snapshot>
   /** The run's fiber; its exit is `Interrupted` when the run was cancelled. */
   readonly fiber: Effect.Effect<Fiber.RuntimeFiber<unknown, AgentError>>
+  /**
+   * The run's transcript as it stands, closed as if the run stopped now for `why`: the text streamed so far kept,
+   * every tool call answered with what became of it (`why` is in those answers). What a checkpoint saves, so that
+   * a run lost with its process still leaves a valid conversation (cluster mode). On a run that ended: its closed
+   * transcript as it was when it stopped.
+   */
+  readonly transcriptSoFar: (why: string) => Effect.Effect<ReadonlyArray<Message>>
 }
 
 /**

@@ -91,6 +91,32 @@ describe("AgentRun.run", () => {
     )
   )
 
+  it.effect("transcriptSoFar is the transcript closed as if the run stopped now, and the run goes on", () =>
+    Effect.gen(function* () {
+      const probe = yield* makeProbe
+      const agent = Agent.make({ name: "shop", tools: [orderTool(probe, "1 hour")] })
+      const run = yield* AgentRun.start(agent, "buy")
+      expect(yield* run.transcriptSoFar("a checkpoint")).toEqual([Message.user("buy")])
+      yield* TestClock.adjust("1 second")
+      expect(yield* probe.started).toBe(1)
+      // The tool runs: its call is answered as interrupted, with the reason given.
+      const sofar = yield* run.transcriptSoFar("its replica was lost")
+      expect(sofar.map((message) => message.role)).toEqual(["user", "assistant", "user"])
+      expect(Message.unansweredToolUses(sofar)).toEqual([])
+      expect((sofar[2]!.content[0] as Message.ToolResultBlock).content).toMatch(
+        /^Interrupted: the run stopped \(its replica was lost\)/
+      )
+      // Asking changes nothing: the run is still going, and its tool is not finalized.
+      expect(Option.isNone(yield* run.poll)).toBe(true)
+      expect(yield* probe.finalized).toBe(0)
+      const outcome = yield* run.cancel(new CancelReason.UserAbort())
+      expect(outcome.transcript.length).toBe(3)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(setup([[ScriptedModel.toolUse("record_order", { id: "o-1", total: 3 })], ScriptedModel.text("x")]))
+    )
+  )
+
   it.effect("interrupting the run while a turn streams closes the stream and keeps the partial text", () =>
     Effect.gen(function* () {
       const agent = Agent.make({ name: "writer" })

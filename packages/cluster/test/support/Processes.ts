@@ -20,15 +20,20 @@ export type { Replica } from "./ReplicaProcess.js"
 export const freshDatabase = ReplicaProcess.freshDatabase(postgresUrl)
 
 /**
- * The note-taking agent's model: it calls `save_note` first, then answers slowly (400 words, one per 50 ms, or per
- * 150 ms when the message says "long"), or at once for "quick".
+ * The note-taking agent's model: for the run's message (the last user message with text: a session's history comes
+ * before it) it calls `save_note` first, then answers slowly (400 words, one per 50 ms, or per 150 ms when the message
+ * says "long"), or at once for "quick".
  */
 export const script: FakeAnthropic.Script = (request) => {
-  const transcript = JSON.stringify(request.body.messages)
-  const first = request.body.messages[0]
-  const message = JSON.stringify(first?.content ?? "")
+  const messages = request.body.messages
+  let latest = messages.length - 1
+  const hasText = (content: unknown) => typeof content === "string" || JSON.stringify(content).includes('"type":"text"')
+  while (latest > 0 && !(messages[latest]!.role === "user" && hasText(messages[latest]!.content))) latest--
+  const message = JSON.stringify(messages[latest]?.content ?? "")
   const key = /note ([A-Za-z0-9-]+)/.exec(message)?.[1] ?? "none"
-  if (!transcript.includes("tool_result")) return FakeAnthropic.toolUse("save_note", { key, text: "buy milk" })
+  if (!JSON.stringify(messages.slice(latest)).includes("tool_result")) {
+    return FakeAnthropic.toolUse("save_note", { key, text: "buy milk" })
+  }
   return message.includes("quick")
     ? FakeAnthropic.text("Saved.")
     : FakeAnthropic.text(Array.from({ length: 400 }, (_, i) => `word${i}`).join(" "), {

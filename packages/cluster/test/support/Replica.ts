@@ -1,6 +1,6 @@
 /** One replica in memory (`TestRunner.layer`) over PostgreSQL run rows, and the agent the entity tests run. */
 import { TestRunner } from "@effect/cluster"
-import { Agent, AgentRun, RunRegistry, StagedWrites, Tool } from "@tether/core"
+import { Agent, AgentRun, RunRegistry, SessionStore, StagedWrites, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 import { Effect, Layer, Schema } from "effect"
 import { RunFence, SessionEntity } from "../../src/index.js"
@@ -39,6 +39,9 @@ export const replicaWith = <A, E, R>(script: ScriptedModel.Script, services: Lay
   )
 }
 
-/** The session entity of `agent` on one replica (`replicaWith`), with `options` of `SessionEntity.layer`. */
+/**
+ * The session entity of `agent` on one replica (`replicaWith`), with `options` of `SessionEntity.layer`, over a
+ * memory session store (provided too).
+ */
 export const replica = (script: ScriptedModel.Script, options?: Omit<SessionEntity.Options<never>, "agent">) =>
-  replicaWith(script, SessionEntity.layer({ ...options, agent }))
+  replicaWith(script, SessionEntity.layer({ ...options, agent }).pipe(Layer.provideMerge(SessionStore.layerMemory())))

@@ -4,13 +4,14 @@ import type { Duration, Fiber } from "effect"
 import type { Agent } from "../Agent.js"
 import type { AgentError } from "../AgentError.js"
 import type { AgentRun, RunInput, RunOptions } from "../AgentRun.js"
+import type { Message } from "../Message.js"
 import type * as CancelReason from "../CancelReason.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import type * as TokenBudget from "../TokenBudget.js"
 import type * as Events from "./events.js"
 import * as Lifecycle from "./lifecycle.js"
 import type * as Stopper from "./stopper.js"
-import type * as Transcript from "./transcript.js"
+import * as Transcript from "./transcript.js"
 
 /** What the phases of one run share. */
 export interface Shared<R> {
@@ -69,6 +70,12 @@ class RunHandle<R> implements AgentRun {
   /** Built when read (most runs are never watched; a stream pipeline is dozens of objects per run). */
   get events() {
     return this.#shared.events.stream()
+  }
+
+  /** A method (on the prototype): nothing is built per run until a checkpoint asks. */
+  transcriptSoFar(why: string): Effect.Effect<ReadonlyArray<Message>> {
+    const cell = this.#shared.transcript
+    return Effect.sync(() => Transcript.close(cell.current, why))
   }
 
   /** Built when read, likewise. */

@@ -93,45 +93,42 @@ export const askExpert = Tool.make({
 })
 
 /**
- * Stages an order of the caller the run acts for (`owner`: by default `Auth.CurrentCaller`, which the session routes
- * provide to a run in one process): it is written only if the run completes.
+ * Stages an order of the caller the run acts for (`Auth.CurrentCaller`, which the session routes give every run, in
+ * one process and in cluster mode alike): it is written only if the run completes.
  *
  * @since 0.1.0
  */
-export const placeOrderFor = <E, R>(owner: Effect.Effect<string, E, R>) =>
-  Tool.make({
-    name: "place_order",
-    description:
-      "Orders an item for the user. The order is only placed if this whole answer completes; a Stop rolls it back.",
-    input: Schema.Struct({
-      item: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
-      quantity: Schema.Int.pipe(Schema.between(1, 10))
-    }),
-    output: Schema.String,
-    handler: ({ item, quantity }) =>
-      Effect.gen(function* () {
-        const runId = Option.getOrElse(yield* AgentRun.currentRunId, () => "unknown")
-        const id = `ord_${randomUUID().slice(0, 8)}`
-        const order: Order = { id, owner: yield* owner, item, quantity, runId, stagedAt: new Date().toISOString() }
-        yield* AgentRun.stage(StagedWrites.upsert(ordersTable, id, order))
-        return `Order ${id} (${quantity} x ${item}) is staged; it is placed when this answer completes.`
-      })
-  })
+export const placeOrder = Tool.make({
+  name: "place_order",
+  description:
+    "Orders an item for the user. The order is only placed if this whole answer completes; a Stop rolls it back.",
+  input: Schema.Struct({
+    item: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+    quantity: Schema.Int.pipe(Schema.between(1, 10))
+  }),
+  output: Schema.String,
+  handler: ({ item, quantity }) =>
+    Effect.gen(function* () {
+      const runId = Option.getOrElse(yield* AgentRun.currentRunId, () => "unknown")
+      const id = `ord_${randomUUID().slice(0, 8)}`
+      const owner = yield* Auth.CurrentCaller
+      const order: Order = { id, owner, item, quantity, runId, stagedAt: new Date().toISOString() }
+      yield* AgentRun.stage(StagedWrites.upsert(ordersTable, id, order))
+      return `Order ${id} (${quantity} x ${item}) is staged; it is placed when this answer completes.`
+    })
+})
 
 /**
- * The assistant with its three tools, its orders placed for `orderOwner`.
+ * The assistant with its three tools, its orders placed for the caller of the session routes.
  *
  * @since 0.1.0
  */
-export const makeOrderingFor = <E, R>(options: Options, orderOwner: Effect.Effect<string, E, R>) =>
+export const make = (options: Options = {}) =>
   Agent.make({
     name: "assistant",
     system: assistantSystem,
-    tools: [research(options.researchStepMillis ?? 1200), askExpert, placeOrderFor(orderOwner)],
+    tools: [research(options.researchStepMillis ?? 1200), askExpert, placeOrder],
     maxTurns: 8,
     maxTokens: 1024,
     tokenBudget: options.tokenBudget ?? 60_000
   })
-
-/** The assistant with its three tools, its orders placed for the caller of the session routes. @since 0.1.0 */
-export const make = (options: Options = {}) => makeOrderingFor(options, Auth.CurrentCaller)

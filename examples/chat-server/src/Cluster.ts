@@ -34,8 +34,8 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { ClusterRunner, ClusterSessionRuns, RunFence, SessionEntity } from "@tether/cluster"
-import { AgentRun, RunRegistry, SessionStore } from "@tether/core"
-import { Config, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { RunRegistry } from "@tether/core"
+import { Config, Effect, Layer, Option } from "effect"
 import type { ConfigError, Redacted } from "effect"
 import * as Assistant from "./Assistant.js"
 import * as RunLog from "./RunLog.js"
@@ -77,28 +77,6 @@ export const fromEnv: Effect.Effect<Option.Option<Options>, ConfigError.ConfigEr
 })
 
 /**
- * The order's owner in cluster mode: the owner of the run's session. The run goes on the replica that owns the
- * session, which is not the one whose route started it, so the route's `Auth.CurrentCaller` is not there; the session
- * record is (shared), written right after the start is accepted, hence the few retries for a session's first run.
- */
-const sessionOwner = Effect.gen(function* () {
-  const store = yield* SessionStore.SessionStore
-  const sessionId = yield* Effect.flatten(AgentRun.currentSessionId)
-  const session = yield* Effect.flatten(store.get(sessionId))
-  return session.owner
-}).pipe(
-  Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.intersect(Schedule.recurs(20)))),
-  Effect.mapError(() => new NoOrderOwner({ message: "the session of this run has no owner on record" }))
-)
-
-/**
- * The session of the run that places an order is not on record: nobody to place it for.
- *
- * @since 0.1.0
- */
-export class NoOrderOwner extends Schema.TaggedError<NoOrderOwner>()("NoOrderOwner", { message: Schema.String }) {}
-
-/**
  * This replica: the runner, the run rows, the session entity running the assistant, the `RunRegistry` of its runs
  * (logged, `RunLog`) and the storage (`StagedWrites` fenced by the run rows, `Orders`, `SessionStore`), all on one
  * PostgreSQL client. It needs the model.
@@ -115,7 +93,7 @@ export const layer = (options: Options) => {
     RunLog.layer.pipe(Layer.provide(RunRegistry.layer())),
     ClusterRunner.layer({ host: options.runnerHost, port: options.runnerPort, prefix: options.prefix })
   )
-  const agent = Assistant.makeOrderingFor(options.assistant ?? {}, sessionOwner)
+  const agent = Assistant.make(options.assistant ?? {})
   return SessionEntity.layer({ agent }).pipe(
     Layer.provideMerge(services),
     Layer.provideMerge(RunFence.layer({ prefix: options.prefix, owner })),

@@ -167,6 +167,7 @@ export const make: Effect.Effect<
         yield* client(sessionId)
           .Start({
             runId,
+            owner: caller,
             message: request.message,
             history,
             timeoutMillis: request.timeout === undefined ? undefined : Duration.toMillis(request.timeout),

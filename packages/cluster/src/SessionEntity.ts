@@ -39,6 +39,7 @@ import { Entity, EntityId, Sharding, Singleton } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import type { SqlError } from "@effect/sql/SqlError"
 import { CancelReason, Message, RunEvent, RunRegistry, SessionStore, TokenBudget } from "@tether/core"
+import { Auth } from "@tether/http"
 import type { Agent, AgentRun, LanguageModel, RunOutcome } from "@tether/core"
 import { Cause, Duration, Effect, FiberSet, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { RunFence } from "./RunFence.js"
@@ -219,6 +220,11 @@ export const Session = Entity.make("TetherSession", [
   Rpc.make("Start", {
     payload: {
       runId: Schema.String,
+      /**
+       * Who the run acts for: the session's owner, as the route that started it authenticated them. The run's
+       * `Auth.CurrentCaller`, as in a single process.
+       */
+      owner: SessionStore.CallerId,
       message: Schema.String,
       history: Schema.optional(Schema.Array(Message.Message)),
       timeoutMillis: Schema.optional(Schema.Number),
@@ -247,7 +253,10 @@ export const Session = Entity.make("TetherSession", [
 
 /** @since 0.1.0 */
 export interface Options<R> {
-  /** The agent every run of a session runs. */
+  /**
+   * The agent every run of a session runs. Its tools find the caller the run acts for in `Auth.CurrentCaller` (the
+   * `Start`'s `owner`), as in a single process.
+   */
   readonly agent: Agent.Agent<R>
   /** Cancel-deadline and leak options of every run (see `AgentRun.RunOptions`). */
   readonly cancelDeadline?: Duration.DurationInput | undefined
@@ -295,7 +304,12 @@ export const layer = <R>(
 ): Layer.Layer<
   never,
   never,
-  Sharding.Sharding | RunRegistry.RunRegistry | RunFence | SessionStore.SessionStore | LanguageModel.LanguageModel | R
+  | Sharding.Sharding
+  | RunRegistry.RunRegistry
+  | RunFence
+  | SessionStore.SessionStore
+  | LanguageModel.LanguageModel
+  | Exclude<R, Auth.CurrentCaller>
 > => {
   const heartbeatInterval = options.heartbeatInterval ?? Duration.seconds(1)
   const staleAfter = options.staleAfter ?? Duration.seconds(5)
@@ -347,7 +361,10 @@ export const layer = <R>(
                   tokenBudget: payload.tokenBudget,
                   cancelDeadline: options.cancelDeadline
                 })
-                .pipe(Effect.tapError(() => Effect.ignore(fence.end(runId, "Refused"))))
+                .pipe(
+                  Effect.provideService(Auth.CurrentCaller, payload.owner),
+                  Effect.tapError(() => Effect.ignore(fence.end(runId, "Refused")))
+                )
               checkpoints.track(runId, sessionId, historyLength)
               yield* FiberSet.run(
                 watchers,
@@ -568,6 +585,7 @@ export const layer = <R>(
 
 interface StartPayload {
   readonly runId: string
+  readonly owner: SessionStore.CallerId
   readonly message: string
   readonly history?: ReadonlyArray<Message.Message> | undefined
   readonly timeoutMillis?: number | undefined

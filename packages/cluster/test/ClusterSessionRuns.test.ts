@@ -1,9 +1,9 @@
 import { expect, it } from "@effect/vitest"
-import { CancelReason, SessionStore } from "@tether/core"
+import { Agent, AgentRun, CancelReason, SessionStore, StagedWrites, Tool } from "@tether/core"
 import { Auth, SessionRuns } from "@tether/http"
 import { SqlStagedWrites } from "@tether/sql"
 import { ScriptedModel } from "@tether/testing"
-import { Chunk, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Chunk, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { ClusterSessionRuns, SessionEntity } from "../src/index.js"
 import { describePostgres } from "./support/Postgres.js"
 import { agent, replicaWith } from "./support/Replica.js"
@@ -87,4 +87,35 @@ describePostgres("ClusterSessionRuns (SessionRuns through the session entity)", 
         )
       )
   )
+
+  it.live("a tool reads the caller the run acts for in Auth.CurrentCaller, as in one process", () => {
+    // Stages a record keyed by the caller the run acts for.
+    const recordCaller = Tool.make({
+      name: "record_caller",
+      description: "Records who asked",
+      input: Schema.Struct({}),
+      output: Schema.String,
+      handler: () =>
+        Effect.flatMap(Auth.CurrentCaller, (caller) =>
+          Effect.as(AgentRun.stage(StagedWrites.upsert("callers", caller, { caller })), caller)
+        )
+    })
+    const whoAsked = Agent.make({ name: "who-asked", tools: [recordCaller] })
+    return Effect.gen(function* () {
+      const runs = yield* SessionRuns.SessionRuns
+      const started = yield* runs.start({ sessionId: "s-1", caller: bob, agent: whoAsked, message: "who am I?" })
+      const events = Chunk.toReadonlyArray(yield* Stream.runCollect(started.events))
+      expect(events[events.length - 1]?._tag).toBe("RunCompleted")
+      expect(yield* SqlStagedWrites.read("callers", "bob")).toEqual(Option.some({ caller: "bob" }))
+    }).pipe(
+      Effect.provide(
+        replicaWith(
+          [[ScriptedModel.toolUse("record_caller", {})], ScriptedModel.text("You are bob.")],
+          Layer.mergeAll(SessionEntity.layer({ agent: whoAsked }), ClusterSessionRuns.layer()).pipe(
+            Layer.provideMerge(SessionStore.layerMemory())
+          )
+        )
+      )
+    )
+  })
 })

@@ -28,7 +28,7 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
   it.live("a Start then a Stop ends the run Cancelled(UserAbort), its staged write rolled back and its row ended", () =>
     Effect.gen(function* () {
       const s1 = yield* session("s-1")
-      const started = yield* s1.Start({ runId: "r-1", message: "Note: buy milk" })
+      const started = yield* s1.Start({ owner: alice, runId: "r-1", message: "Note: buy milk" })
       expect(started).toMatchObject({ sessionId: "s-1", runId: "r-1", isResent: false })
       // Wait until the tool staged its write, then press Stop.
       yield* s1.Attach({}).pipe(
@@ -62,20 +62,23 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
     Effect.gen(function* () {
       const s1 = yield* session("s-1")
       const [first, second] = yield* Effect.all(
-        [s1.Start({ runId: "r-1", message: "hi" }), s1.Start({ runId: "r-1", message: "hi" })],
+        [
+          s1.Start({ owner: alice, runId: "r-1", message: "hi" }),
+          s1.Start({ owner: alice, runId: "r-1", message: "hi" })
+        ],
         { concurrency: 2 }
       )
       expect([first.isResent, second.isResent].sort()).toEqual([false, true])
       const events = yield* Stream.runCollect(s1.Attach({ runId: "r-1" }))
       expect(Chunk.last(events).pipe(Option.map((event) => event._tag))).toEqual(Option.some("RunCompleted"))
       // After the run ended, the same start again: still the same run, never a second execution.
-      const late = yield* s1.Start({ runId: "r-1", message: "hi" })
+      const late = yield* s1.Start({ owner: alice, runId: "r-1", message: "hi" })
       expect(late.isResent).toBe(true)
       const recorder = yield* ScriptedModel.ScriptedModel
       expect((yield* recorder.requests).length).toBe(1)
       // Another run of the same session, once the first ended, runs.
       yield* endedRow("r-1")
-      const next = yield* s1.Start({ runId: "r-2", message: "again" })
+      const next = yield* s1.Start({ owner: alice, runId: "r-2", message: "again" })
       expect(next.isResent).toBe(false)
     }).pipe(
       Effect.provide(
@@ -87,8 +90,8 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
   it.live("a Start of another run while the session's run is going fails with SessionBusyError", () =>
     Effect.gen(function* () {
       const s1 = yield* session("s-1")
-      yield* s1.Start({ runId: "r-1", message: "hi" })
-      const refused = yield* Effect.flip(s1.Start({ runId: "r-2", message: "hi again" }))
+      yield* s1.Start({ owner: alice, runId: "r-1", message: "hi" })
+      const refused = yield* Effect.flip(s1.Start({ owner: alice, runId: "r-2", message: "hi again" }))
       expect(refused).toEqual(new RunRegistry.SessionBusyError({ sessionId: "s-1", runId: "r-1" }))
       const recorder = yield* ScriptedModel.ScriptedModel
       expect((yield* recorder.requests).length).toBe(1)
@@ -99,7 +102,7 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
   it.live("Attach after sequence number n streams exactly the events after n", () =>
     Effect.gen(function* () {
       const s1 = yield* session("s-1")
-      yield* s1.Start({ runId: "r-1", message: "hi" })
+      yield* s1.Start({ owner: alice, runId: "r-1", message: "hi" })
       const all = Chunk.toReadonlyArray(yield* Stream.runCollect(s1.Attach({})))
       expect(all.length).toBeGreaterThan(5)
       for (const index of [0, 2, all.length - 2, all.length - 1]) {
@@ -119,7 +122,7 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
     () =>
       Effect.gen(function* () {
         const s1 = yield* session("s-1")
-        yield* s1.Start({ runId: "r-1", message: "Note: buy milk" })
+        yield* s1.Start({ owner: alice, runId: "r-1", message: "Note: buy milk" })
         yield* s1.Attach({}).pipe(
           Stream.takeUntil((event) => event._tag === "WriteStaged"),
           Stream.runDrain
@@ -190,7 +193,7 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
         expect(refused._tag).toBe("CommitFencedError")
         expect(yield* SqlStagedWrites.read("notes", "n-x")).toEqual(Option.none())
         // The session takes a new run here.
-        expect((yield* s1.Start({ runId: "r-2", message: "hi" })).isResent).toBe(false)
+        expect((yield* s1.Start({ owner: alice, runId: "r-2", message: "hi" })).isResent).toBe(false)
         // (No heartbeat of this replica during the test: it would revoke r-x first, see the next test.)
       }).pipe(Effect.provide(replica([ScriptedModel.text("Hello.")], { heartbeatInterval: "1 hour" })))
   )

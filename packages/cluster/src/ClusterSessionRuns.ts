@@ -14,7 +14,9 @@
  *
  * - The agent that runs is the one the owner's `SessionEntity.layer` was given (the same on every replica); the
  *   start request's `agent` is not sent over the wire.
- * - No per-process admission (`maxLiveRuns`) and no per-caller or per-address limits yet.
+ * - Admission is the owner's: each replica runs at most `maxLiveRuns` runs (`SessionEntity.Options`), and a start
+ *   past it is refused with `Overloaded` (503, `Retry-After`). There is no queue, and no per-caller or per-address
+ *   limit yet; `checkCapacity` refuses nothing (the replica that takes a start is not the one that runs it).
  * - An outcome that crossed replicas has no `Cause`: a `Failed` outcome's cause is a defect carrying its message. A run
  *   revoked on a replica that lost the session (see `SessionEntity.Stopped`) is answered as `Cancelled` with the
  *   reason given, an empty transcript and no counts.
@@ -185,6 +187,8 @@ export const make: Effect.Effect<
                 }),
               RunStoreError: (error) => new SessionStore.SessionStoreError({ message: error.message }),
               ShuttingDownError: () => overloaded(`session ${sessionId}: its replica is shutting down`),
+              ReplicaFullError: (error) =>
+                new RouteError.Overloaded({ retryAfterSeconds: 1, limit: error.limit, message: error.message }),
               MailboxFull: () => overloaded(`session ${sessionId}: its replica's mailbox is full`),
               AlreadyProcessingMessage: () => overloaded(`session ${sessionId}: a start is already being processed`)
             }),

@@ -69,6 +69,18 @@ export class ShuttingDownError extends Schema.TaggedError<ShuttingDownError>()("
 }) {}
 
 /**
+ * The session's replica runs as many runs as it may (`Options.maxLiveRuns`): nothing was started. Retry later.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ReplicaFullError extends Schema.TaggedError<ReplicaFullError>()("ReplicaFullError", {
+  sessionId: Schema.String,
+  limit: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
  * The session has no run this replica can attach to.
  *
  * @since 0.1.0
@@ -236,7 +248,13 @@ export const Session = Entity.make("TetherSession", [
       caller: Schema.optional(Schema.String)
     },
     success: Started,
-    error: Schema.Union(RunRegistry.SessionBusyError, Fence.RunIdTakenError, RunStoreError, ShuttingDownError)
+    error: Schema.Union(
+      RunRegistry.SessionBusyError,
+      Fence.RunIdTakenError,
+      RunStoreError,
+      ShuttingDownError,
+      ReplicaFullError
+    )
   }),
   Rpc.make("Stop", {
     payload: { reason: CancelReason.CancelReason },
@@ -280,6 +298,12 @@ export interface Options<R> {
    * (`entityTerminationTimeout`), which then finds no run to wait for.
    */
   readonly drainTimeout?: Duration.DurationInput | undefined
+  /**
+   * The most runs this replica runs at once, as the owner of their sessions; a `Start` past it fails with
+   * `ReplicaFullError` (503 with `Retry-After` through `ClusterSessionRuns`). Default 25, the default of a single
+   * process (`SessionRuns.defaults.maxLiveRuns` of `@tether/http`).
+   */
+  readonly maxLiveRuns?: number | undefined
   /** How long an idle entity stays in memory (its runs live in the registry, not in the entity). Default 5 minutes. */
   readonly maxIdleTime?: Duration.DurationInput | undefined
 }
@@ -316,7 +340,14 @@ export const layer = <R>(
   const callerStaleAfter = options.callerStaleAfter ?? Duration.seconds(3)
   const drainTimeout = options.drainTimeout ?? Duration.seconds(10)
 
-  const handlers = (watchers: FiberSet.FiberSet, draining: Ref.Ref<boolean>, checkpoints: Checkpoints.Checkpoints) =>
+  const maxLiveRuns = options.maxLiveRuns ?? 25
+
+  const handlers = (
+    watchers: FiberSet.FiberSet,
+    draining: Ref.Ref<boolean>,
+    checkpoints: Checkpoints.Checkpoints,
+    places: Places
+  ) =>
     Session.toLayer(
       Effect.gen(function* () {
         const address = yield* Entity.CurrentAddress
@@ -340,49 +371,74 @@ export const layer = <R>(
               if (yield* Ref.get(draining)) {
                 return yield* new ShuttingDownError({ sessionId, message: `replica ${fence.owner} is shutting down` })
               }
-              const historyLength = payload.history?.length ?? 0
-              const claim = yield* Effect.mapError(
-                fence.claim({
+              // A place for the run, taken before the claim: given back when the run ends, or now if none starts.
+              if (!places.take()) {
+                return yield* new ReplicaFullError({
                   sessionId,
-                  runId,
-                  caller: payload.caller,
-                  transcript: checkpoints.first(historyLength, payload.message)
-                }),
-                (error) => (error._tag === "SqlError" ? storeError(error) : error)
-              )
-              if (claim._tag === "Existing") return new Started({ sessionId, runId, isResent: true })
-              const input =
-                payload.history === undefined ? payload.message : { history: payload.history, message: payload.message }
-              const run = yield* registry
-                .start(sessionId, options.agent, input, {
-                  runId,
-                  onConflict: "refuse",
-                  timeout: payload.timeoutMillis,
-                  tokenBudget: payload.tokenBudget,
-                  cancelDeadline: options.cancelDeadline
+                  limit: maxLiveRuns,
+                  message: `replica ${fence.owner} runs ${maxLiveRuns} runs, as many as it may`
                 })
-                .pipe(
-                  Effect.provideService(Auth.CurrentCaller, payload.owner),
-                  Effect.tapError(() => Effect.ignore(fence.end(runId, "Refused")))
-                )
-              checkpoints.track(runId, sessionId, historyLength)
-              yield* FiberSet.run(
-                watchers,
-                Effect.flatMap(run.outcome, (outcome) =>
-                  Effect.zipRight(
-                    Effect.sync(() => checkpoints.forget(runId)),
-                    fence
-                      .end(runId, rowReason(outcome))
-                      .pipe(
-                        Effect.retry(Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(5)))),
-                        Effect.ignoreLogged
-                      )
-                  )
-                )
+              }
+              let isPlaceHanded = false
+              return yield* Effect.ensuring(
+                launch(payload, () => (isPlaceHanded = true)),
+                Effect.sync(() => {
+                  if (!isPlaceHanded) places.give()
+                })
               )
-              return new Started({ sessionId, runId, isResent: false })
             })
           )
+
+        /** Claims and starts the run; `handPlace` is called once its watcher holds the run's place. */
+        const launch = (payload: StartPayload, handPlace: () => void) =>
+          Effect.gen(function* () {
+            const { runId } = payload
+            const historyLength = payload.history?.length ?? 0
+            const claim = yield* Effect.mapError(
+              fence.claim({
+                sessionId,
+                runId,
+                caller: payload.caller,
+                transcript: checkpoints.first(historyLength, payload.message)
+              }),
+              (error) => (error._tag === "SqlError" ? storeError(error) : error)
+            )
+            if (claim._tag === "Existing") return new Started({ sessionId, runId, isResent: true })
+            const input =
+              payload.history === undefined ? payload.message : { history: payload.history, message: payload.message }
+            const run = yield* registry
+              .start(sessionId, options.agent, input, {
+                runId,
+                onConflict: "refuse",
+                timeout: payload.timeoutMillis,
+                tokenBudget: payload.tokenBudget,
+                cancelDeadline: options.cancelDeadline
+              })
+              .pipe(
+                Effect.provideService(Auth.CurrentCaller, payload.owner),
+                Effect.tapError(() => Effect.ignore(fence.end(runId, "Refused")))
+              )
+            checkpoints.track(runId, sessionId, historyLength)
+            yield* FiberSet.run(
+              watchers,
+              Effect.flatMap(run.outcome, (outcome) =>
+                Effect.zipRight(
+                  Effect.sync(() => {
+                    checkpoints.forget(runId)
+                    places.give()
+                  }),
+                  fence
+                    .end(runId, rowReason(outcome))
+                    .pipe(
+                      Effect.retry(Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(5)))),
+                      Effect.ignoreLogged
+                    )
+                )
+              )
+            )
+            handPlace()
+            return new Started({ sessionId, runId, isResent: false })
+          })
 
         return Session.of({
           Start: (envelope) => start(envelope.payload),
@@ -578,9 +634,30 @@ export const layer = <R>(
       )
       // The checkpoints of this replica's runs: written by the heartbeat, read when a run is lost.
       const checkpoints = Checkpoints.make()
-      return Layer.mergeAll(handlers(watchers, draining, checkpoints), heartbeat(checkpoints), sweeper)
+      return Layer.mergeAll(
+        handlers(watchers, draining, checkpoints, makePlaces(maxLiveRuns)),
+        heartbeat(checkpoints),
+        sweeper
+      )
     })
   )
+}
+
+/** The places for runs on this replica: plain counters, each change one synchronous step. */
+interface Places {
+  /** Takes a place if one is free. */
+  readonly take: () => boolean
+  readonly give: () => void
+}
+
+const makePlaces = (max: number): Places => {
+  let live = 0
+  return {
+    take: () => (live < max ? (live++, true) : false),
+    give: () => {
+      live--
+    }
+  }
 }
 
 interface StartPayload {

@@ -118,4 +118,23 @@ describePostgres("ClusterSessionRuns (SessionRuns through the session entity)", 
       )
     )
   })
+
+  it.live("a start past the owner's maxLiveRuns is Overloaded (the routes' 503 with Retry-After)", () =>
+    Effect.gen(function* () {
+      const runs = yield* SessionRuns.SessionRuns
+      const first = yield* runs.start({ sessionId: "s-1", caller: alice, agent, message: "long" })
+      const refused = yield* Effect.flip(runs.start({ sessionId: "s-2", caller: alice, agent, message: "also" }))
+      expect(refused).toMatchObject({ _tag: "Overloaded", limit: 1, retryAfterSeconds: 1 })
+      yield* first.cancel(new CancelReason.UserAbort())
+    }).pipe(
+      Effect.provide(
+        replicaWith(
+          [ScriptedModel.text("A long answer.", { chunks: 10, delay: "500 millis" })],
+          Layer.mergeAll(SessionEntity.layer({ agent, maxLiveRuns: 1 }), ClusterSessionRuns.layer()).pipe(
+            Layer.provideMerge(SessionStore.layerMemory())
+          )
+        )
+      )
+    )
+  )
 })

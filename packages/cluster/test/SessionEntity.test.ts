@@ -87,6 +87,33 @@ describePostgres("SessionEntity (TestRunner, PostgreSQL run rows)", () => {
     )
   )
 
+  it.live(
+    "a replica runs at most maxLiveRuns runs: a Start past them fails with ReplicaFullError, claims nothing, and a place comes back when a run ends",
+    () =>
+      Effect.gen(function* () {
+        const fence = yield* RunFence.RunFence
+        const [s1, s2, s3] = [yield* session("s-1"), yield* session("s-2"), yield* session("s-3")]
+        yield* s1.Start({ owner: alice, runId: "r-1", message: "hi" })
+        yield* s2.Start({ owner: alice, runId: "r-2", message: "hi" })
+        const refused = yield* Effect.flip(s3.Start({ owner: alice, runId: "r-3", message: "hi" }))
+        expect(refused).toMatchObject({ _tag: "ReplicaFullError", sessionId: "s-3", limit: 2 })
+        expect(yield* fence.get("r-3")).toEqual(Option.none())
+        // A refused start and a re-sent one hold no place: stopping one run frees exactly one.
+        expect((yield* s1.Start({ owner: alice, runId: "r-1", message: "hi" })).isResent).toBe(true)
+        yield* s1.Stop({ reason: new CancelReason.UserAbort() })
+        yield* endedRow("r-1")
+        expect((yield* s3.Start({ owner: alice, runId: "r-3", message: "hi" })).isResent).toBe(false)
+        const again = yield* Effect.flip(s1.Start({ owner: alice, runId: "r-4", message: "hi" }))
+        expect(again._tag).toBe("ReplicaFullError")
+        yield* s2.Stop({ reason: new CancelReason.UserAbort() })
+        yield* s3.Stop({ reason: new CancelReason.UserAbort() })
+      }).pipe(
+        Effect.provide(
+          replica([ScriptedModel.text("A long answer.", { chunks: 10, delay: "500 millis" })], { maxLiveRuns: 2 })
+        )
+      )
+  )
+
   it.live("a Start of another run while the session's run is going fails with SessionBusyError", () =>
     Effect.gen(function* () {
       const s1 = yield* session("s-1")

@@ -29,6 +29,7 @@ import Anthropic from "@anthropic-ai/sdk"
 import { LanguageModel, ModelError } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
+import { defaultFetch } from "#defaultFetch"
 import { toParams } from "./internal/request.js"
 import * as IdleSweep from "./internal/idle.js"
 import { retryPolicy, runTurn } from "./internal/turn.js"
@@ -134,13 +135,14 @@ const thinkingBudgetOf = (budgetTokens: number, maxTokens: number): number | str
 export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
   Effect.sync(() => {
     const model = options.model ?? defaultModel
+    const fetch = options.fetch ?? defaultFetch
     const client = new Anthropic({
       apiKey: Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey,
       maxRetries: 0,
       timeout: Duration.toMillis(options.requestTimeout ?? Duration.minutes(2)),
       logLevel: options.logLevel ?? "off",
       ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
-      ...(options.fetch === undefined ? {} : { fetch: options.fetch })
+      ...(fetch === undefined ? {} : { fetch })
     })
     const idleTimeout = Duration.decode(options.streamIdleTimeout ?? defaultStreamIdleTimeout)
     const settings = {

@@ -8,7 +8,8 @@
  * `AbortSignal`; the response body is a pull-based `ReadableStream` that pauses the socket when nobody reads
  * (backpressure). Failures look like fetch's to the SDK: an abort rejects (or errors the body) with the signal's
  * reason, an `AbortError`; a network failure rejects with Node's error (the SDK makes it an `APIConnectionError`).
- * Anything else (a `Request` input, a stream or form body, another protocol) goes to `globalThis.fetch`.
+ * Anything else (a `Request` input, a stream or form body, another protocol) goes to `globalThis.fetch`. It
+ * follows no redirect and asks for no compression (it sends no `accept-encoding`): the Messages API needs neither.
  */
 import * as http from "node:http"
 import * as https from "node:https"

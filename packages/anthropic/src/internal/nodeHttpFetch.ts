@@ -198,14 +198,13 @@ export const nodeHttpFetch: Fetch = (input, init) => {
   const signal = init?.signal ?? undefined
   if (signal?.aborted) return Promise.reject(abortReason(signal))
   return new Promise<Response>((resolve, reject) => {
-    const options: http.RequestOptions = {
-      method: init?.method ?? "GET",
-      headers: outgoingHeaders(url, init?.headers, body),
-      agent: agentFor(url.protocol)
-    }
+    const headers = outgoingHeaders(url, init?.headers, body)
+    const options: http.RequestOptions = { method: init?.method ?? "GET", headers, agent: agentFor(url.protocol) }
     const request = url.protocol === "https:" ? https.request(url, options) : http.request(url, options)
     new Exchange(request, signal, resolve, reject)
     request.end(body)
     flattenHead(request)
+    // Written into the head already; the agent keeps the options of a socket's first request for the socket's life.
+    headers.length = 0
   })
 }

@@ -7,7 +7,7 @@ import * as esbuild from "esbuild"
 const external = {
   name: "external-packages",
   setup(build) {
-    build.onResolve({ filter: /^[^./]/ }, async (args) => {
+    build.onResolve({ filter: /^[^./#]/ }, async (args) => {
       if (args.path.startsWith("@tether/") || args.pluginData === "resolving") return undefined
       const resolved = await build.resolve(args.path, {
         kind: args.kind,

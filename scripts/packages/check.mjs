@@ -223,6 +223,9 @@ const main = async () => {
   )
 
   await nodeInstalled()
+  await step("the Anthropic SDK's transport per runtime (esbuild, each runtime's conditions)", () =>
+    runProgram(runtimesDir, process.execPath, ["transport.mjs", nodeApp])
+  )
   await Promise.all([
     step("typecheck the Node programs (NodeNext, strict, skipLibCheck off)", () =>
       tsc(nodeApp, "tsconfig.nodenext.json")

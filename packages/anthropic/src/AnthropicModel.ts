@@ -10,6 +10,11 @@
  * not count) is aborted with `StreamIdleTimeoutError`, and one whose SSE line or event passes its cap
  * (`maxLineBytes`, `maxEventBytes`) is aborted with `MalformedResponseError` at the cap, before the rest is read.
  *
+ * The transport: on Node the SDK sends its requests through a lean `fetch` of this package on `node:http` /
+ * `node:https` (keep-alive agents; an abort destroys the request, so the socket closes at once), which holds about
+ * half the heap per live stream of Node's own fetch (undici). Bun, Deno, workerd and browsers keep
+ * `globalThis.fetch` (package.json's `node` condition picks the transport). A `fetch` in the options wins over both.
+ *
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
@@ -29,6 +34,7 @@ import Anthropic from "@anthropic-ai/sdk"
 import { LanguageModel, ModelError } from "@tether/core"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError, RateLimiter } from "effect"
+import { defaultFetch } from "#defaultFetch"
 import { toParams } from "./internal/request.js"
 import * as IdleSweep from "./internal/idle.js"
 import { retryPolicy, runTurn } from "./internal/turn.js"
@@ -72,7 +78,11 @@ export interface Options {
   readonly maxEventBytes?: number | undefined
   /** Every request (each attempt) first takes a permit; the wait is interruptible. */
   readonly rateLimiter?: RateLimiter.RateLimiter | undefined
-  /** A custom `fetch`, e.g. one that counts or pins sockets (the SSE caps apply to the body as it is read). */
+  /**
+   * A custom `fetch`, e.g. one that counts or pins sockets (the SSE caps apply to the body as it is read). Default: on
+   * Node, this package's `fetch` on `node:http` / `node:https`; elsewhere the SDK's (`globalThis.fetch`). Pass
+   * `globalThis.fetch` for Node's fetch (undici).
+   */
   readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
   /** The SDK's own log level. Default "off": its failures come back as typed errors. */
   readonly logLevel?: "off" | "error" | "warn" | "info" | "debug" | undefined
@@ -134,13 +144,14 @@ const thinkingBudgetOf = (budgetTokens: number, maxTokens: number): number | str
 export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
   Effect.sync(() => {
     const model = options.model ?? defaultModel
+    const fetch = options.fetch ?? defaultFetch
     const client = new Anthropic({
       apiKey: Redacted.isRedacted(options.apiKey) ? Redacted.value(options.apiKey) : options.apiKey,
       maxRetries: 0,
       timeout: Duration.toMillis(options.requestTimeout ?? Duration.minutes(2)),
       logLevel: options.logLevel ?? "off",
       ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
-      ...(options.fetch === undefined ? {} : { fetch: options.fetch })
+      ...(fetch === undefined ? {} : { fetch })
     })
     const idleTimeout = Duration.decode(options.streamIdleTimeout ?? defaultStreamIdleTimeout)
     const settings = {

@@ -168,14 +168,15 @@ describe("AnthropicModel: signal-first abort", () => {
       const records = yield* fake.requests
       const slowest = Math.max(...records.map((record) => (record.closedAt ?? Infinity) - interruptedAt))
       expect(records.every((record) => record.closedAt !== undefined && !record.isFinished)).toBe(true)
-      // ...but Node's fetch (undici) re-dials a spare idle socket after an abort (nodejs/undici#5845). No request
-      // ever travels on it and undici closes it after its keep-alive timeout (~4 s): wait for that, bounded.
+      // ...and no other is left: on Node's fetch (undici, passed as `fetch`), undici re-dials a spare idle socket
+      // after an abort (nodejs/undici#5845), which it closes after its keep-alive timeout (~4 s), so the wait is
+      // bounded by that; the default transport on Node re-dials none.
       const spare = yield* fake.openConnections
       yield* fake.awaitOpenConnections(0).pipe(Effect.timeout("7 seconds"))
       const drained = performance.now() - interruptedAt
       console.log(
         `[100 streams] all 100 request sockets closed within ${slowest.toFixed(1)} ms of the interrupt; ` +
-          `${spare} spare idle sockets re-dialed by undici were gone after ${drained.toFixed(0)} ms`
+          `${spare} spare idle sockets (re-dialed by undici, if it is the transport) were gone after ${drained.toFixed(0)} ms`
       )
       expect(yield* fake.requestCount).toBe(100)
       expect(yield* fake.openConnections).toBe(0)

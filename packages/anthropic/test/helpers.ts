@@ -42,7 +42,7 @@ export const unhandledRejectionsDuring = <A, E, R>(effect: Effect.Effect<A, E, R
 
 /**
  * Interrupts one stream in mid-gap against a throwaway fake and returns how long the server took to see
- * the close. The first abort in a process pays a one-time cost (V8 compiling Node's fetch abort path,
+ * the close. The first abort in a process pays a one-time cost (V8 compiling the transport's abort path,
  * 10-40 ms, more on a loaded machine); tests that measure latency warm up first and report this figure too.
  */
 export const firstAbortLatency = Effect.scoped(

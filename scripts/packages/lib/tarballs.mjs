@@ -50,6 +50,14 @@ const forbidden = [
 const importsOf = (file) =>
   ts.preProcessFile(readFileSync(file, "utf8"), true, true).importedFiles.map((imported) => imported.fileName)
 
+/** The files a conditional `imports` entry can resolve to. */
+const targetsOf = (entry) =>
+  entry === undefined || entry === null
+    ? []
+    : typeof entry === "string"
+      ? [entry]
+      : Object.values(entry).flatMap(targetsOf)
+
 /** `@scope/name/sub` -> `@scope/name`, `name/sub` -> `name`. */
 const packageOf = (specifier) =>
   specifier
@@ -59,8 +67,8 @@ const packageOf = (specifier) =>
 
 /**
  * Size, file count and content rules of one unpacked tarball: no tests, fixtures or build info; no `workspace:`
- * range; exports that point at dist; every package it imports declared (a dependency or a peer); no `node:` import
- * in @tether/core. Returns its line, its public modules (for attw) and the problems found.
+ * range; exports that point at dist; every package it imports declared (a dependency or a peer), and each `#` import
+ * in its `imports` with every target in the tarball; no `node:` import in @tether/core. Returns its line, its public modules (for attw) and the problems found.
  */
 export const inspect = (tarball) => {
   const files = walk(tarball.root).map((file) => relative(tarball.root, file))
@@ -82,6 +90,17 @@ export const inspect = (tarball) => {
   for (const file of modules) {
     for (const specifier of importsOf(join(tarball.root, file))) {
       if (specifier.startsWith(".")) continue
+      if (specifier.startsWith("#")) {
+        // A subpath import of the package itself: declared in its `imports`, every target in the tarball.
+        const targets = manifest.imports?.[specifier]
+        if (targets === undefined) problems.push(`${file} imports ${specifier}, which package.json imports lacks`)
+        for (const target of targetsOf(targets)) {
+          if (!files.includes(target.replace(/^\.\//, ""))) {
+            problems.push(`package.json imports ${specifier} -> ${target}, which is not in the tarball`)
+          }
+        }
+        continue
+      }
       if (specifier.startsWith("node:")) {
         if (tarball.name === "@tether/core") problems.push(`${file} imports ${specifier}`)
       } else if (!declared.has(packageOf(specifier))) {

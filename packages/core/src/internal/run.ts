@@ -5,7 +5,7 @@
  * subtask have stopped, or the deadline passed), `settle` (commit or roll back, in `ending.ts`) and `finish` (the
  * outcome decided, the terminal event, the leak check).
  */
-import { Cause, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberId, Option, Ref, Scope } from "effect"
+import { Cause, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberId, Option, Ref, Scope } from "effect"
 import { Supervisor } from "effect"
 import type { Agent } from "../Agent.js"
 import type { AgentError } from "../AgentError.js"
@@ -28,6 +28,7 @@ import { stageInto } from "./staging.js"
 import * as Stopper from "./stopper.js"
 import * as Transcript from "./transcript.js"
 import { openSpan } from "./tracing.js"
+import { Once } from "./once.js"
 
 let runCounter = 0
 const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
@@ -59,76 +60,119 @@ interface Begun {
   readonly supervisor: Supervisor.Supervisor<Array<Fiber.RuntimeFiber<any, any>>>
 }
 
-/** Staging is acquired before anything forks (so its release runs after every child has ended); the body forks. */
-const begin = <R>(shared: Shared<R>, restore: <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>) =>
-  Effect.gen(function* () {
-    const { agent, events, options, runId } = shared
-    const staging = yield* Effect.serviceOption(StagedWrites.StagedWrites)
-    const supervisor = yield* Supervisor.track
-    const runScope = yield* Scope.make()
-    yield* events.emit((c) =>
-      makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
+/** The run's context: the root of its tree (`begin`); its functions close over `shared` and the transaction only. */
+const contextOf = <R>(
+  shared: Shared<R>,
+  transaction: Option.Option<StagedWrites.Transaction>,
+  childScope: Scope.Scope
+): RunContext => {
+  const { events, stopper } = shared
+  const acceptsWrites = () => Lifecycle.acceptsWrites(shared.lifecycle.state)
+  const stageWrite = stageInto(transaction, acceptsWrites)
+  return {
+    [RunContextTypeId]: RunContextTypeId,
+    runId: shared.runId,
+    sessionId: shared.options.sessionId,
+    agentPath: shared.agent.name,
+    toolUseId: undefined,
+    emit: events.emit,
+    publish: events.publish,
+    publishAs: events.publishAs,
+    ledger: shared.ledger,
+    transaction,
+    stageWrite,
+    runStageWrite: stageWrite,
+    acceptsWrites,
+    stagedCount: Ref.unsafeMake(0),
+    compensations: Ref.unsafeMake<ReadonlyArray<Effect.Effect<void>>>([]),
+    childScope,
+    subtasks: stopper.subtasks,
+    requestSignal: () => stopper.requestSignal(Lifecycle.reasonOf(shared.lifecycle.state)),
+    requestCancel: (reason) =>
+      Effect.fiberIdWith((requester) =>
+        Effect.sync(() => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester))
+      ),
+    cancelNow: (reason) => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason)),
+    nextId: events.nextId
+  }
+}
+
+type Restore = <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>
+
+/** The transaction of the run's writes, if a `StagedWrites` is provided, in `runScope`. */
+const transactionOf = (runId: string, runScope: Scope.Scope) =>
+  Effect.either(
+    Effect.flatMap(Effect.serviceOption(StagedWrites.StagedWrites), (staging) =>
+      Option.isNone(staging)
+        ? Effect.succeed(Option.none<StagedWrites.Transaction>())
+        : Effect.map(Scope.extend(staging.value.begin(runId), runScope), Option.some)
     )
-    // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
-    yield* Effect.logDebug("run started").pipe(
-      Effect.annotateLogs({ runId, agent: agent.name }),
-      Effect.whenLogLevel("Debug")
-    )
-    const transaction = yield* Option.match(staging, {
-      onNone: () => Effect.succeed(Option.none<StagedWrites.Transaction>()),
-      onSome: (service) => Effect.map(Scope.extend(service.begin(runId), runScope), Option.some)
-    }).pipe(Effect.either)
-    const openTransaction = transaction._tag === "Right" ? transaction.right : Option.none()
-    // Sequential: by the time it closes every subtask has been interrupted (all at once, see `stopChildren`).
-    const childScope = yield* Scope.fork(runScope, ExecutionStrategy.sequential)
-    const acceptsWrites = () => Lifecycle.acceptsWrites(shared.lifecycle.state)
-    const ctx: RunContext = {
-      [RunContextTypeId]: RunContextTypeId,
-      runId,
-      sessionId: options.sessionId,
-      agentPath: agent.name,
-      toolUseId: undefined,
-      emit: events.emit,
-      publish: events.publish,
-      publishAs: events.publishAs,
-      ledger: shared.ledger,
-      transaction: openTransaction,
-      stageWrite: stageInto(openTransaction, acceptsWrites),
-      runStageWrite: stageInto(openTransaction, acceptsWrites),
-      acceptsWrites,
-      stagedCount: yield* Ref.make(0),
-      compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
-      childScope,
-      subtasks: shared.stopper.subtasks,
-      requestSignal: () => shared.stopper.requestSignal(Lifecycle.reasonOf(shared.lifecycle.state)),
-      requestCancel: (reason) =>
-        Effect.fiberIdWith((requester) =>
-          Effect.sync(() => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester))
-        ),
-      cancelNow: (reason) => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason)),
-      nextId: events.nextId
-    }
-    // The span lasts as long as the body's fiber (ended by its observer): the run's tree works inside it. It and
-    // the run's context are set once on that fiber, which is the body's own.
-    const span = yield* openSpan("AgentRun.run", { runId, agent: agent.name })
-    const program: Effect.Effect<LoopResult, AgentError, any> =
-      transaction._tag === "Left"
-        ? Effect.fail(transaction.left)
-        : provideOnFiber(
-            runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))),
-            ctx,
-            span?.span
-          )
-    const body = yield* Effect.fork(restore(program)).pipe(Effect.supervised(supervisor))
-    if (span !== undefined) body.addObserver(span.end)
-    body.addObserver(shared.stopper.markStopped)
-    shared.transition(Lifecycle.bodyForked(shared.lifecycle.state, body))
-    const timer =
-      options.timeout === undefined
-        ? undefined
-        : yield* Effect.fork(restore(Effect.sleep(options.timeout).pipe(Effect.zipRight(timeoutCancel(ctx, options)))))
-    return { ctx, runScope, childScope, body, timer, supervisor } satisfies Begun
-  })
+  )
+
+/**
+ * Staging is acquired before anything forks (so its release runs after every child has ended); the body forks.
+ * Plain `flatMap`s, not `Effect.gen`: a generator function made per run gets a hidden class of its own.
+ */
+const begin = <R>(shared: Shared<R>, restore: Restore): Effect.Effect<Begun, never, any> =>
+  Effect.flatMap(Supervisor.track, (supervisor) =>
+    Effect.flatMap(Scope.make(), (runScope) => {
+      const { agent, events, options, runId } = shared
+      events.publish((c) =>
+        makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
+      )
+      // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
+      const logged = Effect.logDebug("run started").pipe(
+        Effect.annotateLogs({ runId, agent: agent.name }),
+        Effect.whenLogLevel("Debug")
+      )
+      return Effect.flatMap(Effect.zipRight(logged, transactionOf(runId, runScope)), (transaction) =>
+        // Sequential: by the time it closes every subtask has been interrupted (all at once, see `stopChildren`).
+        Effect.flatMap(Scope.fork(runScope, ExecutionStrategy.sequential), (childScope) =>
+          Effect.suspend(() => {
+            const ctx = contextOf(shared, transaction._tag === "Right" ? transaction.right : Option.none(), childScope)
+            return (
+              // The span lasts as long as the body's fiber (ended by its observer): the run's tree works inside it.
+              // It and the run's context are set once on that fiber, which is the body's own.
+              Effect.flatMap(openSpan("AgentRun.run", { runId, agent: agent.name }), (span) => {
+                const program: Effect.Effect<LoopResult, AgentError, any> =
+                  transaction._tag === "Left"
+                    ? Effect.fail(transaction.left)
+                    : provideOnFiber(
+                        runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))),
+                        ctx,
+                        span?.span
+                      )
+                return Effect.flatMap(
+                  Effect.fork(restore(program)).pipe(Effect.supervised(supervisor)),
+                  (body): Effect.Effect<Begun> => {
+                    if (span !== undefined) body.addObserver(span.end)
+                    body.addObserver(shared.stopper.markStopped)
+                    shared.transition(Lifecycle.bodyForked(shared.lifecycle.state, body))
+                    const begun = (timer: Fiber.RuntimeFiber<void> | undefined): Begun => ({
+                      ctx,
+                      runScope,
+                      childScope,
+                      body,
+                      timer,
+                      supervisor
+                    })
+                    return options.timeout === undefined
+                      ? Effect.succeed(begun(undefined))
+                      : Effect.map(
+                          Effect.fork(
+                            restore(Effect.sleep(options.timeout).pipe(Effect.zipRight(timeoutCancel(ctx, options))))
+                          ),
+                          begun
+                        )
+                  }
+                )
+              })
+            )
+          })
+        )
+      )
+    })
+  )
 
 const timeoutCancel = (ctx: RunContext, options: RunOptions) =>
   ctx.requestCancel(new CancelReason.Timeout({ millis: Duration.toMillis(Duration.decode(options.timeout!)) }))
@@ -137,11 +181,7 @@ const timeoutCancel = (ctx: RunContext, options: RunOptions) =>
  * Waits until the body ends, a cancel stops it, or this fiber is interrupted from outside (a client that went away,
  * a `FiberMap.remove`): then the same signal-first stop as a cancel, for the reason the interruptors tell.
  */
-const awaitStop = <R>(
-  shared: Shared<R>,
-  begun: Begun,
-  restore: <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>
-): Effect.Effect<Exit.Exit<void>> =>
+const awaitStop = <R>(shared: Shared<R>, begun: Begun, restore: Restore): Effect.Effect<Exit.Exit<void>> =>
   Effect.flatMap(Effect.exit(restore(shared.stopper.stopped)), (waited) =>
     Effect.withFiberRuntime((fiber) => {
       if (Exit.isFailure(waited)) {
@@ -200,7 +240,7 @@ const finish = <R>(shared: Shared<R>, begun: Begun, ending: Ending, hasStopped: 
     yield* Scope.close(begun.runScope, Exit.void)
     const alive = (yield* begun.supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
     shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
-    yield* Deferred.succeed(shared.outcome, ending.outcome)
+    shared.outcome.unsafeDone(ending.outcome)
     yield* shared.events.emit(ending.terminal)
     if (alive.length > 0 || !hasStopped) {
       const message = `run ${shared.runId}: ${alive.length} fiber(s) still alive after the run ended`
@@ -244,7 +284,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
           compensationsRun: 0
         }
     shared.transition(Lifecycle.decide(shared.lifecycle.state, outcome))
-    return Deferred.succeed(shared.outcome, outcome)
+    return shared.outcome.done(outcome)
   })
 
 /**
@@ -281,7 +321,7 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
   Effect.gen(function* () {
     const runId = options.runId ?? newRunId()
     const events = yield* Events.make(runId, agent.name)
-    const stopper = yield* Stopper.make
+    const stopper = Stopper.make()
     const lifecycle = { state: Lifecycle.starting }
     const transition = (step: Lifecycle.Step, requester: FiberId.FiberId = FiberId.none) => {
       lifecycle.state = step.state
@@ -317,13 +357,13 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
       stopper,
       ledger,
       transcript: Transcript.initial(inputMessages(input)),
-      outcome: yield* Deferred.make<RunOutcome>(),
+      outcome: new Once<RunOutcome>(),
       cancelDeadline: Duration.decode(options.cancelDeadline ?? "5 seconds")
     }
-    const fiberRef = yield* Deferred.make<Fiber.RuntimeFiber<unknown, AgentError>>()
+    const fiber = new Once<Fiber.RuntimeFiber<unknown, AgentError>>()
     return {
-      run: handleOf(shared, Deferred.await(fiberRef)),
+      run: handleOf(shared, fiber),
       program: programOf(shared),
-      attach: (fiber) => Deferred.succeed(fiberRef, fiber)
+      attach: (runFiber) => fiber.done(runFiber)
     }
   })

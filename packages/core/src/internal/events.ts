@@ -25,7 +25,8 @@ export const make = (runId: string, agentPath: string): Effect.Effect<Events> =>
   Effect.sync(() => {
     let seq = 0
     const log: Array<RunEvent.RunEvent> = []
-    const readers = new Set<(event: RunEvent.RunEvent) => void>()
+    // Made with the first reader: most runs are never watched.
+    let readers: Set<(event: RunEvent.RunEvent) => void> | undefined
     // Events are built from typed values, without the Schema class constructor (`event.ts`): this is a hot path,
     // one event per streamed chunk.
     const publishAs =
@@ -33,7 +34,7 @@ export const make = (runId: string, agentPath: string): Effect.Effect<Events> =>
       (make: (common: EventCommon) => RunEvent.RunEvent): void => {
         const event = make({ runId: subRunId, seq: ++seq, agent: path })
         log.push(event)
-        for (const reader of readers) reader(event)
+        if (readers !== undefined) for (const reader of readers) reader(event)
       }
     const publish = publishAs(agentPath)
     /** The events after `after` (the log's, then each as it is published), ending with the terminal one. */
@@ -54,10 +55,10 @@ export const make = (runId: string, agentPath: string): Effect.Effect<Events> =>
               }
               // Replayed and registered in one synchronous step: no event can fall between the two.
               for (const event of log) reader(event)
-              if (!isDone) readers.add(reader)
+              if (!isDone) (readers ??= new Set()).add(reader)
               return reader
             }),
-            (reader) => Effect.sync(() => readers.delete(reader))
+            (reader) => Effect.sync(() => readers?.delete(reader))
           ),
         { bufferSize: "unbounded" }
       )

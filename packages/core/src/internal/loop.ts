@@ -10,7 +10,7 @@ import * as RunEvent from "../RunEvent.js"
 import type { Reservation } from "../TokenBudget.js"
 import type { RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
-import { assistantContent, type Cell, nothingStreamed, type Streaming } from "./transcript.js"
+import { assistantContent, type Cell, noToolStatus, nothingStreamed, type Streaming } from "./transcript.js"
 import { openSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
 
@@ -208,7 +208,9 @@ export const runLoop = <R>(
       )
       return Effect.flatMap(reserved, (reservation) => {
         const { signal, release } = ctx.requestSignal()
-        const request = { ...base, maxTokens: reservation.maxTokens, signal }
+        // Written out, not spread from `base`: a spread with an `AbortSignal` (a hidden class of its own per signal)
+        // makes a hidden class per request.
+        const request = { system: base.system, messages, tools, maxTokens: reservation.maxTokens, signal }
         return Effect.flatMap(streamTurn(model, request, release, reservation, ctx, cell), (toolUses) => {
           finishTurn(cell)
           if (toolUses.length === 0) {
@@ -227,7 +229,7 @@ export const runLoop = <R>(
             cell.current = {
               ...cell.current,
               messages: [...cell.current.messages, { role: "user" as const, content }],
-              toolStatus: new Map()
+              toolStatus: noToolStatus
             }
             return turnAt(turn + 1)
           })

@@ -31,22 +31,22 @@ export const reasonOfInterruption = (cause: Cause.Cause<unknown>): CancelReason.
     ? new CancelReason.ClientDisconnected()
     : new CancelReason.Interrupted()
 
-/** Waits for every subtask, including those spawned while waiting; reports the first that failed. */
+/**
+ * Waits for every subtask, including those spawned while waiting (the list is append-only: one at a time, in
+ * order); reports the first that failed. Plain `flatMap`s: the body holds this from its start.
+ */
 export const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFailedError> =>
-  Effect.gen(function* () {
-    let seen = 0
-    while (true) {
-      const subtasks = ctx.subtasks
-      if (subtasks.length === seen) return
-      for (const subtask of subtasks.slice(seen)) {
-        const exit = yield* subtask.fiber.await
-        if (!subtask.observed && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-          return yield* new SubtaskFailedError({ subtask: subtask.name, message: Cause.pretty(exit.cause) })
-        }
-      }
-      seen = subtasks.length
-    }
-  })
+  Effect.suspend(() => awaitSubtasksFrom(ctx, 0))
+
+const awaitSubtasksFrom = (ctx: RunContext, index: number): Effect.Effect<void, SubtaskFailedError> => {
+  const subtask = ctx.subtasks[index]
+  if (subtask === undefined) return Effect.void
+  return Effect.flatMap(subtask.fiber.await, (exit) =>
+    !subtask.observed && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+      ? Effect.fail(new SubtaskFailedError({ subtask: subtask.name, message: Cause.pretty(exit.cause) }))
+      : awaitSubtasksFrom(ctx, index + 1)
+  )
+}
 
 interface Undo {
   readonly writes: number

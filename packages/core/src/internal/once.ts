@@ -44,4 +44,16 @@ export class Once<A> {
       })
     })
   }
+
+  /**
+   * `await` for a waiter whose interruption leads to the value being set (an interrupted run's own wait for its
+   * stop): it stays registered until then (waking it changes nothing), and it holds no canceler, which costs an
+   * interruption handler (several continuations) for as long as it waits.
+   */
+  get awaitUntilSet(): Effect.Effect<A> {
+    return Effect.async<A>((resume) => {
+      if (this.isSet) return resume(Effect.succeed(this.value as A))
+      ;(this.waiters ??= []).push((value) => resume(Effect.succeed(value)))
+    })
+  }
 }

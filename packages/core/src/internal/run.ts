@@ -179,24 +179,40 @@ const timeoutCancel = (ctx: RunContext, options: RunOptions) =>
 
 /**
  * Waits until the body ends, a cancel stops it, or this fiber is interrupted from outside (a client that went away,
- * a `FiberMap.remove`): then the same signal-first stop as a cancel, for the reason the interruptors tell.
+ * a `FiberMap.remove`): then the same signal-first stop as a cancel, for the reason the interruptors tell; then the
+ * phases that end the run. The phases after the wait are its handlers', not continuations stacked under it: a live
+ * run waits here, holding what is on its fiber's stack.
  */
-const awaitStop = <R>(shared: Shared<R>, begun: Begun, restore: Restore): Effect.Effect<Exit.Exit<void>> =>
-  Effect.flatMap(Effect.exit(restore(shared.stopper.stopped)), (waited) =>
-    Effect.withFiberRuntime((fiber) => {
-      if (Exit.isFailure(waited)) {
-        shared.transition(
-          Lifecycle.requestCancel(shared.lifecycle.state, reasonOfInterruption(waited.cause)),
-          fiber.id()
-        )
-      }
-      const bodyEnded = Effect.sync(() => {
-        const ended = begun.body.unsafePoll()
-        if (ended !== null) shared.transition(Lifecycle.bodyEnded(shared.lifecycle.state, Exit.isSuccess(ended)))
-        return waited
-      })
-      return begun.timer === undefined ? bodyEnded : Effect.zipRight(Fiber.interruptFork(begun.timer), bodyEnded)
+const awaitStop = <R>(shared: Shared<R>, begun: Begun, restore: Restore): Effect.Effect<LoopResult, AgentError> =>
+  Effect.matchCauseEffect(restore(shared.stopper.stopped), {
+    onFailure: (cause) => afterStop(shared, begun, Exit.failCause(cause)),
+    onSuccess: () => afterStop(shared, begun, Exit.void)
+  })
+
+const afterStop = <R>(
+  shared: Shared<R>,
+  begun: Begun,
+  waited: Exit.Exit<void>
+): Effect.Effect<LoopResult, AgentError> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (Exit.isFailure(waited)) {
+      shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reasonOfInterruption(waited.cause)), fiber.id())
+    }
+    const bodyEnded = Effect.suspend(() => {
+      const ended = begun.body.unsafePoll()
+      if (ended !== null) shared.transition(Lifecycle.bodyEnded(shared.lifecycle.state, Exit.isSuccess(ended)))
+      return endRun(shared, begun, waited)
     })
+    return begun.timer === undefined ? bodyEnded : Effect.zipRight(Fiber.interruptFork(begun.timer), bodyEnded)
+  })
+
+/** The phases once the run was told to stop or its body ended: the tree stops, the writes settle, the run ends. */
+const endRun = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>): Effect.Effect<LoopResult, AgentError> =>
+  Effect.flatMap(stopChildren(shared, begun, waited), ({ bodyExit, hasStopped }) =>
+    Effect.flatMap(
+      settle(begun.ctx, bodyExit, Option.fromNullable(Lifecycle.reasonOf(shared.lifecycle.state)), shared.transcript),
+      (ending) => finish(shared, begun, ending, hasStopped)
+    )
   )
 
 /**
@@ -294,21 +310,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
 const programOf = <R>(shared: Shared<R>): Effect.Effect<LoopResult, AgentError, LanguageModel | R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.matchCauseEffect(
-      Effect.flatMap(begin(shared, restore), (begun) =>
-        Effect.flatMap(awaitStop(shared, begun, restore), (waited) =>
-          Effect.flatMap(stopChildren(shared, begun, waited), ({ bodyExit, hasStopped }) =>
-            Effect.flatMap(
-              settle(
-                begun.ctx,
-                bodyExit,
-                Option.fromNullable(Lifecycle.reasonOf(shared.lifecycle.state)),
-                shared.transcript
-              ),
-              (ending) => finish(shared, begun, ending, hasStopped)
-            )
-          )
-        )
-      ),
+      Effect.flatMap(begin(shared, restore), (begun) => awaitStop(shared, begun, restore)),
       {
         onFailure: (cause) => Effect.zipRight(decideEarly(shared, Exit.failCause(cause)), Effect.failCause(cause)),
         onSuccess: Effect.succeed

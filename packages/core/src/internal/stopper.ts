@@ -16,9 +16,12 @@ export class Stopper {
   /** Marks the run stopped (an observer of the body's fiber). */
   readonly markStopped = (): void => void this.isStopped.unsafeDone(undefined)
 
-  /** Done when the body ended or the tree was told to stop. */
+  /**
+   * Done when the body ended or the tree was told to stop. For the run's own wait only: its interruption tells the
+   * tree to stop, which sets it (`Once.awaitUntilSet`).
+   */
   get stopped(): Effect.Effect<void> {
-    return this.isStopped.await
+    return this.isStopped.awaitUntilSet
   }
 
   /**

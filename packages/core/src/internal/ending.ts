@@ -1,4 +1,4 @@
-import { Cause, Effect, Exit, FiberId, HashSet, Option, Ref } from "effect"
+import { Cause, Effect, Exit, FiberId, HashSet, Option } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import * as CancelReason from "../CancelReason.js"
@@ -56,7 +56,7 @@ interface Undo {
 /** Rolls back staged writes and runs compensations in reverse order; failures are logged, never thrown. */
 const undo = (ctx: RunContext): Effect.Effect<Undo> =>
   Effect.gen(function* () {
-    const staged = yield* Ref.get(ctx.stagedCount)
+    const staged = ctx.undo.staged
     const writes = yield* Option.match(ctx.transaction, {
       onNone: () => Effect.succeed(0),
       onSome: (transaction) =>
@@ -67,7 +67,8 @@ const undo = (ctx: RunContext): Effect.Effect<Undo> =>
           )
         )
     })
-    const undos = yield* Ref.getAndSet(ctx.compensations, [])
+    const undos = ctx.undo.compensations
+    ctx.undo.compensations = []
     for (const compensation of [...undos].reverse()) {
       yield* compensation.pipe(
         Effect.catchAllCause((cause) =>

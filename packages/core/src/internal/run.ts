@@ -5,7 +5,7 @@
  * subtask have stopped, or the deadline passed), `settle` (commit or roll back, in `ending.ts`) and `finish` (the
  * outcome decided, the terminal event, the leak check).
  */
-import { Cause, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberId, Option, Ref, Scope } from "effect"
+import { Cause, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, FiberId, Option, Scope } from "effect"
 import { Supervisor } from "effect"
 import type { Agent } from "../Agent.js"
 import type { AgentError } from "../AgentError.js"
@@ -27,11 +27,12 @@ import { runLoop, type LoopResult } from "./loop.js"
 import { stageInto } from "./staging.js"
 import * as Stopper from "./stopper.js"
 import * as Transcript from "./transcript.js"
+import { flatten } from "./flatten.js"
 import { openSpan } from "./tracing.js"
 import { Once } from "./once.js"
 
 let runCounter = 0
-const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
+const newRunId = () => flatten(`run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`)
 
 /** The messages a run starts from. */
 export const inputMessages = (input: RunInput): ReadonlyArray<Message> => {
@@ -53,7 +54,8 @@ export interface Built<R> {
 /** What `begin` sets up: the run's context, scopes, the body's fiber, the timeout's timer and the leak supervisor. */
 interface Begun {
   readonly ctx: RunContext
-  readonly runScope: Scope.CloseableScope
+  /** Holds the run's transaction, if a `StagedWrites` is provided (closed after the writes settle). */
+  readonly runScope: Scope.CloseableScope | undefined
   readonly childScope: Scope.CloseableScope
   readonly body: Fiber.RuntimeFiber<LoopResult, AgentError>
   readonly timer: Fiber.RuntimeFiber<void> | undefined
@@ -83,8 +85,7 @@ const contextOf = <R>(
     stageWrite,
     runStageWrite: stageWrite,
     acceptsWrites,
-    stagedCount: Ref.unsafeMake(0),
-    compensations: Ref.unsafeMake<ReadonlyArray<Effect.Effect<void>>>([]),
+    undo: { staged: 0, compensations: [] },
     childScope,
     subtasks: stopper.subtasks,
     requestSignal: () => stopper.requestSignal(Lifecycle.reasonOf(shared.lifecycle.state)),
@@ -99,14 +100,36 @@ const contextOf = <R>(
 
 type Restore = <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>
 
-/** The transaction of the run's writes, if a `StagedWrites` is provided, in `runScope`. */
-const transactionOf = (runId: string, runScope: Scope.Scope) =>
-  Effect.either(
-    Effect.flatMap(Effect.serviceOption(StagedWrites.StagedWrites), (staging) =>
-      Option.isNone(staging)
-        ? Effect.succeed(Option.none<StagedWrites.Transaction>())
-        : Effect.map(Scope.extend(staging.value.begin(runId), runScope), Option.some)
-    )
+/**
+ * The run's scopes and its transaction: with a `StagedWrites`, the transaction in `runScope` and `childScope`
+ * forked from it (so the transaction's release runs after every subtask has ended); without one, `childScope` alone.
+ */
+interface Scopes {
+  readonly runScope: Scope.CloseableScope | undefined
+  readonly childScope: Scope.CloseableScope
+  readonly transaction: Either.Either<Option.Option<StagedWrites.Transaction>, StagedWrites.StagedWriteError>
+}
+
+const scopesOf = (runId: string): Effect.Effect<Scopes> =>
+  Effect.flatMap(Effect.serviceOption(StagedWrites.StagedWrites), (staging) =>
+    Option.isNone(staging)
+      ? Effect.map(Scope.make(ExecutionStrategy.sequential), (childScope): Scopes => ({
+          runScope: undefined,
+          childScope,
+          transaction: Either.right(Option.none())
+        }))
+      : Effect.flatMap(Scope.make(), (runScope) =>
+          Effect.flatMap(
+            Effect.either(Effect.asSome(Scope.extend(staging.value.begin(runId), runScope))),
+            (transaction) =>
+              // Sequential: by the time it closes every subtask has been interrupted (all at once, see `stopChildren`).
+              Effect.map(Scope.fork(runScope, ExecutionStrategy.sequential), (childScope): Scopes => ({
+                runScope,
+                childScope,
+                transaction
+              }))
+          )
+        )
   )
 
 /**
@@ -115,7 +138,7 @@ const transactionOf = (runId: string, runScope: Scope.Scope) =>
  */
 const begin = <R>(shared: Shared<R>, restore: Restore): Effect.Effect<Begun, never, any> =>
   Effect.flatMap(Supervisor.track, (supervisor) =>
-    Effect.flatMap(Scope.make(), (runScope) => {
+    Effect.suspend(() => {
       const { agent, events, options, runId } = shared
       events.publish((c) =>
         makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
@@ -125,9 +148,8 @@ const begin = <R>(shared: Shared<R>, restore: Restore): Effect.Effect<Begun, nev
         Effect.annotateLogs({ runId, agent: agent.name }),
         Effect.whenLogLevel("Debug")
       )
-      return Effect.flatMap(Effect.zipRight(logged, transactionOf(runId, runScope)), (transaction) =>
-        // Sequential: by the time it closes every subtask has been interrupted (all at once, see `stopChildren`).
-        Effect.flatMap(Scope.fork(runScope, ExecutionStrategy.sequential), (childScope) =>
+      return Effect.flatMap(Effect.zipRight(logged, scopesOf(runId)), ({ childScope, runScope, transaction }) =>
+        Effect.suspend(() =>
           Effect.suspend(() => {
             const ctx = contextOf(shared, transaction._tag === "Right" ? transaction.right : Option.none(), childScope)
             return (
@@ -253,7 +275,7 @@ const stopChildren = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void
 /** The outcome is decided before the terminal event goes out: whoever saw the event finds the run ended. */
 const finish = <R>(shared: Shared<R>, begun: Begun, ending: Ending, hasStopped: boolean) =>
   Effect.gen(function* () {
-    yield* Scope.close(begun.runScope, Exit.void)
+    if (begun.runScope !== undefined) yield* Scope.close(begun.runScope, Exit.void)
     const alive = (yield* begun.supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
     shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
     shared.outcome.unsafeDone(ending.outcome)

@@ -1,5 +1,6 @@
 import { Effect, FiberRef } from "effect"
 import type { Exit, Tracer } from "effect"
+import { flatten } from "./flatten.js"
 
 /**
  * `Effect.withSpan`, or nothing where tracing is off (`Layer.setTracerEnabled(false)`,
@@ -25,13 +26,6 @@ export interface OpenSpan {
 const zero = BigInt(0)
 
 /**
- * Flattens a string built by concatenation, in place (reading a character does): Effect's tracer builds its ids a
- * character at a time, a chain of a few dozen string pieces for the 32 characters of a trace id (~0.6 KiB), which
- * a live span would hold for the whole run. The value is the same.
- */
-const flatten = (id: string): void => void id.charCodeAt(0)
-
-/**
  * A span started now, as `Effect.withSpan` starts one (its parent is the fiber's current span), for code that sets
  * it as the parent span and ends it itself: `Effect.withSpan` holds a scope of several suspended effects for as long
  * as the span lasts, which a run's body and each of its turns would pay for while live. `undefined` where tracing
@@ -43,6 +37,7 @@ export const openSpan = (name: string, attributes: Record<string, unknown>): Eff
     const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
     return Effect.clockWith((clock) =>
       Effect.map(Effect.makeSpan(name, { attributes, captureStackTrace: false }), (span): OpenSpan => {
+        // Effect's tracer builds its ids a character at a time: a chain of a few dozen pieces for a trace id's 32.
         flatten(span.traceId)
         flatten(span.spanId)
         return {

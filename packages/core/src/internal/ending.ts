@@ -5,6 +5,7 @@ import * as CancelReason from "../CancelReason.js"
 import * as RunEvent from "../RunEvent.js"
 import type { EventCommon, RunContext } from "./context.js"
 import type { LoopResult } from "./loop.js"
+import type { Snapshot } from "../TokenBudget.js"
 import { describeError } from "./describe.js"
 import * as Transcript from "./transcript.js"
 import { make as makeEvent } from "./event.js"
@@ -79,8 +80,45 @@ const undo = (ctx: RunContext): Effect.Effect<Undo> =>
     return { writes, compensations: undos.length }
   })
 
-/** Commits a run whose body succeeded, or undoes one that did not, once every child of it has ended. */
+/** The ending of a run whose body succeeded and whose writes (`committed` of them) are in. */
+const completed = (ctx: RunContext, result: LoopResult, tokens: Snapshot, committed: number): Ending => {
+  const outcome: RunOutcome = {
+    _tag: "Completed",
+    runId: ctx.runId,
+    text: result.text,
+    transcript: result.transcript,
+    tokensUsed: tokens.used,
+    tally: tokens.tally,
+    writesCommitted: committed
+  }
+  return {
+    outcome,
+    terminal: (c: EventCommon) =>
+      makeEvent(RunEvent.RunCompleted, {
+        ...c,
+        text: result.text,
+        tokensUsed: tokens.used,
+        tally: tokens.tally
+      }),
+    exit: Effect.succeed(result)
+  }
+}
+
+/**
+ * Commits a run whose body succeeded, or undoes one that did not, once every child of it has ended. A success
+ * with nothing to commit (no `StagedWrites`) ends at once.
+ */
 export const settle = (
+  ctx: RunContext,
+  bodyExit: Exit.Exit<LoopResult, AgentError>,
+  recordedReason: Option.Option<CancelReason.CancelReason>,
+  transcript: Transcript.Cell
+): Effect.Effect<Ending> =>
+  Exit.isSuccess(bodyExit) && Option.isNone(ctx.transaction)
+    ? Effect.sync(() => completed(ctx, bodyExit.value, ctx.ledger.unsafeSnapshot(), 0))
+    : settleAll(ctx, bodyExit, recordedReason, transcript)
+
+const settleAll = (
   ctx: RunContext,
   bodyExit: Exit.Exit<LoopResult, AgentError>,
   recordedReason: Option.Option<CancelReason.CancelReason>,
@@ -95,26 +133,7 @@ export const settle = (
       }).pipe(Effect.exit)
       if (Exit.isSuccess(committed)) {
         if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, { ...c, count: committed.value }))
-        const completed: RunOutcome = {
-          _tag: "Completed",
-          runId: ctx.runId,
-          text: bodyExit.value.text,
-          transcript: bodyExit.value.transcript,
-          tokensUsed: tokens.used,
-          tally: tokens.tally,
-          writesCommitted: committed.value
-        }
-        return {
-          outcome: completed,
-          terminal: (c: EventCommon) =>
-            makeEvent(RunEvent.RunCompleted, {
-              ...c,
-              text: bodyExit.value.text,
-              tokensUsed: tokens.used,
-              tally: tokens.tally
-            }),
-          exit: Effect.succeed(bodyExit.value)
-        }
+        return completed(ctx, bodyExit.value, tokens, committed.value)
       }
       return yield* failed(ctx, committed.cause, transcript)
     }

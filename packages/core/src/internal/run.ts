@@ -244,51 +244,65 @@ const endRun = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>): Ef
  * writes are refused), and the leak is reported by `finish`.
  */
 const stopChildren = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>) =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const { body } = begun
     // The body usually unwinds within one turn of the scheduler; only one that has not pays for the deadline's race
     // (it forks fibers, and a cancel of thousands of runs at once pays for them).
-    if (body.unsafePoll() === null) yield* Effect.yieldNow()
-    const bodyDone =
-      body.unsafePoll() !== null
-        ? Option.some(undefined)
-        : yield* Effect.interruptible(Fiber.await(body)).pipe(Effect.timeoutOption(shared.cancelDeadline))
-    const finished = body.unsafePoll()
-    const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited)
-      ? Exit.failCause(waited.cause)
-      : finished !== null
-        ? finished
-        : Exit.interrupt(body.id())
-    const subtasks = shared.stopper.subtasks
-    const childrenDone =
-      subtasks.length === 0
-        ? yield* Effect.asSome(Scope.close(begun.childScope, bodyExit))
-        : yield* Fiber.interruptAll(subtasks.map((subtask) => subtask.fiber)).pipe(
-            Effect.zipRight(Scope.close(begun.childScope, bodyExit)),
-            Effect.interruptible,
-            Effect.disconnect,
-            Effect.timeoutOption(shared.cancelDeadline)
-          )
-    return { bodyExit, hasStopped: Option.isSome(bodyDone) && Option.isSome(childrenDone) }
+    const unwound = body.unsafePoll() === null ? Effect.yieldNow() : Effect.void
+    return Effect.flatMap(unwound, () =>
+      Effect.flatMap(
+        body.unsafePoll() !== null
+          ? Effect.succeed(true)
+          : Effect.map(
+              Effect.interruptible(Fiber.await(body)).pipe(Effect.timeoutOption(shared.cancelDeadline)),
+              Option.isSome
+            ),
+        (bodyDone) => {
+          const finished = body.unsafePoll()
+          const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited)
+            ? Exit.failCause(waited.cause)
+            : finished !== null
+              ? finished
+              : Exit.interrupt(body.id())
+          const subtasks = shared.stopper.subtasks
+          const childrenDone =
+            subtasks.length === 0
+              ? Effect.asSome(Scope.close(begun.childScope, bodyExit))
+              : Fiber.interruptAll(subtasks.map((subtask) => subtask.fiber)).pipe(
+                  Effect.zipRight(Scope.close(begun.childScope, bodyExit)),
+                  Effect.interruptible,
+                  Effect.disconnect,
+                  Effect.timeoutOption(shared.cancelDeadline)
+                )
+          return Effect.map(childrenDone, (done) => ({
+            bodyExit,
+            hasStopped: bodyDone && Option.isSome(done)
+          }))
+        }
+      )
+    )
   })
 
 /** The outcome is decided before the terminal event goes out: whoever saw the event finds the run ended. */
 const finish = <R>(shared: Shared<R>, begun: Begun, ending: Ending, hasStopped: boolean) =>
-  Effect.gen(function* () {
-    if (begun.runScope !== undefined) yield* Scope.close(begun.runScope, Exit.void)
-    const alive = (yield* begun.supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
-    shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
-    shared.outcome.unsafeDone(ending.outcome)
-    yield* shared.events.emit(ending.terminal)
-    if (alive.length > 0 || !hasStopped) {
+  Effect.zipRight(
+    begun.runScope !== undefined ? Scope.close(begun.runScope, Exit.void) : Effect.void,
+    Effect.flatMap(begun.supervisor.value, (fibers) => {
+      const alive = fibers.filter((fiber) => fiber.unsafePoll() === null)
+      shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
+      shared.outcome.unsafeDone(ending.outcome)
+      shared.events.publish(ending.terminal)
+      if (alive.length === 0 && hasStopped) return ending.exit
       const message = `run ${shared.runId}: ${alive.length} fiber(s) still alive after the run ended`
-      if (shared.options.onLeak === "die") return yield* Effect.die(new Error(message))
-      yield* Effect.logWarning(message).pipe(
-        Effect.annotateLogs({ runId: shared.runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
+      if (shared.options.onLeak === "die") return Effect.die(new Error(message))
+      return Effect.zipRight(
+        Effect.logWarning(message).pipe(
+          Effect.annotateLogs({ runId: shared.runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
+        ),
+        ending.exit
       )
-    }
-    return yield* ending.exit
-  })
+    })
+  )
 
 /**
  * The outcome of a run whose program was interrupted before its body started, or died outside it (a cancelled
@@ -342,16 +356,15 @@ const programOf = <R>(shared: Shared<R>): Effect.Effect<LoopResult, AgentError, 
 
 /** Builds a root run: its handle, and the program that runs it. */
 export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): Effect.Effect<Built<R>> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const runId = options.runId ?? newRunId()
-    const events = yield* Events.make(runId, agent.name)
     const stopper = Stopper.make()
     const lifecycle = { state: Lifecycle.starting }
     const transition = (step: Lifecycle.Step, requester: FiberId.FiberId = FiberId.none) => {
       lifecycle.state = step.state
       if (step.stop) stopper.stop(Lifecycle.reasonOf(step.state)!, Lifecycle.bodyOf(step.state), requester)
     }
-    const ledger = yield* TokenBudget.make({
+    const ledger = TokenBudget.make({
       ceiling: options.tokenBudget ?? agent.tokenBudget,
       onExceeded: (snapshot) =>
         Effect.fiberIdWith((requester) =>
@@ -370,24 +383,26 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
           )
         )
     })
-    const shared: Shared<R> = {
-      agent,
-      input,
-      options,
-      runId,
-      events,
-      lifecycle,
-      transition,
-      stopper,
-      ledger,
-      transcript: Transcript.initial(inputMessages(input)),
-      outcome: new Once<RunOutcome>(),
-      cancelDeadline: Duration.decode(options.cancelDeadline ?? "5 seconds")
-    }
-    const fiber = new Once<Fiber.RuntimeFiber<unknown, AgentError>>()
-    return {
-      run: handleOf(shared, fiber),
-      program: programOf(shared),
-      attach: (runFiber) => fiber.done(runFiber)
-    }
+    return Effect.map(ledger, (ledger): Built<R> => {
+      const shared: Shared<R> = {
+        agent,
+        input,
+        options,
+        runId,
+        events: new Events.Events(runId, agent.name),
+        lifecycle,
+        transition,
+        stopper,
+        ledger,
+        transcript: Transcript.initial(inputMessages(input)),
+        outcome: new Once<RunOutcome>(),
+        cancelDeadline: Duration.decode(options.cancelDeadline ?? "5 seconds")
+      }
+      const fiber = new Once<Fiber.RuntimeFiber<unknown, AgentError>>()
+      return {
+        run: handleOf(shared, fiber),
+        program: programOf(shared),
+        attach: (runFiber) => fiber.done(runFiber)
+      }
+    })
   })

@@ -33,7 +33,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Ref, Runtime } from "effect"
+import { Effect, Option, Runtime } from "effect"
 import type { Duration, Fiber, Scope, Stream } from "effect"
 import type { Agent } from "./Agent.js"
 import type { AgentError } from "./AgentError.js"
@@ -255,7 +255,10 @@ export const stage = (write: StagedWrites.Write): Effect.Effect<void, StagedWrit
  */
 export const compensate = (undo: Effect.Effect<void>): Effect.Effect<void, never, CurrentRun> =>
   withContext(
-    (ctx) => Ref.update(ctx.compensations, (undos) => [...undos, undo]),
+    (ctx) =>
+      Effect.sync(() => {
+        ctx.undo.compensations = [...ctx.undo.compensations, undo]
+      }),
     () => Effect.void
   )
 

@@ -186,11 +186,156 @@ const count = (c: Counted, usage: Usage, estimatedInput: number, isAnswer: boole
   if (c.hasAnswered && !c.hasInputFigure) c.inputFloor = estimatedInput
 }
 
+/**
+ * A ledger's state and what it does: a class, so that a run's ledger (one per live run) shares its functions with
+ * every other. Plain mutable state: every operation runs synchronously to its end, so none can interleave. The
+ * functions of `Ledger` are built when read, so that they work detached.
+ */
+class LedgerState implements Ledger {
+  reserved = 0
+  settled = 0
+  released = 0
+  readonly settledTally = { reportedInput: 0, reportedOutput: 0, estimated: 0 }
+  exceeded = false
+  /** The unsettled reservations, in the order they were made. */
+  readonly inFlight: Array<Grant> = []
+
+  constructor(
+    readonly ceiling: number,
+    readonly onExceeded: ((snapshot: Snapshot) => Effect.Effect<void>) | undefined
+  ) {}
+
+  usedNow(): number {
+    let used = this.settled
+    for (const grant of this.inFlight) used += grant.usage
+    return used
+  }
+
+  /** What the ledger cannot hand out: settled tokens plus, per call in flight, the larger of claim and usage. */
+  committedNow(): number {
+    let committed = this.settled
+    for (const grant of this.inFlight) committed += Math.max(grant.amount, grant.usage)
+    return committed
+  }
+
+  snapshotNow(): Snapshot {
+    let { estimated, reportedInput, reportedOutput } = this.settledTally
+    for (const { counted } of this.inFlight) {
+      reportedInput += counted.reportedInput
+      reportedOutput += counted.reportedOutput
+      estimated += estimatedOf(counted)
+    }
+    const used = this.usedNow()
+    return {
+      ceiling: this.ceiling,
+      reserved: this.reserved,
+      settled: this.settled,
+      released: this.released,
+      inFlight: this.inFlight.length,
+      reservedInFlight: this.committedNow() - used,
+      used,
+      tally: { used, reportedInput, reportedOutput, estimated },
+      estimated: estimated > 0,
+      exceeded: this.exceeded
+    }
+  }
+
+  reserveNow(estimatedInput: number, maxTokens: number): Effect.Effect<Reservation, BudgetExhaustedError> {
+    const clamped = Math.min(maxTokens, this.ceiling - this.committedNow() - estimatedInput)
+    if (clamped < 1) {
+      const used = this.usedNow()
+      return Effect.fail(
+        new BudgetExhaustedError({
+          ceiling: this.ceiling,
+          used,
+          reservedInFlight: this.committedNow() - used,
+          needed: estimatedInput + 1
+        })
+      )
+    }
+    const grant = new Grant(this, estimatedInput, clamped)
+    this.inFlight.push(grant)
+    this.reserved += grant.amount
+    return Effect.succeed(grant)
+  }
+
+  get reserve(): Ledger["reserve"] {
+    return ({ estimatedInput, maxTokens }) => Effect.suspend(() => this.reserveNow(estimatedInput, maxTokens))
+  }
+
+  get snapshot(): Effect.Effect<Snapshot> {
+    return Effect.sync(() => this.snapshotNow())
+  }
+
+  get unsafeSnapshot(): () => Snapshot {
+    return () => this.snapshotNow()
+  }
+}
+
 /** One unsettled reservation: what it claimed and what it has used so far. */
-interface Claim {
-  readonly claim: number
-  readonly counted: Counted
-  usage: number
+class Grant implements Reservation {
+  readonly amount: number
+  /** What the call has used so far, as the ledger counts it. */
+  usage = 0
+  isSettled = false
+  readonly counted: Counted = {
+    reportedInput: 0,
+    reportedOutput: 0,
+    inputFloor: 0,
+    streamed: 0,
+    hasInputFigure: false,
+    hasAnswered: false
+  }
+
+  constructor(
+    readonly ledger: LedgerState,
+    readonly estimatedInput: number,
+    readonly maxTokens: number
+  ) {
+    this.amount = estimatedInput + maxTokens
+  }
+
+  observeNow(usage: Usage): Snapshot | undefined {
+    if (this.isSettled) return undefined
+    const ledger = this.ledger
+    count(this.counted, usage, this.estimatedInput, true)
+    this.usage = usedOf(this.counted)
+    if (ledger.exceeded || ledger.usedNow() <= ledger.ceiling) return undefined
+    ledger.exceeded = true
+    return ledger.snapshotNow()
+  }
+
+  settleNow(usage: Usage): void {
+    if (this.isSettled) return
+    this.isSettled = true
+    const { counted, ledger } = this
+    count(counted, usage, this.estimatedInput, false)
+    const actual = usedOf(counted)
+    const at = ledger.inFlight.indexOf(this)
+    if (at >= 0) ledger.inFlight.splice(at, 1)
+    ledger.settled += actual
+    ledger.released += this.amount - actual
+    ledger.settledTally.reportedInput += counted.reportedInput
+    ledger.settledTally.reportedOutput += counted.reportedOutput
+    ledger.settledTally.estimated += estimatedOf(counted)
+  }
+
+  get unsafeObserve(): Reservation["unsafeObserve"] {
+    return (usage) => this.observeNow(usage)
+  }
+
+  get observe(): Reservation["observe"] {
+    return (usage) =>
+      Effect.suspend(() => {
+        const tripped = this.observeNow(usage)
+        const onExceeded = this.ledger.onExceeded
+        return tripped !== undefined && onExceeded ? onExceeded(tripped) : Effect.void
+      })
+  }
+
+  get settle(): Reservation["settle"] {
+    return (usage) => Effect.sync(() => this.settleNow(usage))
+  }
 }
 
 /**
@@ -203,113 +348,4 @@ export const make = (options: {
   readonly ceiling?: number | undefined
   readonly onExceeded?: ((snapshot: Snapshot) => Effect.Effect<void>) | undefined
 }): Effect.Effect<Ledger> =>
-  Effect.sync(() => {
-    const ceiling = options.ceiling ?? Number.POSITIVE_INFINITY
-    // Plain mutable state: every operation below runs synchronously to its end, so none can interleave.
-    let reserved = 0
-    let settled = 0
-    let released = 0
-    const settledTally = { reportedInput: 0, reportedOutput: 0, estimated: 0 }
-    let exceeded = false
-    const inFlight = new Map<number, Claim>()
-    let nextId = 0
-    const usedNow = () => {
-      let used = settled
-      for (const claim of inFlight.values()) used += claim.usage
-      return used
-    }
-    /** What the ledger cannot hand out: settled tokens plus, per call in flight, the larger of claim and usage. */
-    const committedNow = () => {
-      let committed = settled
-      for (const claim of inFlight.values()) committed += Math.max(claim.claim, claim.usage)
-      return committed
-    }
-    const reservedInFlightNow = () => committedNow() - usedNow()
-    const unsafeSnapshot = (): Snapshot => {
-      let { estimated, reportedInput, reportedOutput } = settledTally
-      for (const { counted } of inFlight.values()) {
-        reportedInput += counted.reportedInput
-        reportedOutput += counted.reportedOutput
-        estimated += estimatedOf(counted)
-      }
-      const used = usedNow()
-      return {
-        ceiling,
-        reserved,
-        settled,
-        released,
-        inFlight: inFlight.size,
-        reservedInFlight: reservedInFlightNow(),
-        used,
-        tally: { used, reportedInput, reportedOutput, estimated },
-        estimated: estimated > 0,
-        exceeded
-      }
-    }
-
-    const grant = (id: number, estimatedInput: number, maxTokens: number): Reservation | undefined => {
-      const clamped = Math.min(maxTokens, ceiling - committedNow() - estimatedInput)
-      if (clamped < 1) return undefined
-      const amount = estimatedInput + clamped
-      const counted: Counted = {
-        reportedInput: 0,
-        reportedOutput: 0,
-        inputFloor: 0,
-        streamed: 0,
-        hasInputFigure: false,
-        hasAnswered: false
-      }
-      const claim: Claim = { claim: amount, counted, usage: 0 }
-      inFlight.set(id, claim)
-      reserved += amount
-      let isSettled = false
-      const unsafeObserve = (usage: Usage): Snapshot | undefined => {
-        if (isSettled) return undefined
-        count(counted, usage, estimatedInput, true)
-        claim.usage = usedOf(counted)
-        if (exceeded || usedNow() <= ceiling) return undefined
-        exceeded = true
-        return unsafeSnapshot()
-      }
-      return {
-        maxTokens: clamped,
-        amount,
-        unsafeObserve,
-        observe: (usage) =>
-          Effect.suspend(() => {
-            const tripped = unsafeObserve(usage)
-            return tripped !== undefined && options.onExceeded ? options.onExceeded(tripped) : Effect.void
-          }),
-        settle: (usage) =>
-          Effect.sync(() => {
-            if (isSettled) return
-            isSettled = true
-            count(counted, usage, estimatedInput, false)
-            const actual = usedOf(counted)
-            inFlight.delete(id)
-            settled += actual
-            released += amount - actual
-            settledTally.reportedInput += counted.reportedInput
-            settledTally.reportedOutput += counted.reportedOutput
-            settledTally.estimated += estimatedOf(counted)
-          })
-      }
-    }
-
-    const reserve: Ledger["reserve"] = ({ estimatedInput, maxTokens }) =>
-      Effect.suspend(() => {
-        const reservation = grant(nextId++, estimatedInput, maxTokens)
-        return reservation !== undefined
-          ? Effect.succeed(reservation)
-          : Effect.fail(
-              new BudgetExhaustedError({
-                ceiling,
-                used: usedNow(),
-                reservedInFlight: reservedInFlightNow(),
-                needed: estimatedInput + 1
-              })
-            )
-      })
-
-    return { ceiling, reserve, snapshot: Effect.sync(unsafeSnapshot), unsafeSnapshot } satisfies Ledger
-  })
+  Effect.sync(() => new LedgerState(options.ceiling ?? Number.POSITIVE_INFINITY, options.onExceeded))

@@ -1,5 +1,5 @@
 import { Context, Effect, FiberRef, Option, Tracer } from "effect"
-import type { Fiber, Ref, Scope } from "effect"
+import type { Fiber, Scope } from "effect"
 import type { CancelReason } from "../CancelReason.js"
 import * as CurrentRun from "../CurrentRun.js"
 import type { RunEvent } from "../RunEvent.js"
@@ -11,6 +11,12 @@ export interface EventCommon {
   readonly runId: string
   readonly seq: number
   readonly agent: string
+}
+
+/** How many writes the run staged, and its compensations in the order they were registered. */
+export interface UndoLog {
+  staged: number
+  compensations: ReadonlyArray<Effect.Effect<void>>
 }
 
 /** A subtask of the run; `observed` once someone joined or awaited it (its failure is then theirs to handle). */
@@ -42,8 +48,8 @@ export interface RunContext extends CurrentRun.Service {
   readonly runStageWrite: (write: Write) => Effect.Effect<void, StagedWriteError>
   /** False once the run's body has stopped without completing: from then on every write is refused. */
   readonly acceptsWrites: () => boolean
-  readonly stagedCount: Ref.Ref<number>
-  readonly compensations: Ref.Ref<ReadonlyArray<Effect.Effect<void>>>
+  /** What a rollback undoes: shared by the whole tree (a plain cell: read and written synchronously). */
+  readonly undo: UndoLog
   /** Where subtasks fork: closed (interrupting and awaiting them) before the writes roll back. */
   readonly childScope: Scope.Scope
   /** Every subtask spawned in the run, in order (append-only): a cancel interrupts them all at once. */

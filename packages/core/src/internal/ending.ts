@@ -1,10 +1,11 @@
-import { Cause, Effect, Exit, FiberId, HashSet, Option, Ref } from "effect"
+import { Cause, Effect, Exit, FiberId, HashSet, Option } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import * as CancelReason from "../CancelReason.js"
 import * as RunEvent from "../RunEvent.js"
 import type { EventCommon, RunContext } from "./context.js"
 import type { LoopResult } from "./loop.js"
+import type { Snapshot } from "../TokenBudget.js"
 import { describeError } from "./describe.js"
 import * as Transcript from "./transcript.js"
 import { make as makeEvent } from "./event.js"
@@ -31,22 +32,22 @@ export const reasonOfInterruption = (cause: Cause.Cause<unknown>): CancelReason.
     ? new CancelReason.ClientDisconnected()
     : new CancelReason.Interrupted()
 
-/** Waits for every subtask, including those spawned while waiting; reports the first that failed. */
+/**
+ * Waits for every subtask, including those spawned while waiting (the list is append-only: one at a time, in
+ * order); reports the first that failed. Plain `flatMap`s: the body holds this from its start.
+ */
 export const awaitSubtasks = (ctx: RunContext): Effect.Effect<void, SubtaskFailedError> =>
-  Effect.gen(function* () {
-    let seen = 0
-    while (true) {
-      const subtasks = ctx.subtasks
-      if (subtasks.length === seen) return
-      for (const subtask of subtasks.slice(seen)) {
-        const exit = yield* subtask.fiber.await
-        if (!subtask.observed && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-          return yield* new SubtaskFailedError({ subtask: subtask.name, message: Cause.pretty(exit.cause) })
-        }
-      }
-      seen = subtasks.length
-    }
-  })
+  Effect.suspend(() => awaitSubtasksFrom(ctx, 0))
+
+const awaitSubtasksFrom = (ctx: RunContext, index: number): Effect.Effect<void, SubtaskFailedError> => {
+  const subtask = ctx.subtasks[index]
+  if (subtask === undefined) return Effect.void
+  return Effect.flatMap(subtask.fiber.await, (exit) =>
+    !subtask.observed && Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+      ? Effect.fail(new SubtaskFailedError({ subtask: subtask.name, message: Cause.pretty(exit.cause) }))
+      : awaitSubtasksFrom(ctx, index + 1)
+  )
+}
 
 interface Undo {
   readonly writes: number
@@ -56,7 +57,7 @@ interface Undo {
 /** Rolls back staged writes and runs compensations in reverse order; failures are logged, never thrown. */
 const undo = (ctx: RunContext): Effect.Effect<Undo> =>
   Effect.gen(function* () {
-    const staged = yield* Ref.get(ctx.stagedCount)
+    const staged = ctx.undo.staged
     const writes = yield* Option.match(ctx.transaction, {
       onNone: () => Effect.succeed(0),
       onSome: (transaction) =>
@@ -67,7 +68,8 @@ const undo = (ctx: RunContext): Effect.Effect<Undo> =>
           )
         )
     })
-    const undos = yield* Ref.getAndSet(ctx.compensations, [])
+    const undos = ctx.undo.compensations
+    ctx.undo.compensations = []
     for (const compensation of [...undos].reverse()) {
       yield* compensation.pipe(
         Effect.catchAllCause((cause) =>
@@ -78,8 +80,45 @@ const undo = (ctx: RunContext): Effect.Effect<Undo> =>
     return { writes, compensations: undos.length }
   })
 
-/** Commits a run whose body succeeded, or undoes one that did not, once every child of it has ended. */
+/** The ending of a run whose body succeeded and whose writes (`committed` of them) are in. */
+const completed = (ctx: RunContext, result: LoopResult, tokens: Snapshot, committed: number): Ending => {
+  const outcome: RunOutcome = {
+    _tag: "Completed",
+    runId: ctx.runId,
+    text: result.text,
+    transcript: result.transcript,
+    tokensUsed: tokens.used,
+    tally: tokens.tally,
+    writesCommitted: committed
+  }
+  return {
+    outcome,
+    terminal: (c: EventCommon) =>
+      makeEvent(RunEvent.RunCompleted, {
+        ...c,
+        text: result.text,
+        tokensUsed: tokens.used,
+        tally: tokens.tally
+      }),
+    exit: Effect.succeed(result)
+  }
+}
+
+/**
+ * Commits a run whose body succeeded, or undoes one that did not, once every child of it has ended. A success
+ * with nothing to commit (no `StagedWrites`) ends at once.
+ */
 export const settle = (
+  ctx: RunContext,
+  bodyExit: Exit.Exit<LoopResult, AgentError>,
+  recordedReason: Option.Option<CancelReason.CancelReason>,
+  transcript: Transcript.Cell
+): Effect.Effect<Ending> =>
+  Exit.isSuccess(bodyExit) && Option.isNone(ctx.transaction)
+    ? Effect.sync(() => completed(ctx, bodyExit.value, ctx.ledger.unsafeSnapshot(), 0))
+    : settleAll(ctx, bodyExit, recordedReason, transcript)
+
+const settleAll = (
   ctx: RunContext,
   bodyExit: Exit.Exit<LoopResult, AgentError>,
   recordedReason: Option.Option<CancelReason.CancelReason>,
@@ -94,26 +133,7 @@ export const settle = (
       }).pipe(Effect.exit)
       if (Exit.isSuccess(committed)) {
         if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, { ...c, count: committed.value }))
-        const completed: RunOutcome = {
-          _tag: "Completed",
-          runId: ctx.runId,
-          text: bodyExit.value.text,
-          transcript: bodyExit.value.transcript,
-          tokensUsed: tokens.used,
-          tally: tokens.tally,
-          writesCommitted: committed.value
-        }
-        return {
-          outcome: completed,
-          terminal: (c: EventCommon) =>
-            makeEvent(RunEvent.RunCompleted, {
-              ...c,
-              text: bodyExit.value.text,
-              tokensUsed: tokens.used,
-              tally: tokens.tally
-            }),
-          exit: Effect.succeed(bodyExit.value)
-        }
+        return completed(ctx, bodyExit.value, tokens, committed.value)
       }
       return yield* failed(ctx, committed.cause, transcript)
     }

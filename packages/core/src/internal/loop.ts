@@ -7,11 +7,11 @@ import * as Message from "../Message.js"
 import type { ToolUseBlock } from "../Message.js"
 import type { ModelError } from "../ModelError.js"
 import * as RunEvent from "../RunEvent.js"
-import type { Reservation } from "../TokenBudget.js"
+import type { Reservation, Usage } from "../TokenBudget.js"
 import type { RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
-import { assistantContent, type Cell, nothingStreamed, type Streaming } from "./transcript.js"
-import { openSpan } from "./tracing.js"
+import { assistantContent, type Cell, noToolStatus, nothingStreamed, type Streaming } from "./transcript.js"
+import { openSpan, type OpenSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
 
 interface CompletedToolUse {
@@ -42,6 +42,113 @@ const tokensEvent = (ctx: RunContext) => {
 }
 
 /**
+ * One turn as it streams: what it has seen so far and how it takes each event. A class: a live turn is one object,
+ * not a closure for each of its functions.
+ */
+class Turn {
+  inputTokens: number | undefined = undefined
+  outputTokens: number | undefined = undefined
+  streamedChars = 0
+  text = ""
+  readonly toolUses: Array<CompletedToolUse> = []
+  blocks: ReadonlyArray<ToolUseBlock> = []
+  thinking: Streaming["thinking"] = []
+
+  constructor(
+    readonly reservation: Reservation,
+    readonly ctx: RunContext,
+    readonly cell: Cell,
+    readonly release: () => void,
+    readonly span: OpenSpan | undefined,
+    /** The fiber's context before the turn's span became its parent span, put back when the turn settles. */
+    readonly outer: Context.Context<never>
+  ) {}
+
+  usage(): Usage {
+    return {
+      inputTokens: this.inputTokens,
+      outputTokens: this.outputTokens,
+      streamedTokens: Math.ceil(this.streamedChars / 4)
+    }
+  }
+
+  observe(): void {
+    const tripped = this.reservation.unsafeObserve(this.usage())
+    if (tripped !== undefined) {
+      this.ctx.cancelNow(
+        new CancelReason.BudgetExceeded({
+          ceiling: tripped.ceiling,
+          used: tripped.used,
+          estimated: tripped.tally.estimated
+        })
+      )
+    }
+  }
+
+  /** Synchronous, one event at a time: the transcript cell always holds what has streamed so far. */
+  onEvent(event: LanguageModel.ModelEvent): void {
+    const { cell, ctx } = this
+    switch (event._tag) {
+      case "TextDelta":
+        this.streamedChars += event.text.length
+        this.text += event.text
+        cell.current = {
+          ...cell.current,
+          streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks }
+        }
+        ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
+        return this.observe()
+      case "ThinkingDelta":
+      case "ToolInputDelta":
+        this.streamedChars += event._tag === "ThinkingDelta" ? event.text.length : event.partialJson.length
+        return this.observe()
+      case "ThinkingEnd":
+        this.thinking = [...this.thinking, event.block]
+        cell.current = {
+          ...cell.current,
+          streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks }
+        }
+        return
+      case "ToolUseStart":
+        return
+      case "ToolUseEnd": {
+        this.toolUses.push(event)
+        this.blocks = [
+          ...this.blocks,
+          { type: "tool_use", id: event.id, name: event.name, input: parseInput(event.inputJson) }
+        ]
+        const s = cell.current
+        cell.current = {
+          ...s,
+          streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks },
+          toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
+        }
+        return
+      }
+      case "Usage":
+        this.inputTokens = event.inputTokens
+        this.outputTokens = event.outputTokens
+        this.observe()
+        return tokensEvent(ctx)
+      case "Stop":
+        return
+    }
+  }
+
+  settle(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    this.release()
+    const ctx = this.ctx
+    const settled = Effect.zipRight(
+      this.reservation.settle(this.usage()),
+      Effect.sync(() => tokensEvent(ctx))
+    )
+    if (this.span === undefined) return settled
+    this.span.end(exit)
+    return Effect.zipRight(FiberRef.set(FiberRef.currentContext, this.outer), settled)
+  }
+}
+
+/**
  * Streams one turn into the transcript cell, keeping the budget informed chunk
  * by chunk. Settles the reservation on any exit with what the provider reported
  * and the output estimated from the streamed deltas; the ledger checks the
@@ -61,96 +168,25 @@ const streamTurn = (
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(openSpan("Agent.turn", { agent: ctx.agentPath }), (span) =>
       Effect.withFiberRuntime<ReadonlyArray<CompletedToolUse>, ModelError>((fiber) => {
-        let inputTokens: number | undefined
-        let outputTokens: number | undefined
-        let streamedChars = 0
-        let text = ""
-        const toolUses: Array<CompletedToolUse> = []
-        let blocks: ReadonlyArray<ToolUseBlock> = []
-        let thinking: Streaming["thinking"] = []
-        const usage = () => ({ inputTokens, outputTokens, streamedTokens: Math.ceil(streamedChars / 4) })
-        const observe = () => {
-          const tripped = reservation.unsafeObserve(usage())
-          if (tripped !== undefined) {
-            ctx.cancelNow(
-              new CancelReason.BudgetExceeded({
-                ceiling: tripped.ceiling,
-                used: tripped.used,
-                estimated: tripped.tally.estimated
-              })
-            )
-          }
-        }
-        // Synchronous, one event at a time: the transcript cell always holds what has streamed so far.
-        const onEvent = (event: LanguageModel.ModelEvent): void => {
-          switch (event._tag) {
-            case "TextDelta":
-              streamedChars += event.text.length
-              text += event.text
-              cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
-              ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
-              return observe()
-            case "ThinkingDelta":
-            case "ToolInputDelta":
-              streamedChars += event._tag === "ThinkingDelta" ? event.text.length : event.partialJson.length
-              return observe()
-            case "ThinkingEnd":
-              thinking = [...thinking, event.block]
-              cell.current = { ...cell.current, streaming: { thinking, text, toolUses: blocks } }
-              return
-            case "ToolUseStart":
-              return
-            case "ToolUseEnd": {
-              toolUses.push(event)
-              blocks = [
-                ...blocks,
-                { type: "tool_use", id: event.id, name: event.name, input: parseInput(event.inputJson) }
-              ]
-              const s = cell.current
-              cell.current = {
-                ...s,
-                streaming: { thinking, text, toolUses: blocks },
-                toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
-              }
-              return
-            }
-            case "Usage":
-              inputTokens = event.inputTokens
-              outputTokens = event.outputTokens
-              observe()
-              return tokensEvent(ctx)
-            case "Stop":
-              return
-          }
-        }
         cell.current = { ...cell.current, streaming: nothingStreamed }
         const outer = fiber.getFiberRef(FiberRef.currentContext)
-        const settle = (exit: Exit.Exit<unknown, unknown>) => {
-          release()
-          const settled = Effect.zipRight(
-            reservation.settle(usage()),
-            Effect.sync(() => tokensEvent(ctx))
-          )
-          if (span === undefined) return settled
-          span.end(exit)
-          return Effect.zipRight(FiberRef.set(FiberRef.currentContext, outer), settled)
-        }
-        const turn = Effect.matchCauseEffect(
+        const turn = new Turn(reservation, ctx, cell, release, span, outer)
+        const streamed = Effect.matchCauseEffect(
           restore(
             model.runTurn(request, (events) => {
-              for (const event of events) onEvent(event)
+              for (const event of events) turn.onEvent(event)
             })
           ),
           {
-            onFailure: (cause) => Effect.zipRight(settle(Exit.failCause(cause)), Effect.failCause(cause)),
-            onSuccess: () => Effect.as(settle(Exit.void), toolUses as ReadonlyArray<CompletedToolUse>)
+            onFailure: (cause) => Effect.zipRight(turn.settle(Exit.failCause(cause)), Effect.failCause(cause)),
+            onSuccess: () => Effect.as(turn.settle(Exit.void), turn.toolUses as ReadonlyArray<CompletedToolUse>)
           }
         )
         return span === undefined
-          ? turn
+          ? streamed
           : Effect.zipRight(
               FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span.span)),
-              turn
+              streamed
             )
       })
     )
@@ -208,7 +244,9 @@ export const runLoop = <R>(
       )
       return Effect.flatMap(reserved, (reservation) => {
         const { signal, release } = ctx.requestSignal()
-        const request = { ...base, maxTokens: reservation.maxTokens, signal }
+        // Written out, not spread from `base`: a spread with an `AbortSignal` (a hidden class of its own per signal)
+        // makes a hidden class per request.
+        const request = { system: base.system, messages, tools, maxTokens: reservation.maxTokens, signal }
         return Effect.flatMap(streamTurn(model, request, release, reservation, ctx, cell), (toolUses) => {
           finishTurn(cell)
           if (toolUses.length === 0) {
@@ -227,7 +265,7 @@ export const runLoop = <R>(
             cell.current = {
               ...cell.current,
               messages: [...cell.current.messages, { role: "user" as const, content }],
-              toolStatus: new Map()
+              toolStatus: noToolStatus
             }
             return turnAt(turn + 1)
           })

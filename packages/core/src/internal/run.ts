@@ -5,7 +5,7 @@
  * subtask have stopped, or the deadline passed), `settle` (commit or roll back, in `ending.ts`) and `finish` (the
  * outcome decided, the terminal event, the leak check).
  */
-import { Cause, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberId, Option, Ref, Scope } from "effect"
+import { Cause, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, FiberId, Option, Scope } from "effect"
 import { Supervisor } from "effect"
 import type { Agent } from "../Agent.js"
 import type { AgentError } from "../AgentError.js"
@@ -27,10 +27,12 @@ import { runLoop, type LoopResult } from "./loop.js"
 import { stageInto } from "./staging.js"
 import * as Stopper from "./stopper.js"
 import * as Transcript from "./transcript.js"
+import { flatten } from "./flatten.js"
 import { openSpan } from "./tracing.js"
+import { Once } from "./once.js"
 
 let runCounter = 0
-const newRunId = () => `run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`
+const newRunId = () => flatten(`run_${Date.now().toString(36)}_${(runCounter++).toString(36)}`)
 
 /** The messages a run starts from. */
 export const inputMessages = (input: RunInput): ReadonlyArray<Message> => {
@@ -52,111 +54,187 @@ export interface Built<R> {
 /** What `begin` sets up: the run's context, scopes, the body's fiber, the timeout's timer and the leak supervisor. */
 interface Begun {
   readonly ctx: RunContext
-  readonly runScope: Scope.CloseableScope
+  /** Holds the run's transaction, if a `StagedWrites` is provided (closed after the writes settle). */
+  readonly runScope: Scope.CloseableScope | undefined
   readonly childScope: Scope.CloseableScope
   readonly body: Fiber.RuntimeFiber<LoopResult, AgentError>
   readonly timer: Fiber.RuntimeFiber<void> | undefined
   readonly supervisor: Supervisor.Supervisor<Array<Fiber.RuntimeFiber<any, any>>>
 }
 
-/** Staging is acquired before anything forks (so its release runs after every child has ended); the body forks. */
-const begin = <R>(shared: Shared<R>, restore: <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>) =>
-  Effect.gen(function* () {
-    const { agent, events, options, runId } = shared
-    const staging = yield* Effect.serviceOption(StagedWrites.StagedWrites)
-    const supervisor = yield* Supervisor.track
-    const runScope = yield* Scope.make()
-    yield* events.emit((c) =>
-      makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
-    )
-    // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
-    yield* Effect.logDebug("run started").pipe(
-      Effect.annotateLogs({ runId, agent: agent.name }),
-      Effect.whenLogLevel("Debug")
-    )
-    const transaction = yield* Option.match(staging, {
-      onNone: () => Effect.succeed(Option.none<StagedWrites.Transaction>()),
-      onSome: (service) => Effect.map(Scope.extend(service.begin(runId), runScope), Option.some)
-    }).pipe(Effect.either)
-    const openTransaction = transaction._tag === "Right" ? transaction.right : Option.none()
-    // Sequential: by the time it closes every subtask has been interrupted (all at once, see `stopChildren`).
-    const childScope = yield* Scope.fork(runScope, ExecutionStrategy.sequential)
-    const acceptsWrites = () => Lifecycle.acceptsWrites(shared.lifecycle.state)
-    const ctx: RunContext = {
-      [RunContextTypeId]: RunContextTypeId,
-      runId,
-      sessionId: options.sessionId,
-      agentPath: agent.name,
-      toolUseId: undefined,
-      emit: events.emit,
-      publish: events.publish,
-      publishAs: events.publishAs,
-      ledger: shared.ledger,
-      transaction: openTransaction,
-      stageWrite: stageInto(openTransaction, acceptsWrites),
-      runStageWrite: stageInto(openTransaction, acceptsWrites),
-      acceptsWrites,
-      stagedCount: yield* Ref.make(0),
-      compensations: yield* Ref.make<ReadonlyArray<Effect.Effect<void>>>([]),
-      childScope,
-      subtasks: shared.stopper.subtasks,
-      requestSignal: () => shared.stopper.requestSignal(Lifecycle.reasonOf(shared.lifecycle.state)),
-      requestCancel: (reason) =>
-        Effect.fiberIdWith((requester) =>
-          Effect.sync(() => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester))
-        ),
-      cancelNow: (reason) => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason)),
-      nextId: events.nextId
-    }
-    // The span lasts as long as the body's fiber (ended by its observer): the run's tree works inside it. It and
-    // the run's context are set once on that fiber, which is the body's own.
-    const span = yield* openSpan("AgentRun.run", { runId, agent: agent.name })
-    const program: Effect.Effect<LoopResult, AgentError, any> =
-      transaction._tag === "Left"
-        ? Effect.fail(transaction.left)
-        : provideOnFiber(
-            runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))),
-            ctx,
-            span?.span
+/** The run's context: the root of its tree (`begin`); its functions close over `shared` and the transaction only. */
+const contextOf = <R>(
+  shared: Shared<R>,
+  transaction: Option.Option<StagedWrites.Transaction>,
+  childScope: Scope.Scope
+): RunContext => {
+  const { events, stopper } = shared
+  const acceptsWrites = () => Lifecycle.acceptsWrites(shared.lifecycle.state)
+  const stageWrite = stageInto(transaction, acceptsWrites)
+  return {
+    [RunContextTypeId]: RunContextTypeId,
+    runId: shared.runId,
+    sessionId: shared.options.sessionId,
+    agentPath: shared.agent.name,
+    toolUseId: undefined,
+    emit: events.emit,
+    publish: events.publish,
+    publishAs: events.publishAs,
+    ledger: shared.ledger,
+    transaction,
+    stageWrite,
+    runStageWrite: stageWrite,
+    acceptsWrites,
+    undo: { staged: 0, compensations: [] },
+    childScope,
+    subtasks: stopper.subtasks,
+    requestSignal: () => stopper.requestSignal(Lifecycle.reasonOf(shared.lifecycle.state)),
+    requestCancel: (reason) =>
+      Effect.fiberIdWith((requester) =>
+        Effect.sync(() => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester))
+      ),
+    cancelNow: (reason) => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason)),
+    nextId: events.nextId
+  }
+}
+
+type Restore = <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>
+
+/**
+ * The run's scopes and its transaction: with a `StagedWrites`, the transaction in `runScope` and `childScope`
+ * forked from it (so the transaction's release runs after every subtask has ended); without one, `childScope` alone.
+ */
+interface Scopes {
+  readonly runScope: Scope.CloseableScope | undefined
+  readonly childScope: Scope.CloseableScope
+  readonly transaction: Either.Either<Option.Option<StagedWrites.Transaction>, StagedWrites.StagedWriteError>
+}
+
+const scopesOf = (runId: string): Effect.Effect<Scopes> =>
+  Effect.flatMap(Effect.serviceOption(StagedWrites.StagedWrites), (staging) =>
+    Option.isNone(staging)
+      ? Effect.map(Scope.make(ExecutionStrategy.sequential), (childScope): Scopes => ({
+          runScope: undefined,
+          childScope,
+          transaction: Either.right(Option.none())
+        }))
+      : Effect.flatMap(Scope.make(), (runScope) =>
+          Effect.flatMap(
+            Effect.either(Effect.asSome(Scope.extend(staging.value.begin(runId), runScope))),
+            (transaction) =>
+              // Sequential: by the time it closes every subtask has been interrupted (all at once, see `stopChildren`).
+              Effect.map(Scope.fork(runScope, ExecutionStrategy.sequential), (childScope): Scopes => ({
+                runScope,
+                childScope,
+                transaction
+              }))
           )
-    const body = yield* Effect.fork(restore(program)).pipe(Effect.supervised(supervisor))
-    if (span !== undefined) body.addObserver(span.end)
-    body.addObserver(shared.stopper.markStopped)
-    shared.transition(Lifecycle.bodyForked(shared.lifecycle.state, body))
-    const timer =
-      options.timeout === undefined
-        ? undefined
-        : yield* Effect.fork(restore(Effect.sleep(options.timeout).pipe(Effect.zipRight(timeoutCancel(ctx, options)))))
-    return { ctx, runScope, childScope, body, timer, supervisor } satisfies Begun
-  })
+        )
+  )
+
+/**
+ * Staging is acquired before anything forks (so its release runs after every child has ended); the body forks.
+ * Plain `flatMap`s, not `Effect.gen`: a generator function made per run gets a hidden class of its own.
+ */
+const begin = <R>(shared: Shared<R>, restore: Restore): Effect.Effect<Begun, never, any> =>
+  Effect.flatMap(Supervisor.track, (supervisor) =>
+    Effect.suspend(() => {
+      const { agent, events, options, runId } = shared
+      events.publish((c) =>
+        makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
+      )
+      // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
+      const logged = Effect.logDebug("run started").pipe(
+        Effect.annotateLogs({ runId, agent: agent.name }),
+        Effect.whenLogLevel("Debug")
+      )
+      return Effect.flatMap(Effect.zipRight(logged, scopesOf(runId)), ({ childScope, runScope, transaction }) =>
+        Effect.suspend(() =>
+          Effect.suspend(() => {
+            const ctx = contextOf(shared, transaction._tag === "Right" ? transaction.right : Option.none(), childScope)
+            return (
+              // The span lasts as long as the body's fiber (ended by its observer): the run's tree works inside it.
+              // It and the run's context are set once on that fiber, which is the body's own.
+              Effect.flatMap(openSpan("AgentRun.run", { runId, agent: agent.name }), (span) => {
+                const program: Effect.Effect<LoopResult, AgentError, any> =
+                  transaction._tag === "Left"
+                    ? Effect.fail(transaction.left)
+                    : provideOnFiber(
+                        runLoop(agent, ctx, shared.transcript).pipe(Effect.zipLeft(awaitSubtasks(ctx))),
+                        ctx,
+                        span?.span
+                      )
+                return Effect.flatMap(
+                  Effect.fork(restore(program)).pipe(Effect.supervised(supervisor)),
+                  (body): Effect.Effect<Begun> => {
+                    if (span !== undefined) body.addObserver(span.end)
+                    body.addObserver(shared.stopper.markStopped)
+                    shared.transition(Lifecycle.bodyForked(shared.lifecycle.state, body))
+                    const begun = (timer: Fiber.RuntimeFiber<void> | undefined): Begun => ({
+                      ctx,
+                      runScope,
+                      childScope,
+                      body,
+                      timer,
+                      supervisor
+                    })
+                    return options.timeout === undefined
+                      ? Effect.succeed(begun(undefined))
+                      : Effect.map(
+                          Effect.fork(
+                            restore(Effect.sleep(options.timeout).pipe(Effect.zipRight(timeoutCancel(ctx, options))))
+                          ),
+                          begun
+                        )
+                  }
+                )
+              })
+            )
+          })
+        )
+      )
+    })
+  )
 
 const timeoutCancel = (ctx: RunContext, options: RunOptions) =>
   ctx.requestCancel(new CancelReason.Timeout({ millis: Duration.toMillis(Duration.decode(options.timeout!)) }))
 
 /**
  * Waits until the body ends, a cancel stops it, or this fiber is interrupted from outside (a client that went away,
- * a `FiberMap.remove`): then the same signal-first stop as a cancel, for the reason the interruptors tell.
+ * a `FiberMap.remove`): then the same signal-first stop as a cancel, for the reason the interruptors tell; then the
+ * phases that end the run. The phases after the wait are its handlers', not continuations stacked under it: a live
+ * run waits here, holding what is on its fiber's stack.
  */
-const awaitStop = <R>(
+const awaitStop = <R>(shared: Shared<R>, begun: Begun, restore: Restore): Effect.Effect<LoopResult, AgentError> =>
+  Effect.matchCauseEffect(restore(shared.stopper.stopped), {
+    onFailure: (cause) => afterStop(shared, begun, Exit.failCause(cause)),
+    onSuccess: () => afterStop(shared, begun, Exit.void)
+  })
+
+const afterStop = <R>(
   shared: Shared<R>,
   begun: Begun,
-  restore: <A, E, R2>(self: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>
-): Effect.Effect<Exit.Exit<void>> =>
-  Effect.flatMap(Effect.exit(restore(shared.stopper.stopped)), (waited) =>
-    Effect.withFiberRuntime((fiber) => {
-      if (Exit.isFailure(waited)) {
-        shared.transition(
-          Lifecycle.requestCancel(shared.lifecycle.state, reasonOfInterruption(waited.cause)),
-          fiber.id()
-        )
-      }
-      const bodyEnded = Effect.sync(() => {
-        const ended = begun.body.unsafePoll()
-        if (ended !== null) shared.transition(Lifecycle.bodyEnded(shared.lifecycle.state, Exit.isSuccess(ended)))
-        return waited
-      })
-      return begun.timer === undefined ? bodyEnded : Effect.zipRight(Fiber.interruptFork(begun.timer), bodyEnded)
+  waited: Exit.Exit<void>
+): Effect.Effect<LoopResult, AgentError> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (Exit.isFailure(waited)) {
+      shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reasonOfInterruption(waited.cause)), fiber.id())
+    }
+    const bodyEnded = Effect.suspend(() => {
+      const ended = begun.body.unsafePoll()
+      if (ended !== null) shared.transition(Lifecycle.bodyEnded(shared.lifecycle.state, Exit.isSuccess(ended)))
+      return endRun(shared, begun, waited)
     })
+    return begun.timer === undefined ? bodyEnded : Effect.zipRight(Fiber.interruptFork(begun.timer), bodyEnded)
+  })
+
+/** The phases once the run was told to stop or its body ended: the tree stops, the writes settle, the run ends. */
+const endRun = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>): Effect.Effect<LoopResult, AgentError> =>
+  Effect.flatMap(stopChildren(shared, begun, waited), ({ bodyExit, hasStopped }) =>
+    Effect.flatMap(
+      settle(begun.ctx, bodyExit, Option.fromNullable(Lifecycle.reasonOf(shared.lifecycle.state)), shared.transcript),
+      (ending) => finish(shared, begun, ending, hasStopped)
+    )
   )
 
 /**
@@ -166,51 +244,65 @@ const awaitStop = <R>(
  * writes are refused), and the leak is reported by `finish`.
  */
 const stopChildren = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>) =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const { body } = begun
     // The body usually unwinds within one turn of the scheduler; only one that has not pays for the deadline's race
     // (it forks fibers, and a cancel of thousands of runs at once pays for them).
-    if (body.unsafePoll() === null) yield* Effect.yieldNow()
-    const bodyDone =
-      body.unsafePoll() !== null
-        ? Option.some(undefined)
-        : yield* Effect.interruptible(Fiber.await(body)).pipe(Effect.timeoutOption(shared.cancelDeadline))
-    const finished = body.unsafePoll()
-    const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited)
-      ? Exit.failCause(waited.cause)
-      : finished !== null
-        ? finished
-        : Exit.interrupt(body.id())
-    const subtasks = shared.stopper.subtasks
-    const childrenDone =
-      subtasks.length === 0
-        ? yield* Effect.asSome(Scope.close(begun.childScope, bodyExit))
-        : yield* Fiber.interruptAll(subtasks.map((subtask) => subtask.fiber)).pipe(
-            Effect.zipRight(Scope.close(begun.childScope, bodyExit)),
-            Effect.interruptible,
-            Effect.disconnect,
-            Effect.timeoutOption(shared.cancelDeadline)
-          )
-    return { bodyExit, hasStopped: Option.isSome(bodyDone) && Option.isSome(childrenDone) }
+    const unwound = body.unsafePoll() === null ? Effect.yieldNow() : Effect.void
+    return Effect.flatMap(unwound, () =>
+      Effect.flatMap(
+        body.unsafePoll() !== null
+          ? Effect.succeed(true)
+          : Effect.map(
+              Effect.interruptible(Fiber.await(body)).pipe(Effect.timeoutOption(shared.cancelDeadline)),
+              Option.isSome
+            ),
+        (bodyDone) => {
+          const finished = body.unsafePoll()
+          const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited)
+            ? Exit.failCause(waited.cause)
+            : finished !== null
+              ? finished
+              : Exit.interrupt(body.id())
+          const subtasks = shared.stopper.subtasks
+          const childrenDone =
+            subtasks.length === 0
+              ? Effect.asSome(Scope.close(begun.childScope, bodyExit))
+              : Fiber.interruptAll(subtasks.map((subtask) => subtask.fiber)).pipe(
+                  Effect.zipRight(Scope.close(begun.childScope, bodyExit)),
+                  Effect.interruptible,
+                  Effect.disconnect,
+                  Effect.timeoutOption(shared.cancelDeadline)
+                )
+          return Effect.map(childrenDone, (done) => ({
+            bodyExit,
+            hasStopped: bodyDone && Option.isSome(done)
+          }))
+        }
+      )
+    )
   })
 
 /** The outcome is decided before the terminal event goes out: whoever saw the event finds the run ended. */
 const finish = <R>(shared: Shared<R>, begun: Begun, ending: Ending, hasStopped: boolean) =>
-  Effect.gen(function* () {
-    yield* Scope.close(begun.runScope, Exit.void)
-    const alive = (yield* begun.supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
-    shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
-    yield* Deferred.succeed(shared.outcome, ending.outcome)
-    yield* shared.events.emit(ending.terminal)
-    if (alive.length > 0 || !hasStopped) {
+  Effect.zipRight(
+    begun.runScope !== undefined ? Scope.close(begun.runScope, Exit.void) : Effect.void,
+    Effect.flatMap(begun.supervisor.value, (fibers) => {
+      const alive = fibers.filter((fiber) => fiber.unsafePoll() === null)
+      shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
+      shared.outcome.unsafeDone(ending.outcome)
+      shared.events.publish(ending.terminal)
+      if (alive.length === 0 && hasStopped) return ending.exit
       const message = `run ${shared.runId}: ${alive.length} fiber(s) still alive after the run ended`
-      if (shared.options.onLeak === "die") return yield* Effect.die(new Error(message))
-      yield* Effect.logWarning(message).pipe(
-        Effect.annotateLogs({ runId: shared.runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
+      if (shared.options.onLeak === "die") return Effect.die(new Error(message))
+      return Effect.zipRight(
+        Effect.logWarning(message).pipe(
+          Effect.annotateLogs({ runId: shared.runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
+        ),
+        ending.exit
       )
-    }
-    return yield* ending.exit
-  })
+    })
+  )
 
 /**
  * The outcome of a run whose program was interrupted before its body started, or died outside it (a cancelled
@@ -244,7 +336,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
           compensationsRun: 0
         }
     shared.transition(Lifecycle.decide(shared.lifecycle.state, outcome))
-    return Deferred.succeed(shared.outcome, outcome)
+    return shared.outcome.done(outcome)
   })
 
 /**
@@ -254,21 +346,7 @@ const decideEarly = <R>(shared: Shared<R>, exit: Exit.Exit<unknown, unknown>) =>
 const programOf = <R>(shared: Shared<R>): Effect.Effect<LoopResult, AgentError, LanguageModel | R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.matchCauseEffect(
-      Effect.flatMap(begin(shared, restore), (begun) =>
-        Effect.flatMap(awaitStop(shared, begun, restore), (waited) =>
-          Effect.flatMap(stopChildren(shared, begun, waited), ({ bodyExit, hasStopped }) =>
-            Effect.flatMap(
-              settle(
-                begun.ctx,
-                bodyExit,
-                Option.fromNullable(Lifecycle.reasonOf(shared.lifecycle.state)),
-                shared.transcript
-              ),
-              (ending) => finish(shared, begun, ending, hasStopped)
-            )
-          )
-        )
-      ),
+      Effect.flatMap(begin(shared, restore), (begun) => awaitStop(shared, begun, restore)),
       {
         onFailure: (cause) => Effect.zipRight(decideEarly(shared, Exit.failCause(cause)), Effect.failCause(cause)),
         onSuccess: Effect.succeed
@@ -278,16 +356,15 @@ const programOf = <R>(shared: Shared<R>): Effect.Effect<LoopResult, AgentError, 
 
 /** Builds a root run: its handle, and the program that runs it. */
 export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): Effect.Effect<Built<R>> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const runId = options.runId ?? newRunId()
-    const events = yield* Events.make(runId, agent.name)
-    const stopper = yield* Stopper.make
+    const stopper = Stopper.make()
     const lifecycle = { state: Lifecycle.starting }
     const transition = (step: Lifecycle.Step, requester: FiberId.FiberId = FiberId.none) => {
       lifecycle.state = step.state
       if (step.stop) stopper.stop(Lifecycle.reasonOf(step.state)!, Lifecycle.bodyOf(step.state), requester)
     }
-    const ledger = yield* TokenBudget.make({
+    const ledger = TokenBudget.make({
       ceiling: options.tokenBudget ?? agent.tokenBudget,
       onExceeded: (snapshot) =>
         Effect.fiberIdWith((requester) =>
@@ -306,24 +383,26 @@ export const make = <R>(agent: Agent<R>, input: RunInput, options: RunOptions): 
           )
         )
     })
-    const shared: Shared<R> = {
-      agent,
-      input,
-      options,
-      runId,
-      events,
-      lifecycle,
-      transition,
-      stopper,
-      ledger,
-      transcript: Transcript.initial(inputMessages(input)),
-      outcome: yield* Deferred.make<RunOutcome>(),
-      cancelDeadline: Duration.decode(options.cancelDeadline ?? "5 seconds")
-    }
-    const fiberRef = yield* Deferred.make<Fiber.RuntimeFiber<unknown, AgentError>>()
-    return {
-      run: handleOf(shared, Deferred.await(fiberRef)),
-      program: programOf(shared),
-      attach: (fiber) => Deferred.succeed(fiberRef, fiber)
-    }
+    return Effect.map(ledger, (ledger): Built<R> => {
+      const shared: Shared<R> = {
+        agent,
+        input,
+        options,
+        runId,
+        events: new Events.Events(runId, agent.name),
+        lifecycle,
+        transition,
+        stopper,
+        ledger,
+        transcript: Transcript.initial(inputMessages(input)),
+        outcome: new Once<RunOutcome>(),
+        cancelDeadline: Duration.decode(options.cancelDeadline ?? "5 seconds")
+      }
+      const fiber = new Once<Fiber.RuntimeFiber<unknown, AgentError>>()
+      return {
+        run: handleOf(shared, fiber),
+        program: programOf(shared),
+        attach: (runFiber) => fiber.done(runFiber)
+      }
+    })
   })

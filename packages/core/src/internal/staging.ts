@@ -1,4 +1,4 @@
-import { Effect, Option, Ref } from "effect"
+import { Effect, Option } from "effect"
 import * as RunEvent from "../RunEvent.js"
 import * as StagedWrites from "../StagedWrites.js"
 import type { RunContext } from "./context.js"
@@ -10,14 +10,16 @@ export const runEnded = () =>
 
 /** Stages `write` where `ctx` stages (the run's transaction, or a tool call's buffer), counts it and reports it. */
 export const stage = (ctx: RunContext, write: StagedWrites.Write) =>
-  ctx
-    .stageWrite(write)
-    .pipe(
-      Effect.zipRight(Ref.update(ctx.stagedCount, (n) => n + 1)),
-      Effect.zipRight(
-        ctx.emit((c) => makeEvent(RunEvent.WriteStaged, { ...c, description: StagedWrites.describe(write) }))
-      )
+  ctx.stageWrite(write).pipe(
+    Effect.zipRight(
+      Effect.sync(() => {
+        ctx.undo.staged++
+      })
+    ),
+    Effect.zipRight(
+      ctx.emit((c) => makeEvent(RunEvent.WriteStaged, { ...c, description: StagedWrites.describe(write) }))
     )
+  )
 
 /** The run-level `stageWrite`: into the run's transaction while the run accepts writes. */
 export const stageInto =

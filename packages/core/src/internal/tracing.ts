@@ -1,5 +1,6 @@
 import { Effect, FiberRef } from "effect"
 import type { Exit, Tracer } from "effect"
+import { flatten } from "./flatten.js"
 
 /**
  * `Effect.withSpan`, or nothing where tracing is off (`Layer.setTracerEnabled(false)`,
@@ -35,11 +36,16 @@ export const openSpan = (name: string, attributes: Record<string, unknown>): Eff
     if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return Effect.succeed(undefined)
     const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
     return Effect.clockWith((clock) =>
-      Effect.map(Effect.makeSpan(name, { attributes, captureStackTrace: false }), (span): OpenSpan => ({
-        span,
-        end: (exit) => {
-          if (span.status._tag !== "Ended") span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, exit)
+      Effect.map(Effect.makeSpan(name, { attributes, captureStackTrace: false }), (span): OpenSpan => {
+        // Effect's tracer builds its ids a character at a time: a chain of a few dozen pieces for a trace id's 32.
+        flatten(span.traceId)
+        flatten(span.spanId)
+        return {
+          span,
+          end: (exit) => {
+            if (span.status._tag !== "Ended") span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, exit)
+          }
         }
-      }))
+      })
     )
   })

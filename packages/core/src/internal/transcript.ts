@@ -53,8 +53,11 @@ export interface Cell {
   current: TranscriptState
 }
 
+/** No tool call yet: one map for every transcript (never written: a change copies it). */
+export const noToolStatus: ReadonlyMap<string, ToolStatus> = new Map()
+
 export const initial = (messages: ReadonlyArray<Message>): Cell => ({
-  current: { messages, streaming: undefined, toolStatus: new Map() }
+  current: { messages, streaming: undefined, toolStatus: noToolStatus }
 })
 
 const honestResult = (toolUseId: string, status: ToolStatus | undefined, why: string): ToolResultBlock => {

@@ -241,8 +241,9 @@ const respond = <R>(
  * Streams a run's events. When `cancel` is given, the run is cancelled with
  * `ClientDisconnected` if the events stop before the terminal event went out:
  * the client went away (the server interrupted the response with
- * `clientAbortFiberId`) while the events streamed (the stream's own finalizer,
- * at once), or even before (the request scope's finalizer).
+ * `clientAbortFiberId`) while the events streamed (the response's
+ * `onInterrupt`, first thing, or the events' own finalizer), or even before
+ * (the request scope's finalizer).
  */
 const eventStream = (
   run: { readonly sessionId: string; readonly runId: string; readonly events: Stream.Stream<RunEvent.RunEvent> },

@@ -10,6 +10,8 @@
  *   `--peers`, only those scenarios, tiny;
  * - `--profile [--side=<key>]`: where one side's heap and time go (default: Tether);
  * - `--sse`: the SSE scenario alone (bench/results.sse.json; READMEs untouched);
+ * - `--disconnect`: the HTTP disconnect scenario alone, every side (bench/results.disconnect.json; READMEs untouched;
+ *   with `--quick`, tiny);
  * - `--cluster`: cluster mode (replica processes on PostgreSQL at DATABASE_URL): Stop across replicas, failover,
  *   runs per second through three replicas against one (bench/results.cluster.json; with `--quick`, tiny).
  */
@@ -25,14 +27,14 @@ import { details, replaceSection, summary } from "./markdown.js"
 import { benchPath, meta } from "./meta.js"
 import { overhead } from "./overhead.js"
 import { profile } from "./profile.js"
-import { printReport, printSse } from "./report.js"
+import { printDisconnect, printReport, printSse } from "./report.js"
 import { ownState, type Mode, type Results } from "./results.js"
 import { scale } from "./scale.js"
 import { servedSides } from "./servers/index.js"
 import { sse } from "./sse.js"
 import { step } from "./step.js"
 import { abortSides, byKey, overheadSides, scaleSides } from "./sides/index.js"
-import { evaluate } from "./targets.js"
+import { disconnectTarget, evaluate } from "./targets.js"
 import { treeCancel } from "./tree.js"
 
 // `pnpm bench` runs the bundle bench/build.mjs makes. Run from the sources instead (tsx), it would also have
@@ -161,6 +163,21 @@ const main = async () => {
     fs.writeFileSync(
       file,
       `${JSON.stringify({ ...meta(), mode, note: process.env["TETHER_BENCH_NOTE"] || undefined, sse: result }, null, 2)}\n`
+    )
+    return console.log(`\nwrote ${path.relative(process.cwd(), file)}`)
+  }
+  if (argv.includes("--disconnect")) {
+    const result = await step("HTTP disconnect", () =>
+      onOwnCores(() => disconnect(servedSides, disconnectGap, sizes.disconnectTrials))
+    )
+    printDisconnect(result, labels)
+    const target = disconnectTarget(result)
+    console.log(`\n${target.name}: ${target.measured} (limit ${target.limit}) ${target.pass ? "pass" : "FAIL"}`)
+    const file = benchPath(quick ? "results.disconnect.quick.json" : "results.disconnect.json")
+    const note = process.env["TETHER_BENCH_NOTE"] || undefined
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify({ ...meta(), mode, note, serverOnOwnCore: canPin, labels, disconnect: result, target }, null, 2)}\n`
     )
     return console.log(`\nwrote ${path.relative(process.cwd(), file)}`)
   }

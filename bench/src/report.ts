@@ -1,4 +1,5 @@
 /** The terminal report of a run: each scenario's figures by side, with their ratio to the floor, then the targets. */
+import type { DisconnectResult } from "./disconnect.js"
 import type { Results } from "./results.js"
 import type { SseResult } from "./sse.js"
 import { round, type Summary } from "./stats.js"
@@ -98,12 +99,7 @@ export const printReport = (results: Results): void => {
     )
   }
   if (!scale.gcExposed) console.log("(heap figures without --expose-gc are noisy)")
-  quantiles(
-    `6. HTTP client disconnect (${results.disconnect.gapMillis} ms between tokens): ms to the model socket's close, each side behind its server`,
-    results.disconnect.sides,
-    "rawPlatform",
-    labels
-  )
+  printDisconnect(results.disconnect, labels)
   if (results.sse !== undefined) printSse(results.sse)
   section(`Targets (${results.mode === "full" ? "full run" : `${results.mode} run: sizes too small to judge`})`)
   printTable(
@@ -111,6 +107,15 @@ export const printReport = (results: Results): void => {
     results.targets.map((target) => [target.name, target.measured, target.limit, target.pass ? "pass" : "FAIL"])
   )
 }
+
+/** Scenario 6: each side's ms from the client's disconnect to the model socket's close, and its ratio to the floor. */
+export const printDisconnect = (disconnect: DisconnectResult, labels: Readonly<Record<string, string>>): void =>
+  quantiles(
+    `6. HTTP client disconnect (${disconnect.gapMillis} ms between tokens): ms to the model socket's close, each side behind its server`,
+    disconnect.sides,
+    "rawPlatform",
+    labels
+  )
 
 /** Scenario 7: the SSE encoders side by side, and the ratio of the batched one to the one it replaced. */
 export const printSse = (sse: SseResult): void => {

@@ -18,7 +18,7 @@
  */
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpServerResponse } from "@effect/platform"
-import { Chunk, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Chunk, Duration, Effect, Exit, Option, Queue, Schema, Stream } from "effect"
 import { RunEvent } from "@tether/core"
 import { BadRequest } from "./RouteError.js"
 import { scrub } from "./internal/clientText.js"
@@ -105,22 +105,57 @@ export const defaultKeepAliveInterval: Duration.Duration = Duration.seconds(15)
 /** Most events one write carries. */
 const maxBatch = 1024
 
+/** What the reader and the keep-alive timer hand to the response: an event, a keep-alive tick, or the end. */
+type Item = RunEvent.RunEvent | typeof keepAliveTick | Ended
+
+const keepAliveTick = Symbol.for("@tether/http/ServerSentEvents/keepAliveTick")
+
+class Ended {
+  constructor(readonly exit: Exit.Exit<void>) {}
+}
+
 /**
- * `events` re-chunked into what is ready together: a reader on its own fiber takes them from the source as they
- * come, and each pull here takes every event waiting (up to `maxBatch`), however the source chunked them.
+ * The frames of the items of one pull: the events as one write, or a keep-alive comment when there is no event; and
+ * how the events ended, when they did.
  */
-const readyTogether = <A>(events: Stream.Stream<A>): Stream.Stream<A> =>
-  Stream.unwrapScoped(
-    Effect.map(Stream.toQueueOfElements(events, { capacity: maxBatch }), (queue) =>
-      Stream.flattenExitOption(Stream.fromQueue(queue, { maxChunkSize: maxBatch }))
-    )
-  )
+const framesOf = (items: Chunk.Chunk<Item>): { readonly bytes: Uint8Array | undefined; readonly ended?: Ended } => {
+  const events: Array<RunEvent.RunEvent> = []
+  let isKeepAliveDue = false
+  for (const item of items) {
+    if (item === keepAliveTick) isKeepAliveDue = true
+    else if (item instanceof Ended) {
+      return { bytes: events.length > 0 ? encodeAll(events) : undefined, ended: item }
+    } else events.push(item)
+  }
+  return { bytes: events.length > 0 ? encodeAll(events) : isKeepAliveDue ? keepAliveBytes : undefined }
+}
 
 /**
  * Streams `events` as an SSE response, with a keep-alive comment every
  * `keepAliveInterval` (default 15 seconds) until the events end. The events
  * ready at once (those a run emitted in one tick, or while the client was slow
  * to read) are written together, as one `Uint8Array`.
+ *
+ * `onInterrupt` runs first when the response is interrupted while it waits for the next event (platform-node
+ * interrupts it when the client goes away before the events ended): before the response's stream and `events` are
+ * torn down, so what it cancels stops at once. It runs at most once, and not at all when the events ended. (An
+ * interruption at another moment, e.g. while a write waits for a slow client, is seen by the finalizers of `events`
+ * as before: pair it with one, as `SessionRoutes` does.)
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { Agent, AgentRun, CancelReason } from "@tether/core"
+ * import { ServerSentEvents } from "@tether/http"
+ *
+ * const assistant = Agent.make({ name: "assistant" })
+ * // Streams a run, cancelled the moment its client goes away mid-stream.
+ * const chat = Effect.map(AgentRun.start(assistant, "Hello"), (run) =>
+ *   ServerSentEvents.response(run.events, { onInterrupt: run.requestCancel(new CancelReason.ClientDisconnected()) })
+ * )
+ * const router = HttpRouter.empty.pipe(HttpRouter.post("/chat", chat))
+ * ```
  *
  * @since 0.1.0
  */
@@ -129,17 +164,47 @@ export const response = (
   options?: {
     readonly keepAliveInterval?: Duration.DurationInput | undefined
     readonly headers?: Readonly<Record<string, string>> | undefined
+    readonly onInterrupt?: Effect.Effect<void> | undefined
   }
 ): HttpServerResponse.HttpServerResponse => {
-  const frames = readyTogether(events).pipe(
-    Stream.mapChunks((batch) => (Chunk.isEmpty(batch) ? Chunk.empty() : Chunk.of(encodeAll(batch)))),
-    Stream.merge(
-      Stream.as(
-        Stream.fromSchedule(Schedule.spaced(options?.keepAliveInterval ?? defaultKeepAliveInterval)),
-        keepAliveBytes
-      ),
-      { haltStrategy: "left" }
-    )
+  const interval = options?.keepAliveInterval ?? defaultKeepAliveInterval
+  const onInterrupt = options?.onInterrupt
+  // One queue, filled by a reader of `events` and a keep-alive timer, each on a fiber of its own; the server's fiber
+  // takes what is waiting (up to `maxBatch`) at each pull. So the server's fiber waits on nothing but this queue's
+  // take, and an interruption (the client went away) reaches `onInterrupt` first, before anything unwinds.
+  const frames = Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const queue = yield* Effect.acquireRelease(Queue.bounded<Item>(maxBatch), Queue.shutdown)
+      yield* Stream.runForEachChunk(events, (chunk) => Queue.offerAll(queue, chunk)).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => Queue.offer(queue, new Ended(exit))),
+        Effect.forkScoped
+      )
+      yield* Queue.offer(queue, keepAliveTick).pipe(Effect.delay(interval), Effect.forever, Effect.forkScoped)
+      // What is waiting, or the first item to come and whatever came with it (an `offerAll` hands its first item to
+      // the waiting taker and queues the rest).
+      const take = Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (items) =>
+        items.length >= maxBatch
+          ? Effect.succeed(items)
+          : Effect.map(Queue.takeUpTo(queue, maxBatch - items.length), (rest) => Chunk.appendAll(items, rest))
+      )
+      const next = onInterrupt === undefined ? take : Effect.onInterrupt(take, () => onInterrupt)
+      let isEnded = false
+      const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<never>> = Effect.suspend(() =>
+        isEnded
+          ? Effect.fail(Option.none())
+          : Effect.flatMap(next, (items) => {
+              const { bytes, ended } = framesOf(items)
+              if (ended !== undefined) {
+                isEnded = true
+                if (Exit.isFailure(ended.exit)) return Effect.failCause(ended.exit.cause)
+              }
+              if (bytes !== undefined) return Effect.succeed(Chunk.of(bytes))
+              return isEnded ? Effect.fail(Option.none()) : pull
+            })
+      )
+      return Stream.repeatEffectChunkOption(pull)
+    })
   )
   return HttpServerResponse.stream(frames, {
     contentType: "text/event-stream",

@@ -241,8 +241,9 @@ const respond = <R>(
  * Streams a run's events. When `cancel` is given, the run is cancelled with
  * `ClientDisconnected` if the events stop before the terminal event went out:
  * the client went away (the server interrupted the response with
- * `clientAbortFiberId`) while the events streamed (the stream's own finalizer,
- * at once), or even before (the request scope's finalizer).
+ * `clientAbortFiberId`) while the events streamed (the response's
+ * `onInterrupt`, first thing, or the events' own finalizer), or even before
+ * (the request scope's finalizer).
  */
 const eventStream = (
   run: { readonly sessionId: string; readonly runId: string; readonly events: Stream.Stream<RunEvent.RunEvent> },
@@ -274,8 +275,10 @@ const eventStream = (
               )
             )
           })
-    // The cancel goes out as soon as the events stream is interrupted (the client went away mid-stream), not once
-    // the whole response has unwound; the request scope's finalizer covers a client gone before the stream began.
+    // The cancel goes out as soon as the response is interrupted while it waits for the next event (the client went
+    // away mid-stream: `onInterrupt`, before anything unwinds), else as soon as the events are torn down (the client
+    // went away while a write was under way); the request scope's finalizer covers a client gone before the stream
+    // began.
     const events = run.events.pipe(
       Stream.tap((event) => Effect.sync(() => void (isTerminalSent ||= RunEvent.isTerminal(event)))),
       Stream.ensuring(cancelIfUnfinished)
@@ -283,6 +286,7 @@ const eventStream = (
     yield* Effect.addFinalizer(() => cancelIfUnfinished)
     return ServerSentEvents.response(events, {
       keepAliveInterval: options.keepAliveInterval,
+      onInterrupt: cancel === undefined ? undefined : cancelIfUnfinished,
       headers: { "x-tether-run-id": run.runId, "x-tether-session-id": run.sessionId }
     })
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schedule, Stream } from "effect"
 import { Agent } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 import { SessionClient as Client } from "@tether/testing"
@@ -60,6 +60,59 @@ describe("client disconnect (real sockets)", () => {
         expect(next.status).toBe(200)
         yield* next.waitFor((events) => events.some((e) => e.event === "TextDelta")).pipe(Effect.timeout("10 seconds"))
         yield* next.destroy
+      })
+  )
+
+  it.scopedLive(
+    "a drop mid-stream reaches the run's cancel first, before the response's events are torn down (no unwinding first)",
+    () =>
+      Effect.gen(function* () {
+        const happened: Array<string> = []
+        const harness = yield* Harness.start({
+          script: Harness.orderThenSlowText(200, "50 millis"),
+          wrapRuns: (runs) => ({
+            ...runs,
+            start: (request) =>
+              Effect.map(runs.start(request), (started) => ({
+                ...started,
+                events: Stream.ensuring(
+                  started.events,
+                  Effect.sync(() => void happened.push("events torn down"))
+                ),
+                cancel: (reason) =>
+                  Effect.zipRight(
+                    Effect.sync(() => void happened.push(`cancel ${reason._tag}`)),
+                    started.cancel(reason)
+                  )
+              }))
+          })
+        })
+        const stream = yield* start(harness.port, "s-first", { message: "buy something" })
+        yield* stream
+          .waitFor((events) => events.filter((e) => e.event === "TextDelta").length >= 2)
+          .pipe(Effect.timeout("10 seconds"))
+        yield* stream.destroy
+        const outcome = yield* Harness.outcomeOf(harness, "s-first")
+        expect(outcome).toMatchObject({
+          _tag: "Cancelled",
+          reason: { _tag: "ClientDisconnected" },
+          writesRolledBack: 1
+        })
+        // The response unwinds after the cancel: wait for it.
+        yield* Effect.sync(() => happened.length).pipe(
+          Effect.repeat({ until: (count) => count >= 2, schedule: Schedule.spaced("5 millis") }),
+          Effect.timeout("5 seconds")
+        )
+        expect(happened).toEqual(["cancel ClientDisconnected", "events torn down"])
+        expect(yield* harness.model.openStreams).toBe(0)
+        expect((yield* harness.committed).size).toBe(0)
+        const status = yield* Client.requestJson({
+          port: harness.port,
+          method: "GET",
+          path: "/api/sessions/s-first",
+          headers: Harness.alice
+        })
+        expect(status.json).toMatchObject({ status: "ended", outcome: { reason: { _tag: "ClientDisconnected" } } })
       })
   )
 

@@ -1,6 +1,7 @@
 import { HttpServerRequest } from "@effect/platform"
+import type { HttpServerResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FastCheck, Option, Schema } from "effect"
+import { Chunk, Effect, Exit, FastCheck, Fiber, Option, Queue, Schema, Stream, TestClock } from "effect"
 import { CancelReason, RunEvent } from "@tether/core"
 import { RouteError, ServerSentEvents } from "@tether/http"
 
@@ -58,6 +59,92 @@ describe("ServerSentEvents", () => {
     const bytes = ServerSentEvents.encodeAll(events)
     expect(new TextDecoder().decode(bytes)).toBe(events.map(ServerSentEvents.encode).join(""))
     expect(ServerSentEvents.encodeAll([])).toHaveLength(0)
+  })
+
+  describe("response", () => {
+    const delta = (seq: number) => new RunEvent.TextDelta({ runId: "r", seq, agent: "a", text: `t${seq}` })
+    const completed = (seq: number) =>
+      new RunEvent.RunCompleted({
+        runId: "r",
+        seq,
+        agent: "a",
+        text: "t1t2",
+        tokensUsed: 0,
+        tally: { used: 0, reportedInput: 0, reportedOutput: 0, estimated: 0 }
+      })
+    /** The response's body, as the server writes it: each chunk decoded. */
+    const bodyOf = (response: HttpServerResponse.HttpServerResponse) => {
+      if (response.body._tag !== "Stream") throw new Error("expected a streamed body")
+      return Stream.map(response.body.stream, (bytes) => new TextDecoder().decode(bytes))
+    }
+
+    it.scoped(
+      "an interruption while the response waits for an event runs onInterrupt first, before the events are torn down",
+      () =>
+        Effect.gen(function* () {
+          const happened: Array<string> = []
+          const note = (what: string) => Effect.sync(() => void happened.push(what))
+          const events = Stream.concat(Stream.make(delta(1)), Stream.never).pipe(
+            Stream.ensuring(note("events torn down"))
+          )
+          const response = ServerSentEvents.response(events, { onInterrupt: note("onInterrupt") })
+          const written = yield* Queue.unbounded<string>()
+          const server = yield* bodyOf(response).pipe(
+            Stream.runForEach((chunk) => Queue.offer(written, chunk)),
+            Effect.fork
+          )
+          expect(yield* Queue.take(written)).toBe(ServerSentEvents.encode(delta(1)))
+          yield* Fiber.interrupt(server)
+          expect(happened).toEqual(["onInterrupt", "events torn down"])
+        })
+    )
+
+    it.effect("events that end end the response after their last frame, without onInterrupt", () =>
+      Effect.gen(function* () {
+        let interrupts = 0
+        const events = Stream.make(delta(1), delta(2), completed(3))
+        const response = ServerSentEvents.response(events, {
+          onInterrupt: Effect.sync(() => void interrupts++)
+        })
+        const text = (yield* Stream.runCollect(bodyOf(response))).pipe(Chunk.join(""))
+        expect(text).toBe([delta(1), delta(2), completed(3)].map(ServerSentEvents.encode).join(""))
+        expect(interrupts).toBe(0)
+      })
+    )
+
+    it.effect("events ready together go out as one write", () =>
+      Effect.gen(function* () {
+        const events = Stream.fromIterable(Array.from({ length: 50 }, (_, i) => delta(i + 1)))
+        const chunks = yield* Stream.runCollect(bodyOf(ServerSentEvents.response(events)))
+        expect(chunks.length).toBeLessThan(5)
+        expect(Chunk.join(chunks, "")).toBe(
+          Array.from({ length: 50 }, (_, i) => ServerSentEvents.encode(delta(i + 1))).join("")
+        )
+      })
+    )
+
+    it.effect("a quiet stream gets a keep-alive comment every interval", () =>
+      Effect.gen(function* () {
+        const response = ServerSentEvents.response(Stream.never, { keepAliveInterval: "1 second" })
+        const written = yield* Queue.unbounded<string>()
+        yield* bodyOf(response).pipe(
+          Stream.runForEach((chunk) => Queue.offer(written, chunk)),
+          Effect.fork
+        )
+        yield* TestClock.adjust("3 seconds")
+        expect(yield* Queue.takeAll(written)).toEqual(
+          Chunk.make(ServerSentEvents.keepAlive, ServerSentEvents.keepAlive, ServerSentEvents.keepAlive)
+        )
+      })
+    )
+
+    it.effect("a defect of the events fails the response", () =>
+      Effect.gen(function* () {
+        const events = Stream.concat(Stream.make(delta(1)), Stream.die("boom"))
+        const exit = yield* Effect.exit(Stream.runDrain(bodyOf(ServerSentEvents.response(events))))
+        expect(exit).toStrictEqual(Exit.die("boom"))
+      })
+    )
   })
 
   it.effect("resumes after Last-Event-ID, else ?after=, and refuses anything but an event id", () =>

@@ -72,13 +72,18 @@ export const start = (options: {
   readonly stagedWrites?: Layer.Layer<StagedWrites.StagedWrites> | undefined
   /** The capacity of the runs (`SessionRuns.layer`'s defaults when not given). */
   readonly runs?: SessionRuns.Options | undefined
+  /** Wraps the session runs the routes see (to watch what the routes call). */
+  readonly wrapRuns?: ((runs: SessionRuns.Service) => SessionRuns.Service) | undefined
 }): Effect.Effect<Harness, never, Scope.Scope> =>
   Effect.gen(function* () {
     const app = HttpRouter.empty.pipe(
       HttpRouter.mount("/api", SessionRoutes.router(options.agent ?? shop, options.routes))
     )
     const services = Layer.mergeAll(
-      SessionRuns.layer(options.runs).pipe(
+      (options.wrapRuns === undefined
+        ? SessionRuns.layer(options.runs)
+        : Layer.scoped(SessionRuns.SessionRuns, Effect.map(SessionRuns.make(options.runs), options.wrapRuns))
+      ).pipe(
         Layer.provideMerge(
           Layer.mergeAll(
             RunRegistry.layer({ retainEnded: options.retainEnded }),

@@ -16,6 +16,15 @@ import { apiKey, collectTurn, modelFor, turnError, userTurn } from "./helpers.js
 
 const MiB = 1024 * 1024
 
+/** What `promise` rejects with (`undefined` when it resolves). */
+const rejectionOf = (promise: Promise<unknown>) =>
+  Effect.promise(() =>
+    promise.then(
+      () => undefined,
+      (e: unknown) => e
+    )
+  )
+
 /** A promise and its resolve function. */
 const deferred = () => {
   let resolve!: () => void
@@ -231,12 +240,7 @@ describe("nodeHttpFetch", () => {
       expect(new TextDecoder().decode((yield* Effect.promise(() => reader.read())).value)).toBe("first")
       const pending = reader.read()
       controller.abort()
-      const error = yield* Effect.promise(() =>
-        pending.then(
-          () => undefined,
-          (e: unknown) => e
-        )
-      )
+      const error = yield* rejectionOf(pending)
       expect(error).toMatchObject({ name: "AbortError" })
       yield* Effect.promise(() => closed.promise).pipe(Effect.timeout("2 seconds"))
     })
@@ -250,19 +254,9 @@ describe("nodeHttpFetch", () => {
       const pending = nodeHttpFetch(`http://127.0.0.1:${port}/`, { signal: controller.signal })
       yield* Effect.sleep("50 millis")
       controller.abort()
-      const error = yield* Effect.promise(() =>
-        pending.then(
-          () => undefined,
-          (e: unknown) => e
-        )
-      )
+      const error = yield* rejectionOf(pending)
       expect(error).toMatchObject({ name: "AbortError" })
-      const again = yield* Effect.promise(() =>
-        nodeHttpFetch(`http://127.0.0.1:${port}/`, { signal: controller.signal }).then(
-          () => undefined,
-          (e: unknown) => e
-        )
-      )
+      const again = yield* rejectionOf(nodeHttpFetch(`http://127.0.0.1:${port}/`, { signal: controller.signal }))
       expect(again).toMatchObject({ name: "AbortError" })
       expect(requests).toBe(1)
     })
@@ -279,25 +273,13 @@ describe("nodeHttpFetch", () => {
       )
       yield* Effect.sleep("50 millis")
       controller.abort()
-      expect(
-        yield* Effect.promise(() =>
-          pending.then(
-            () => undefined,
-            (e: unknown) => e
-          )
-        )
-      ).toBeInstanceOf(Anthropic.APIUserAbortError)
+      expect(yield* rejectionOf(pending)).toBeInstanceOf(Anthropic.APIUserAbortError)
 
       const closed = yield* Effect.promise(() => FakeAnthropic.start([]))
       yield* Effect.promise(() => closed.close())
       const refused = new Anthropic({ apiKey, baseURL: closed.url, maxRetries: 0, fetch: nodeHttpFetch })
-      const error = yield* Effect.promise(() =>
-        refused.messages
-          .create({ model: "claude-test", max_tokens: 10, messages: [{ role: "user", content: "Hi" }] })
-          .then(
-            () => undefined,
-            (e: unknown) => e
-          )
+      const error = yield* rejectionOf(
+        refused.messages.create({ model: "claude-test", max_tokens: 10, messages: [{ role: "user", content: "Hi" }] })
       )
       expect(error).toBeInstanceOf(Anthropic.APIConnectionError)
       expect((error as Error).cause).toMatchObject({ code: "ECONNREFUSED" })
@@ -351,12 +333,7 @@ describe("nodeHttpFetch", () => {
           (handler) => https.createServer(tls, handler)
         )
         const url = `https://127.0.0.1:${port}`
-        const refused = yield* Effect.promise(() =>
-          nodeHttpFetch(url).then(
-            () => undefined,
-            (e: unknown) => e
-          )
-        )
+        const refused = yield* rejectionOf(nodeHttpFetch(url))
         expect(refused).toMatchObject({ code: "DEPTH_ZERO_SELF_SIGNED_CERT" })
         expect((yield* turnError(yield* modelOn(url)))._tag).toBe("ConnectionError")
 

@@ -64,6 +64,24 @@ describe("RunRegistry", () => {
     })
   )
 
+  it.effect("cancelAll stops every running run and returns once each has its outcome", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const runs = yield* Effect.forEach(["p", "q", "r"], (id) => registry.start(id, agent, "hi"))
+      yield* TestClock.adjust("1 second")
+      yield* registry.cancel("p", new CancelReason.UserAbort())
+      yield* registry.cancelAll(new CancelReason.Shutdown())
+      const outcomes = yield* Effect.forEach(runs, (run) => run.poll)
+      expect(outcomes.map((outcome) => Option.getOrThrow(outcome))).toMatchObject([
+        { _tag: "Cancelled", reason: { _tag: "UserAbort" } },
+        { _tag: "Cancelled", reason: { _tag: "Shutdown" } },
+        { _tag: "Cancelled", reason: { _tag: "Shutdown" } }
+      ])
+      expect(yield* registry.running).toEqual([])
+      yield* registry.cancelAll(new CancelReason.Shutdown())
+    }).pipe(Effect.provide(env))
+  )
+
   it.effect("forget drops a session's run (cancelling it first) and its history", () =>
     Effect.gen(function* () {
       const registry = yield* RunRegistry.RunRegistry

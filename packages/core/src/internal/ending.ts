@@ -1,4 +1,4 @@
-import { Cause, Effect, Exit, FiberId, HashSet, Option } from "effect"
+import { Cause, Effect, Exit, FiberId, FiberRef, HashSet, LogLevel, Option } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import * as CancelReason from "../CancelReason.js"
@@ -189,18 +189,22 @@ const cancelled = (
         }),
       exit: Effect.interrupt
     }
-    // A library's routine news is Debug: the application decides what to print (see the README's "Logging").
-    return Effect.as(
-      Effect.logDebug(`run cancelled: ${why}`).pipe(
-        Effect.annotateLogs({
-          runId: ctx.runId,
-          reason: reason._tag,
-          tokensUsed: tokensNow.used,
-          writesRolledBack: undone.writes
-        }),
-        Effect.whenLogLevel("Debug")
-      ),
-      ending
+    // A library's routine news is Debug: the application decides what to print (see the README's "Logging"). The
+    // level is checked first, as `Effect.whenLogLevel` does, without building the log's effect.
+    return Effect.withFiberRuntime((fiber) =>
+      LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+        ? Effect.succeed(ending)
+        : Effect.as(
+            Effect.logDebug(`run cancelled: ${why}`).pipe(
+              Effect.annotateLogs({
+                runId: ctx.runId,
+                reason: reason._tag,
+                tokensUsed: tokensNow.used,
+                writesRolledBack: undone.writes
+              })
+            ),
+            ending
+          )
     )
   })
 }

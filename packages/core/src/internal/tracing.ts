@@ -38,7 +38,7 @@ const propagating = (span: Option.Option<Tracer.AnySpan>): Option.Option<Tracer.
  * annotations and links are its own), for code that sets it as the parent span and ends it itself:
  * `Effect.withSpan` holds a scope of several suspended effects for as long as the span lasts, which a run's body and
  * each of its turns would pay for while live. Made with the fiber's tracer directly: `Effect.makeSpan` copies the
- * fiber's refs (a map of some thirty entries) for every span. `undefined` where tracing is off.
+ * fiber's refs map for every span (setting the runtime flags it reads). `undefined` where tracing is off.
  */
 export const openSpan = (name: string, attributes: Record<string, unknown>): Effect.Effect<OpenSpan | undefined> =>
   Effect.withFiberRuntime((fiber) => {

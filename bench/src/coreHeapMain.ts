@@ -1,13 +1,19 @@
 /**
  * `coreHeapMain <runs> [untraced]`: heap per live run of Tether's core alone, default settings (tracing on unless
  * `untraced`), each run held by the `RunRegistry` mid-turn on a model that emits one text delta and then waits
- * forever (no transport, no SDK): what a run itself holds. Prints one JSON line; with `TETHER_HEAP_DIR` set, heap
- * snapshots before and after go there. Run with `--expose-gc`.
+ * forever (no transport, no SDK): what a run itself holds; then `quiesce`, the time `cancelAll` takes to end them all,
+ * and the CPU time it took per run (user and system, every thread: steadier than the time on a shared machine).
+ * Prints one JSON line; with `TETHER_HEAP_DIR` set, heap snapshots before and after go there; with `TETHER_CPU_PROFILE`
+ * set (a file), a CPU profile of the `cancelAll` (with its self time by function and by package in the line). Run
+ * with `--expose-gc`.
  */
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { Agent, CancelReason, LanguageModel, RunRegistry } from "@tether/core"
+import * as fs from "node:fs"
+import { Session } from "node:inspector/promises"
 import * as path from "node:path"
 import * as v8 from "node:v8"
+import { selfTimes } from "./profileSummary.js"
 import { sleep } from "./stats.js"
 
 process.setSourceMapsEnabled(false)
@@ -53,11 +59,30 @@ if (snapshots !== undefined) v8.writeHeapSnapshot(path.join(snapshots, "core-bef
 await startMany(runs, 1000)
 const after = await heapUsed()
 if (snapshots !== undefined) v8.writeHeapSnapshot(path.join(snapshots, "core-after.heapsnapshot"))
+const profileFile = process.env["TETHER_CPU_PROFILE"]
+const session = profileFile === undefined ? undefined : new Session()
+if (session !== undefined) {
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.setSamplingInterval", { interval: 100 })
+  await session.post("Profiler.start")
+}
 const t0 = performance.now()
+const cpu0 = process.cpuUsage()
 await runtime.runPromise(registry.cancelAll(new CancelReason.Shutdown()))
 const quiesce = performance.now() - t0
+const cpu = process.cpuUsage(cpu0)
+const cancelCpuMicrosPerRun = (cpu.user + cpu.system) / runs
+let profiled: object = {}
+if (session !== undefined) {
+  const { profile } = await session.post("Profiler.stop")
+  session.disconnect()
+  fs.writeFileSync(profileFile!, JSON.stringify(profile))
+  const { functions, packages } = selfTimes(profile)
+  profiled = { functions: functions.slice(0, 30), packages: packages.slice(0, 8) }
+}
 process.stdout.write(
-  `${JSON.stringify({ runs, mode: mode ?? "traced", kibPerRun: (after - before) / runs / 1024, quiesce })}\n`
+  `${JSON.stringify({ runs, mode: mode ?? "traced", kibPerRun: (after - before) / runs / 1024, quiesce, cancelCpuMicrosPerRun, ...profiled })}\n`
 )
 await runtime.dispose()
 process.exit(0)

@@ -36,7 +36,9 @@ import type { AgentRun, RunInput, RunOptions } from "./AgentRun.js"
 import * as CancelReason from "./CancelReason.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import type { RunOutcome } from "./RunOutcome.js"
+import { Once } from "./internal/once.js"
 import * as internal from "./internal/run.js"
+import * as internalShared from "./internal/shared.js"
 
 /**
  * A start was refused because the session's run is still going.
@@ -129,13 +131,26 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     }
 
     const runningRuns = Effect.suspend(() => Effect.filter(Array.from(runs.values()), isRunning))
+    // Every run is told first, synchronously, so they all stop at once; then one wait for all their outcomes (a wait
+    // per run would wake this fiber once per run).
     const cancelAll = (reason: CancelReason.CancelReason) =>
-      Effect.flatMap(runningRuns, (active) =>
-        // Every run is told first, so they all stop at once; then their outcomes are awaited.
-        Effect.zipRight(
-          Effect.forEach(active, (run) => run.requestCancel(reason), { discard: true }),
-          Effect.forEach(active, (run) => run.outcome, { discard: true })
-        )
+      Effect.fiberIdWith((requester) =>
+        Effect.suspend(() => {
+          const cells: Array<Once<RunOutcome>> = []
+          const others: Array<AgentRun> = []
+          for (const run of Array.from(runs.values())) {
+            const cell = internalShared.unsafeCancelBy(run, reason, requester)
+            if (cell !== undefined) cells.push(cell)
+            else others.push(run)
+          }
+          const all = Once.awaitAll(cells)
+          return others.length === 0
+            ? all
+            : Effect.zipRight(
+                all,
+                Effect.forEach(others, (run) => run.outcome, { discard: true })
+              )
+        })
       )
     // Added after the FiberMap, so it runs first: every run learns why before its fiber is interrupted.
     yield* Effect.addFinalizer(() => cancelAll(new CancelReason.Shutdown()))

@@ -566,17 +566,24 @@ describe("AgentRun.run", () => {
   it.effect("the AgentRun.run span covers the run: its turns and tool calls are its children and end inside it", () =>
     Effect.gen(function* () {
       // Spans in the order they started and ended (the TestClock gives them all the same times).
-      const spans: Array<{ name: string; parent: string | undefined; started: number; ended?: number }> = []
+      const spans: Array<{
+        name: string
+        parent: string | undefined
+        started: number
+        ended?: number
+        attributes: Map<string, unknown>
+      }> = []
       let tick = 0
       const tracer = Tracer.make({
         span: (name, parent, context, links, startTime, kind) => {
+          const attributes = new Map<string, unknown>()
           const entry: (typeof spans)[number] = {
             name,
             parent: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined,
-            started: ++tick
+            started: ++tick,
+            attributes
           }
           spans.push(entry)
-          const attributes = new Map<string, unknown>()
           const span: Tracer.Span = {
             _tag: "Span",
             name,
@@ -602,14 +609,26 @@ describe("AgentRun.run", () => {
       })
       const probe = yield* makeProbe
       const fiber = yield* Effect.fork(
-        AgentRun.run(Agent.make({ name: "shop", tools: [orderTool(probe)] }), "buy").pipe(Effect.withTracer(tracer))
+        AgentRun.run(Agent.make({ name: "shop", tools: [orderTool(probe)] }), "buy").pipe(
+          Effect.withSpan("request"),
+          Effect.annotateSpans("tenant", "t-1"),
+          Effect.withTracer(tracer)
+        )
       )
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.join(fiber)
       const run = spans.find((span) => span.name === "AgentRun.run")!
+      expect(run.parent).toBe("request")
+      expect(Object.fromEntries(run.attributes)).toEqual({
+        tenant: "t-1",
+        runId: expect.stringMatching(/^run_/),
+        agent: "shop"
+      })
       const children = spans.filter((span) => span.name === "Agent.turn" || span.name === "Tool.record_order")
       expect(children.map((span) => span.name)).toEqual(["Agent.turn", "Tool.record_order", "Agent.turn"])
+      expect(Object.fromEntries(children[0]!.attributes)).toEqual({ tenant: "t-1", agent: "shop" })
       for (const child of children) {
+        expect(child.attributes.get("tenant")).toBe("t-1")
         expect(child.parent).toBe("AgentRun.run")
         expect(child.ended).toBeDefined()
         expect(run.ended).toBeGreaterThan(child.ended!)

@@ -1,5 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream, TestClock } from "effect"
+import {
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Schema,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
 import { Agent, AgentRun, CancelReason, Message, RunEvent, RunRegistry, StagedWrites, Tool } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
 
@@ -63,6 +76,47 @@ describe("RunRegistry", () => {
       expect(yield* recorder.openStreams).toBe(0)
     })
   )
+
+  it.effect("cancelAll stops every running run and returns once each has its outcome", () =>
+    Effect.gen(function* () {
+      const registry = yield* RunRegistry.RunRegistry
+      const runs = yield* Effect.forEach(["p", "q", "r"], (id) => registry.start(id, agent, "hi"))
+      yield* TestClock.adjust("1 second")
+      yield* registry.cancel("p", new CancelReason.UserAbort())
+      yield* registry.cancelAll(new CancelReason.Shutdown())
+      const outcomes = yield* Effect.forEach(runs, (run) => run.poll)
+      expect(outcomes.map((outcome) => Option.getOrThrow(outcome))).toMatchObject([
+        { _tag: "Cancelled", reason: { _tag: "UserAbort" } },
+        { _tag: "Cancelled", reason: { _tag: "Shutdown" } },
+        { _tag: "Cancelled", reason: { _tag: "Shutdown" } }
+      ])
+      expect(yield* registry.running).toEqual([])
+      yield* registry.cancelAll(new CancelReason.Shutdown())
+    }).pipe(Effect.provide(env))
+  )
+
+  it.effect("a cancelled run logs why at Debug, only when the minimum level lets Debug through", () => {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ message }) => {
+      for (const part of [message].flat()) logged.push(String(part))
+    })
+    const cancelOne = (level: LogLevel.LogLevel) =>
+      Effect.gen(function* () {
+        const registry = yield* RunRegistry.RunRegistry
+        const run = yield* registry.start("d", agent, "hi")
+        yield* TestClock.adjust("1 second")
+        return yield* run.cancel(new CancelReason.UserAbort())
+      }).pipe(Logger.withMinimumLogLevel(level))
+    return Effect.gen(function* () {
+      const quiet = yield* cancelOne(LogLevel.Info)
+      expect(quiet._tag).toBe("Cancelled")
+      expect(logged.filter((line) => line.startsWith("run cancelled"))).toEqual([])
+      yield* cancelOne(LogLevel.Debug)
+      expect(logged.filter((line) => line.startsWith("run cancelled"))).toEqual([
+        "run cancelled: the user pressed Stop"
+      ])
+    }).pipe(Effect.provide(Layer.merge(env, Logger.replace(Logger.defaultLogger, logger))))
+  })
 
   it.effect("forget drops a session's run (cancelling it first) and its history", () =>
     Effect.gen(function* () {

@@ -1,4 +1,4 @@
-import { Cause, Effect, Exit, FiberId, HashSet, Option } from "effect"
+import { Cause, Effect, Exit, FiberId, FiberRef, HashSet, LogLevel, Option } from "effect"
 import { SubtaskFailedError, type AgentError } from "../AgentError.js"
 import type { RunOutcome } from "../RunOutcome.js"
 import * as CancelReason from "../CancelReason.js"
@@ -54,8 +54,16 @@ interface Undo {
   readonly compensations: number
 }
 
-/** Rolls back staged writes and runs compensations in reverse order; failures are logged, never thrown. */
+const nothingUndone: Effect.Effect<Undo> = Effect.succeed({ writes: 0, compensations: 0 })
+
+/**
+ * Rolls back staged writes and runs compensations in reverse order; failures are logged, never thrown. Without a
+ * transaction or a compensation there is nothing to undo (most cancelled runs): no generator then.
+ */
 const undo = (ctx: RunContext): Effect.Effect<Undo> =>
+  Option.isNone(ctx.transaction) && ctx.undo.compensations.length === 0 ? nothingUndone : undoAll(ctx)
+
+const undoAll = (ctx: RunContext): Effect.Effect<Undo> =>
   Effect.gen(function* () {
     const staged = ctx.undo.staged
     const writes = yield* Option.match(ctx.transaction, {
@@ -114,48 +122,52 @@ export const settle = (
   recordedReason: Option.Option<CancelReason.CancelReason>,
   transcript: Transcript.Cell
 ): Effect.Effect<Ending> =>
-  Exit.isSuccess(bodyExit) && Option.isNone(ctx.transaction)
-    ? Effect.sync(() => completed(ctx, bodyExit.value, ctx.ledger.unsafeSnapshot(), 0))
-    : settleAll(ctx, bodyExit, recordedReason, transcript)
+  Exit.isSuccess(bodyExit)
+    ? Option.isNone(ctx.transaction)
+      ? Effect.sync(() => completed(ctx, bodyExit.value, ctx.ledger.unsafeSnapshot(), 0))
+      : settleAll(ctx, bodyExit, transcript)
+    : Cause.isInterruptedOnly(bodyExit.cause)
+      ? cancelled(ctx, bodyExit.cause, recordedReason, transcript)
+      : failed(ctx, bodyExit.cause, transcript)
 
+/** Commits the writes of a run whose body succeeded. */
 const settleAll = (
   ctx: RunContext,
-  bodyExit: Exit.Exit<LoopResult, AgentError>,
-  recordedReason: Option.Option<CancelReason.CancelReason>,
+  bodyExit: Exit.Success<LoopResult, AgentError>,
   transcript: Transcript.Cell
 ): Effect.Effect<Ending> =>
   Effect.gen(function* () {
     const tokens = yield* ctx.ledger.snapshot
-    if (Exit.isSuccess(bodyExit)) {
-      const committed = yield* Option.match(ctx.transaction, {
-        onNone: () => Effect.succeed(0),
-        onSome: (transaction) => transaction.commit
-      }).pipe(Effect.exit)
-      if (Exit.isSuccess(committed)) {
-        if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, { ...c, count: committed.value }))
-        return completed(ctx, bodyExit.value, tokens, committed.value)
-      }
-      return yield* failed(ctx, committed.cause, transcript)
+    const committed = yield* Option.match(ctx.transaction, {
+      onNone: () => Effect.succeed(0),
+      onSome: (transaction) => transaction.commit
+    }).pipe(Effect.exit)
+    if (Exit.isSuccess(committed)) {
+      if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, { ...c, count: committed.value }))
+      return completed(ctx, bodyExit.value, tokens, committed.value)
     }
-    if (Cause.isInterruptedOnly(bodyExit.cause)) {
-      const reason = Option.getOrElse(recordedReason, () => reasonOfInterruption(bodyExit.cause))
-      const why = CancelReason.describe(reason)
-      const undone = yield* undo(ctx)
-      yield* ctx.emit((c) =>
-        makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
-      )
-      const tokensNow = yield* ctx.ledger.snapshot
-      // A library's routine news is Debug: the application decides what to print (see the README's "Logging").
-      yield* Effect.logDebug(`run cancelled: ${why}`).pipe(
-        Effect.annotateLogs({
-          runId: ctx.runId,
-          reason: reason._tag,
-          tokensUsed: tokensNow.used,
-          writesRolledBack: undone.writes
-        }),
-        Effect.whenLogLevel("Debug")
-      )
-      const cancelled: RunOutcome = {
+    return yield* failed(ctx, committed.cause, transcript)
+  })
+
+/**
+ * The ending of a cancelled run: its writes rolled back and its compensations run, then its outcome. Plain
+ * `flatMap`s (thousands of runs cancelled at once each pay for every step).
+ */
+const cancelled = (
+  ctx: RunContext,
+  cause: Cause.Cause<AgentError>,
+  recordedReason: Option.Option<CancelReason.CancelReason>,
+  transcript: Transcript.Cell
+): Effect.Effect<Ending> => {
+  const reason = Option.isSome(recordedReason) ? recordedReason.value : reasonOfInterruption(cause)
+  const why = CancelReason.describe(reason)
+  return Effect.flatMap(undo(ctx), (undone) => {
+    ctx.publish((c) =>
+      makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
+    )
+    const tokensNow = ctx.ledger.unsafeSnapshot()
+    const ending: Ending = {
+      outcome: {
         _tag: "Cancelled",
         runId: ctx.runId,
         reason,
@@ -165,23 +177,37 @@ const settleAll = (
         tally: tokensNow.tally,
         writesRolledBack: undone.writes,
         compensationsRun: undone.compensations
-      }
-      return {
-        outcome: cancelled,
-        terminal: (c: EventCommon) =>
-          makeEvent(RunEvent.RunCancelled, {
-            ...c,
-            reason,
-            tokensUsed: tokensNow.used,
-            tokensEstimated: tokensNow.estimated,
-            tally: tokensNow.tally,
-            writesRolledBack: undone.writes
-          }),
-        exit: Effect.interrupt
-      }
+      },
+      terminal: (c: EventCommon) =>
+        makeEvent(RunEvent.RunCancelled, {
+          ...c,
+          reason,
+          tokensUsed: tokensNow.used,
+          tokensEstimated: tokensNow.estimated,
+          tally: tokensNow.tally,
+          writesRolledBack: undone.writes
+        }),
+      exit: Effect.interrupt
     }
-    return yield* failed(ctx, bodyExit.cause, transcript)
+    // A library's routine news is Debug: the application decides what to print (see the README's "Logging"). The
+    // level is checked first, as `Effect.whenLogLevel` does, without building the log's effect.
+    return Effect.withFiberRuntime((fiber) =>
+      LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+        ? Effect.succeed(ending)
+        : Effect.as(
+            Effect.logDebug(`run cancelled: ${why}`).pipe(
+              Effect.annotateLogs({
+                runId: ctx.runId,
+                reason: reason._tag,
+                tokensUsed: tokensNow.used,
+                writesRolledBack: undone.writes
+              })
+            ),
+            ending
+          )
+    )
   })
+}
 
 const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Transcript.Cell): Effect.Effect<Ending> =>
   Effect.gen(function* () {

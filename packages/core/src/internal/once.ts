@@ -46,6 +46,29 @@ export class Once<A> {
   }
 
   /**
+   * Waits until every cell of `cells` is set: one wait (a waker on each cell not yet set), not one per cell, each of
+   * which resumes its fiber on its own (interruptible: an interrupted wait's wakers are forgotten).
+   */
+  static awaitAll<A>(cells: ReadonlyArray<Once<A>>): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      const pending = cells.filter((cell) => !cell.isSet)
+      if (pending.length === 0) return resume(Effect.void)
+      let left = pending.length
+      const wake = () => {
+        if (--left === 0) resume(Effect.void)
+      }
+      for (const cell of pending) (cell.waiters ??= []).push(wake)
+      return Effect.sync(() => {
+        for (const cell of pending) {
+          const waiters = cell.waiters
+          const at = waiters === undefined ? -1 : waiters.indexOf(wake)
+          if (at >= 0) waiters!.splice(at, 1)
+        }
+      })
+    })
+  }
+
+  /**
    * `await` for a waiter whose interruption leads to the value being set (an interrupted run's own wait for its
    * stop): it stays registered until then (waking it changes nothing), and it holds no canceler, which costs an
    * interruption handler (several continuations) for as long as it waits.

@@ -246,6 +246,12 @@ const endRun = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>): Ef
 const stopChildren = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void>) =>
   Effect.suspend(() => {
     const { body } = begun
+    const ended = body.unsafePoll()
+    // The common case (a cancel of thousands of runs at once pays for every step): the body has ended, no subtask.
+    if (ended !== null && shared.stopper.subtasks.length === 0) {
+      const bodyExit: Exit.Exit<LoopResult, AgentError> = Exit.isFailure(waited) ? Exit.failCause(waited.cause) : ended
+      return Effect.as(Scope.close(begun.childScope, bodyExit), { bodyExit, hasStopped: true })
+    }
     // The body usually unwinds within one turn of the scheduler; only one that has not pays for the deadline's race
     // (it forks fibers, and a cancel of thousands of runs at once pays for them).
     const unwound = body.unsafePoll() === null ? Effect.yieldNow() : Effect.void
@@ -284,25 +290,24 @@ const stopChildren = <R>(shared: Shared<R>, begun: Begun, waited: Exit.Exit<void
   })
 
 /** The outcome is decided before the terminal event goes out: whoever saw the event finds the run ended. */
-const finish = <R>(shared: Shared<R>, begun: Begun, ending: Ending, hasStopped: boolean) =>
-  Effect.zipRight(
-    begun.runScope !== undefined ? Scope.close(begun.runScope, Exit.void) : Effect.void,
-    Effect.flatMap(begun.supervisor.value, (fibers) => {
-      const alive = fibers.filter((fiber) => fiber.unsafePoll() === null)
-      shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
-      shared.outcome.unsafeDone(ending.outcome)
-      shared.events.publish(ending.terminal)
-      if (alive.length === 0 && hasStopped) return ending.exit
-      const message = `run ${shared.runId}: ${alive.length} fiber(s) still alive after the run ended`
-      if (shared.options.onLeak === "die") return Effect.die(new Error(message))
-      return Effect.zipRight(
-        Effect.logWarning(message).pipe(
-          Effect.annotateLogs({ runId: shared.runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
-        ),
-        ending.exit
-      )
-    })
-  )
+const finish = <R>(shared: Shared<R>, begun: Begun, ending: Ending, hasStopped: boolean) => {
+  const decided = Effect.flatMap(begun.supervisor.value, (fibers) => {
+    const alive = fibers.filter((fiber) => fiber.unsafePoll() === null)
+    shared.transition(Lifecycle.decide(shared.lifecycle.state, ending.outcome))
+    shared.outcome.unsafeDone(ending.outcome)
+    shared.events.publish(ending.terminal)
+    if (alive.length === 0 && hasStopped) return ending.exit
+    const message = `run ${shared.runId}: ${alive.length} fiber(s) still alive after the run ended`
+    if (shared.options.onLeak === "die") return Effect.die(new Error(message))
+    return Effect.zipRight(
+      Effect.logWarning(message).pipe(
+        Effect.annotateLogs({ runId: shared.runId, fibers: alive.map((f) => FiberId.threadName(f.id())).join(",") })
+      ),
+      ending.exit
+    )
+  })
+  return begun.runScope === undefined ? decided : Effect.zipRight(Scope.close(begun.runScope, Exit.void), decided)
+}
 
 /**
  * The outcome of a run whose program was interrupted before its body started, or died outside it (a cancelled

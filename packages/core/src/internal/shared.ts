@@ -100,6 +100,29 @@ class RunHandle<R> implements AgentRun {
     const outcome = this.#shared.outcome
     return Effect.sync(() => outcome.unsafePoll())
   }
+
+  /** What a run made here shares (the registry's `cancelAll` tells them all, then waits on them all at once). */
+  static sharedOf(run: AgentRun): Shared<unknown> | undefined {
+    return run instanceof RunHandle ? run.#shared : undefined
+  }
+}
+
+/**
+ * Cancels `run` with `reason` on behalf of `requester`, synchronously, and returns its outcome cell (`undefined` for
+ * an `AgentRun` that is not one of core's handles: it is only told, with `unsafeRequestCancel`).
+ */
+export const unsafeCancelBy = (
+  run: AgentRun,
+  reason: CancelReason.CancelReason,
+  requester: FiberId.FiberId
+): Once<RunOutcome> | undefined => {
+  const shared = RunHandle.sharedOf(run)
+  if (shared === undefined) {
+    run.unsafeRequestCancel(reason)
+    return undefined
+  }
+  cancelNow(shared, reason, requester)
+  return shared.outcome
 }
 
 const cancelNow = <R>(shared: Shared<R>, reason: CancelReason.CancelReason, requester: FiberId.FiberId) =>

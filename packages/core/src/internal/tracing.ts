@@ -1,5 +1,5 @@
-import { Effect, FiberRef } from "effect"
-import type { Exit, Tracer } from "effect"
+import { Chunk, Clock, Context, Effect, FiberRef, HashMap, Option, Tracer } from "effect"
+import type { Exit } from "effect"
 import { flatten } from "./flatten.js"
 
 /**
@@ -25,27 +25,48 @@ export interface OpenSpan {
 
 const zero = BigInt(0)
 
+/** The nearest of `span` and its ancestors that propagates (as `Effect.makeSpan` picks a parent). */
+const propagating = (span: Option.Option<Tracer.AnySpan>): Option.Option<Tracer.AnySpan> =>
+  Option.isNone(span) || !Context.get(span.value.context, Tracer.DisablePropagation)
+    ? span
+    : span.value._tag === "Span"
+      ? propagating(span.value.parent)
+      : Option.none()
+
 /**
- * A span started now, as `Effect.withSpan` starts one (its parent is the fiber's current span), for code that sets
- * it as the parent span and ends it itself: `Effect.withSpan` holds a scope of several suspended effects for as long
- * as the span lasts, which a run's body and each of its turns would pay for while live. `undefined` where tracing
- * is off.
+ * A span started now, as `Effect.withSpan` starts one (its parent is the fiber's current span, the fiber's span
+ * annotations and links are its own), for code that sets it as the parent span and ends it itself:
+ * `Effect.withSpan` holds a scope of several suspended effects for as long as the span lasts, which a run's body and
+ * each of its turns would pay for while live. Made with the fiber's tracer directly: `Effect.makeSpan` copies the
+ * fiber's refs map for every span (setting the runtime flags it reads). `undefined` where tracing is off.
  */
 export const openSpan = (name: string, attributes: Record<string, unknown>): Effect.Effect<OpenSpan | undefined> =>
   Effect.withFiberRuntime((fiber) => {
     if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return Effect.succeed(undefined)
     const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-    return Effect.clockWith((clock) =>
-      Effect.map(Effect.makeSpan(name, { attributes, captureStackTrace: false }), (span): OpenSpan => {
-        // Effect's tracer builds its ids a character at a time: a chain of a few dozen pieces for a trace id's 32.
-        flatten(span.traceId)
-        flatten(span.spanId)
-        return {
-          span,
-          end: (exit) => {
-            if (span.status._tag !== "Ended") span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, exit)
-          }
-        }
-      })
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const parent = propagating(Context.getOption(fiber.currentContext, Tracer.ParentSpan))
+    const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
+    const span = fiber.currentTracer.span(
+      name,
+      parent,
+      Context.empty(),
+      links,
+      timing ? clock.unsafeCurrentTimeNanos() : zero,
+      "internal",
+      { attributes, captureStackTrace: false }
     )
+    HashMap.forEach(fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations), (value, key) =>
+      span.attribute(key, value)
+    )
+    for (const key of Object.keys(attributes)) span.attribute(key, attributes[key])
+    // Effect's tracer builds its ids a character at a time: a chain of a few dozen pieces for a trace id's 32.
+    flatten(span.traceId)
+    flatten(span.spanId)
+    return Effect.succeed<OpenSpan>({
+      span,
+      end: (exit) => {
+        if (span.status._tag !== "Ended") span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, exit)
+      }
+    })
   })

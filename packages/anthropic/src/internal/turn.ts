@@ -264,13 +264,26 @@ const attemptPush = (
   cancelled: AbortSignal | undefined,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, AttemptFailure> =>
-  Effect.clockWith((clock) =>
-    Effect.async<void, AttemptFailure>((resume) => {
-      const attempt = new Attempt(settings, params, cancelled, onEvents, resume, clock)
-      attempt.start()
-      return Effect.sync(() => attempt.finish())
-    })
-  )
+  Effect.clockWith((clock) => {
+    let attempt: Attempt | undefined
+    // Not `Effect.async` with a canceller, whose `onInterrupt` keeps some twenty objects on the fiber's stack for
+    // the length of the stream: the wait alone is interruptible, and one handler, run on any failure (its
+    // interrupt included), finishes the attempt (which is idempotent: a failure of its own has finished it).
+    return Effect.uninterruptible(
+      Effect.catchAllCause(
+        Effect.interruptible(
+          Effect.async<void, AttemptFailure>((resume) => {
+            attempt = new Attempt(settings, params, cancelled, onEvents, resume, clock)
+            attempt.start()
+          })
+        ),
+        (cause) => {
+          attempt?.finish()
+          return Effect.failCause(cause)
+        }
+      )
+    )
+  })
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
   (error._tag === "RateLimitError" || error._tag === "OverloadedError" || error._tag === "ServerError") &&
@@ -301,18 +314,19 @@ export const retryPolicy = (settings: {
   )
 
 /**
- * `Effect.retry`, except that the schedule's driver is only made once an attempt has failed: a turn that
- * succeeds at once (nearly all of them) pays nothing for its retry policy. The first failure is the
- * schedule's first input, as with `Effect.retry`.
+ * `Effect.retry`, then the failure's `error`, except that the schedule's driver is only made once an attempt has
+ * failed: a turn that succeeds at once (nearly all of them) pays nothing for its retry policy, and a live turn has
+ * one frame of it on its fiber's stack (no `mapError` of its own). The first failure is the schedule's first input,
+ * as with `Effect.retry`.
  */
 const retryAfterFailure =
   (policy: Schedule.Schedule<unknown, AttemptFailure>) =>
-  <A, R>(attempt: Effect.Effect<A, AttemptFailure, R>): Effect.Effect<A, AttemptFailure, R> =>
+  <A, R>(attempt: Effect.Effect<A, AttemptFailure, R>): Effect.Effect<A, ModelError.ModelError, R> =>
     Effect.catchAll(attempt, (first) =>
       Effect.flatMap(Schedule.driver(policy), (driver) => {
-        const retry = (failure: AttemptFailure): Effect.Effect<A, AttemptFailure, R> =>
+        const retry = (failure: AttemptFailure): Effect.Effect<A, ModelError.ModelError, R> =>
           Effect.matchEffect(driver.next(failure), {
-            onFailure: () => Effect.fail(failure),
+            onFailure: () => Effect.fail(failure.error),
             onSuccess: () => Effect.catchAll(attempt, retry)
           })
         return retry(first)
@@ -328,8 +342,5 @@ export const runTurn = (
 ): Effect.Effect<void, ModelError.ModelError> => {
   const once = attemptPush(settings, params, cancelled, onEvents)
   const limited = settings.rateLimiter === undefined ? once : settings.rateLimiter(once)
-  return limited.pipe(
-    retryAfterFailure(settings.retry),
-    Effect.mapError((failure) => failure.error)
-  )
+  return retryAfterFailure(settings.retry)(limited)
 }

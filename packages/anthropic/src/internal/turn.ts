@@ -53,7 +53,11 @@ const capError = (limits: SseLimits, passed: "line" | "event") =>
 const canSetStackTraceLimit = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true
 
 /**
- * Aborts one request's controller with stack traces off. The listeners that run in this call are the SDK's and
+ * The signal one request is sent with, as the SDK reads it (`aborted`, `addEventListener` / `removeEventListener` of
+ * its one `abort` listener, which aborts the SDK's own controller of the request: the one its `fetch` gets): no
+ * AbortController of Tether's per request, and the run's cancel reaches the socket through one listener less.
+ *
+ * `abort` calls that listener with stack traces off. The listeners that run in this call are the SDK's and
  * fetch's own (a request's controller is private to it): each makes an abort error (the SDK's controller aborts
  * without a reason, so a DOMException; fetch an error of its own), and Node's socket teardown reads each error's
  * stack, which it then formats, before it closes the socket. Nobody reads these errors: the run ends with its
@@ -61,14 +65,32 @@ const canSetStackTraceLimit = Object.getOwnPropertyDescriptor(Error, "stackTrace
  * with ten open streams, ~0.2-0.35 s less to quiesce 5000 streams), on the path from the cancel to the socket's
  * close. Only this call is affected: the limit is restored before it returns.
  */
-const abortQuietly = (controller: AbortController, reason: unknown): void => {
-  if (!canSetStackTraceLimit) return controller.abort(reason)
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  try {
-    controller.abort(reason)
-  } finally {
-    Error.stackTraceLimit = limit
+class RequestSignal {
+  aborted = false
+  private listener: (() => void) | undefined = undefined
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    this.listener = listener
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined
+  }
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listener = this.listener
+    this.listener = undefined
+    if (listener === undefined) return
+    if (!canSetStackTraceLimit) return listener()
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      listener()
+    } finally {
+      Error.stackTraceLimit = limit
+    }
   }
 }
 
@@ -78,7 +100,7 @@ const abortQuietly = (controller: AbortController, reason: unknown): void => {
  * reader of the body (`pump`). It never emits once it is done or its request is aborted: by then the turn's
  * consumer is gone.
  *
- * Its own AbortController is the request's: aborted by the run's signal as well (that one is aborted synchronously
+ * Its `RequestSignal` is the request's: aborted by the run's signal (that one is aborted synchronously
  * in the call that cancels the run, so the socket closes before any fiber has even begun to unwind), by the
  * interrupt of the turn, and when the attempt ends before its response was read to the end (aborting a response
  * read to its end would cost the keep-alive connection).
@@ -91,7 +113,7 @@ class Attempt implements Watched {
   /** The response was read to its end. */
   private isRead = false
   private isDone = false
-  private readonly controller = new AbortController()
+  private readonly signal = new RequestSignal()
   /** The request's parameters until they are sent: not held for the length of the stream. */
   private params: Anthropic.MessageCreateParamsStreaming | undefined
   private headers: Headers | undefined
@@ -111,8 +133,7 @@ class Attempt implements Watched {
 
   start(): void {
     const { cancelled } = this
-    // The run's reason goes along (no new DOMException per request).
-    if (cancelled?.aborted) abortQuietly(this.controller, cancelled.reason)
+    if (cancelled?.aborted) this.signal.abort()
     else cancelled?.addEventListener("abort", this, { once: true })
     this.settings.idle?.watch(this.clock, this)
     void this.pump()
@@ -120,7 +141,7 @@ class Attempt implements Watched {
 
   /** The run's signal was aborted. */
   handleEvent(): void {
-    abortQuietly(this.controller, this.cancelled?.reason)
+    this.signal.abort()
   }
 
   /** The idle sweep found the response quiet. */
@@ -134,9 +155,7 @@ class Attempt implements Watched {
     this.isDone = true
     this.settings.idle?.unwatch(this)
     this.cancelled?.removeEventListener("abort", this)
-    // (Checked first: `abort()` builds its DOMException even when the controller is already aborted, as it is after
-    // a cancel.)
-    if (!this.isRead && !this.controller.signal.aborted) abortQuietly(this.controller, undefined)
+    if (!this.isRead) this.signal.abort()
   }
 
   private done(effect: Effect.Effect<void, AttemptFailure>): void {
@@ -146,7 +165,7 @@ class Attempt implements Watched {
   }
 
   private fail(error: ModelError.ModelError): void {
-    if (!this.controller.signal.aborted) {
+    if (!this.signal.aborted) {
       this.done(Effect.fail({ error, isAfterFirstEvent: this.isAfterFirstEvent }))
     }
   }
@@ -155,7 +174,8 @@ class Attempt implements Watched {
   private send(): Promise<Response> {
     const params = this.params!
     this.params = undefined
-    return this.settings.client.messages.create(params, { signal: this.controller.signal }).asResponse()
+    // (Not an AbortSignal, but all of one the SDK uses: see `RequestSignal`.)
+    return this.settings.client.messages.create(params, { signal: this.signal as unknown as AbortSignal }).asResponse()
   }
 
   /**
@@ -163,7 +183,7 @@ class Attempt implements Watched {
    * caps): the SDK only sends the request and checks its status. It never rejects.
    */
   private async pump(): Promise<void> {
-    const { signal } = this.controller
+    const { signal } = this
     try {
       let response: Response
       try {

@@ -2,8 +2,8 @@ import type Anthropic from "@anthropic-ai/sdk"
 import { APIError } from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
-import { Duration, Effect, Either, Schedule } from "effect"
-import type { Clock, RateLimiter } from "effect"
+import { Clock, Context, Duration, Effect, Either, Schedule } from "effect"
+import type { RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
 import { decode, initialState, outOfOrder, toModelEvents, type TurnState } from "./events.js"
 import type { IdleSweep, Watched } from "./idle.js"
@@ -284,7 +284,9 @@ const attemptPush = (
   cancelled: AbortSignal | undefined,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, AttemptFailure> =>
-  Effect.clockWith((clock) => {
+  // (`Effect.clockWith` is this, with two closures more per turn.)
+  Effect.withFiberRuntime((fiber) => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     let attempt: Attempt | undefined
     // Not `Effect.async` with a canceller, whose `onInterrupt` keeps some twenty objects on the fiber's stack for
     // the length of the stream: the wait alone is interruptible, and one handler, run on any failure (its

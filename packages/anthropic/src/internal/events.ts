@@ -232,8 +232,12 @@ export interface TurnState {
   stopReason: LanguageModel.StopReason | undefined
   isStarted: boolean
   isStopped: boolean
-  /** Content blocks started and not yet stopped, by index. (Each collection is made on its first use.) */
-  openBlocks: Set<number> | undefined
+  /**
+   * Content blocks started and not yet stopped: those of index 0 to 30 as bits (a turn has a few), any other in
+   * `otherOpenBlocks`. (Each collection is made on its first use.)
+   */
+  openBlocks: number
+  otherOpenBlocks: Set<number> | undefined
   toolCalls: Map<number, { readonly id: string; readonly name: string; json: string }> | undefined
   thinking: Map<number, ThinkingInProgress> | undefined
 }
@@ -244,10 +248,26 @@ export const initialState = (): TurnState => ({
   stopReason: undefined,
   isStarted: false,
   isStopped: false,
-  openBlocks: undefined,
+  openBlocks: 0,
+  otherOpenBlocks: undefined,
   toolCalls: undefined,
   thinking: undefined
 })
+
+/** The bit of a block index kept in `openBlocks`, or 0 for one kept in `otherOpenBlocks`. */
+const bitOf = (index: number): number => (Number.isInteger(index) && index >= 0 && index <= 30 ? 1 << index : 0)
+
+const isOpen = (state: TurnState, index: number): boolean => {
+  const bit = bitOf(index)
+  return bit === 0 ? state.otherOpenBlocks?.has(index) === true : (state.openBlocks & bit) !== 0
+}
+
+const setOpen = (state: TurnState, index: number, isOpened: boolean): void => {
+  const bit = bitOf(index)
+  if (bit !== 0) state.openBlocks = isOpened ? state.openBlocks | bit : state.openBlocks & ~bit
+  else if (isOpened) (state.otherOpenBlocks ??= new Set()).add(index)
+  else state.otherOpenBlocks?.delete(index)
+}
 
 /**
  * Why `event` cannot come next in a well-formed stream (`message_start` first, content blocks opened before
@@ -262,12 +282,10 @@ export const outOfOrder = (state: TurnState, event: StreamEvent): ModelError.Mal
     if (!state.isStarted) return `${event.type} before message_start`
     switch (event.type) {
       case "content_block_start":
-        return state.openBlocks?.has(event.index) === true ? `content block ${event.index} started twice` : undefined
+        return isOpen(state, event.index) ? `content block ${event.index} started twice` : undefined
       case "content_block_delta":
       case "content_block_stop":
-        return state.openBlocks?.has(event.index) === true
-          ? undefined
-          : `${event.type} of content block ${event.index}, never started`
+        return isOpen(state, event.index) ? undefined : `${event.type} of content block ${event.index}, never started`
       default:
         return undefined
     }
@@ -308,7 +326,7 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
       state.isStarted = true
       return [readUsage(state, event.message.usage)]
     case "content_block_start": {
-      ;(state.openBlocks ??= new Set()).add(event.index)
+      setOpen(state, event.index, true)
       const block = event.content_block
       switch (block.type) {
         case "ignored":
@@ -348,7 +366,7 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
       return [ToolInputDelta({ id: call.id, partialJson: delta.partial_json })]
     }
     case "content_block_stop": {
-      state.openBlocks?.delete(event.index)
+      setOpen(state, event.index, false)
       const thinking = state.thinking?.get(event.index)
       if (thinking !== undefined) {
         state.thinking!.delete(event.index)

@@ -2,6 +2,7 @@
 import * as bareNodeHttp from "./bareNodeHttp.js"
 import * as effectAi from "./effectAi.js"
 import * as langchain from "./langchain.js"
+import * as modelOnly from "./modelOnly.js"
 import * as raw from "./raw.js"
 import type { Side } from "./Side.js"
 import * as tether from "./tether.js"
@@ -33,5 +34,6 @@ export const scaleSides: ReadonlyArray<Side> = [
   bareNodeHttp.side
 ]
 
-/** The side of `key`, for the child processes. */
-export const byKey = (key: string): Side | undefined => [...scaleSides, ...abortSides].find((side) => side.key === key)
+/** The side of `key`, for the child processes (`modelOnly` runs only when asked for by its key). */
+export const byKey = (key: string): Side | undefined =>
+  [...scaleSides, ...abortSides, modelOnly.side].find((side) => side.key === key)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck, Schema } from "effect"
 import { LanguageModel } from "@tether/core"
-import { decode, initialState, toModelEvents } from "../src/internal/events.js"
+import { decode, initialState, outOfOrder, toModelEvents } from "../src/internal/events.js"
 
 // The protocol as a Schema: the reference the hand-written decoder (it runs once per streamed token) is held to.
 const NullableNumber = Schema.optional(Schema.NullOr(Schema.Number))
@@ -145,6 +145,34 @@ describe("the stream event decoder", () => {
       ThinkingDelta({ text: "cut short" }),
       ThinkingEnd({ block: { type: "redacted_thinking", data: "c2VjcmV0" } })
     ])
+  })
+
+  it("open content blocks are tracked at any index: small, large, negative or fractional", () => {
+    const state = initialState()
+    const step = (data: object) => {
+      const event = Either.getOrThrow(decode(data))
+      const problem = outOfOrder(state, event)
+      if (problem === undefined) toModelEvents(state, event)
+      return problem?.message
+    }
+    const text = { type: "text", text: "" }
+    expect(step({ type: "message_start", message: { usage: {} } })).toBeUndefined()
+    for (const index of [0, 30, 31, 1000, -1, 2.5]) {
+      expect(step({ type: "content_block_delta", index, delta: { type: "text_delta", text: "x" } })).toBe(
+        `unexpected content_block_delta of content block ${index}, never started`
+      )
+      expect(step({ type: "content_block_start", index, content_block: text })).toBeUndefined()
+      expect(step({ type: "content_block_start", index, content_block: text })).toBe(
+        `unexpected content block ${index} started twice`
+      )
+      expect(step({ type: "content_block_delta", index, delta: { type: "text_delta", text: "x" } })).toBeUndefined()
+    }
+    for (const index of [0, 30, 31, 1000, -1, 2.5]) {
+      expect(step({ type: "content_block_stop", index })).toBeUndefined()
+      expect(step({ type: "content_block_stop", index })).toBe(
+        `unexpected content_block_stop of content block ${index}, never started`
+      )
+    }
   })
 
   it("a part of the input usage that cannot be a count spoils the sum: no negative part lowers it", () => {

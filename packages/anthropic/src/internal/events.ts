@@ -232,10 +232,14 @@ export interface TurnState {
   stopReason: LanguageModel.StopReason | undefined
   isStarted: boolean
   isStopped: boolean
-  /** Content blocks started and not yet stopped, by index. */
-  readonly openBlocks: Set<number>
-  readonly toolCalls: Map<number, { readonly id: string; readonly name: string; json: string }>
-  readonly thinking: Map<number, ThinkingInProgress>
+  /**
+   * Content blocks started and not yet stopped: those of index 0 to 30 as bits (a turn has a few), any other in
+   * `otherOpenBlocks`. (Each collection is made on its first use.)
+   */
+  openBlocks: number
+  otherOpenBlocks: Set<number> | undefined
+  toolCalls: Map<number, { readonly id: string; readonly name: string; json: string }> | undefined
+  thinking: Map<number, ThinkingInProgress> | undefined
 }
 
 export const initialState = (): TurnState => ({
@@ -244,10 +248,26 @@ export const initialState = (): TurnState => ({
   stopReason: undefined,
   isStarted: false,
   isStopped: false,
-  openBlocks: new Set(),
-  toolCalls: new Map(),
-  thinking: new Map()
+  openBlocks: 0,
+  otherOpenBlocks: undefined,
+  toolCalls: undefined,
+  thinking: undefined
 })
+
+/** The bit of a block index kept in `openBlocks`, or 0 for one kept in `otherOpenBlocks`. */
+const bitOf = (index: number): number => (Number.isInteger(index) && index >= 0 && index <= 30 ? 1 << index : 0)
+
+const isOpen = (state: TurnState, index: number): boolean => {
+  const bit = bitOf(index)
+  return bit === 0 ? state.otherOpenBlocks?.has(index) === true : (state.openBlocks & bit) !== 0
+}
+
+const setOpen = (state: TurnState, index: number, isOpened: boolean): void => {
+  const bit = bitOf(index)
+  if (bit !== 0) state.openBlocks = isOpened ? state.openBlocks | bit : state.openBlocks & ~bit
+  else if (isOpened) (state.otherOpenBlocks ??= new Set()).add(index)
+  else state.otherOpenBlocks?.delete(index)
+}
 
 /**
  * Why `event` cannot come next in a well-formed stream (`message_start` first, content blocks opened before
@@ -262,12 +282,10 @@ export const outOfOrder = (state: TurnState, event: StreamEvent): ModelError.Mal
     if (!state.isStarted) return `${event.type} before message_start`
     switch (event.type) {
       case "content_block_start":
-        return state.openBlocks.has(event.index) ? `content block ${event.index} started twice` : undefined
+        return isOpen(state, event.index) ? `content block ${event.index} started twice` : undefined
       case "content_block_delta":
       case "content_block_stop":
-        return state.openBlocks.has(event.index)
-          ? undefined
-          : `${event.type} of content block ${event.index}, never started`
+        return isOpen(state, event.index) ? undefined : `${event.type} of content block ${event.index}, never started`
       default:
         return undefined
     }
@@ -308,19 +326,23 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
       state.isStarted = true
       return [readUsage(state, event.message.usage)]
     case "content_block_start": {
-      state.openBlocks.add(event.index)
+      setOpen(state, event.index, true)
       const block = event.content_block
       switch (block.type) {
         case "ignored":
           return []
         case "thinking":
-          state.thinking.set(event.index, { type: "thinking", thinking: block.thinking, signature: block.signature })
+          ;(state.thinking ??= new Map()).set(event.index, {
+            type: "thinking",
+            thinking: block.thinking,
+            signature: block.signature
+          })
           return block.thinking === "" ? [] : [ThinkingDelta({ text: block.thinking })]
         case "redacted_thinking":
-          state.thinking.set(event.index, block)
+          ;(state.thinking ??= new Map()).set(event.index, block)
           return []
         case "tool_use":
-          state.toolCalls.set(event.index, { id: block.id, name: block.name, json: "" })
+          ;(state.toolCalls ??= new Map()).set(event.index, { id: block.id, name: block.name, json: "" })
           return [ToolUseStart({ id: block.id, name: block.name })]
       }
     }
@@ -328,34 +350,34 @@ export const toModelEvents = (state: TurnState, event: StreamEvent): ReadonlyArr
       const delta = event.delta
       if (delta.type === "text_delta") return delta.text === "" ? [] : [TextDelta({ text: delta.text })]
       if (delta.type === "thinking_delta") {
-        const block = state.thinking.get(event.index)
+        const block = state.thinking?.get(event.index)
         if (block?.type === "thinking") block.thinking += delta.thinking
         return delta.thinking === "" ? [] : [ThinkingDelta({ text: delta.thinking })]
       }
       if (delta.type === "signature_delta") {
-        const block = state.thinking.get(event.index)
+        const block = state.thinking?.get(event.index)
         if (block?.type === "thinking") block.signature += delta.signature
         return []
       }
       if (delta.type === "ignored") return []
-      const call = state.toolCalls.get(event.index)
+      const call = state.toolCalls?.get(event.index)
       if (call === undefined || delta.partial_json === "") return []
       call.json += delta.partial_json
       return [ToolInputDelta({ id: call.id, partialJson: delta.partial_json })]
     }
     case "content_block_stop": {
-      state.openBlocks.delete(event.index)
-      const thinking = state.thinking.get(event.index)
+      setOpen(state, event.index, false)
+      const thinking = state.thinking?.get(event.index)
       if (thinking !== undefined) {
-        state.thinking.delete(event.index)
+        state.thinking!.delete(event.index)
         // Unsigned thinking cannot be sent back (the API checks the signature): it stays out of the transcript.
         if (thinking.type === "thinking" && thinking.signature === "") return []
         // (A copy of the thinking: the state's block is the one the deltas appended to.)
         return [ThinkingEnd({ block: thinking.type === "thinking" ? { ...thinking } : thinking })]
       }
-      const call = state.toolCalls.get(event.index)
+      const call = state.toolCalls?.get(event.index)
       if (call === undefined) return []
-      state.toolCalls.delete(event.index)
+      state.toolCalls!.delete(event.index)
       return [ToolUseEnd({ id: call.id, name: call.name, inputJson: call.json === "" ? "{}" : call.json })]
     }
     case "message_delta":

@@ -20,15 +20,56 @@ export interface SseMessage {
 const LF = 0x0a
 const CR = 0x0d
 
+/** A body's decoder: `push` each chunk, then `end`. */
+export interface Decoder {
+  /** The events the chunk completes, or the cap it passed (then nothing of it was decoded). */
+  readonly push: (chunk: Uint8Array) => ReadonlyArray<SseMessage> | "line" | "event"
+  /** The events left at the end of the body (an event without its blank line is dropped, as the grammar says). */
+  readonly end: () => ReadonlyArray<SseMessage>
+}
+
+const none: ReadonlyArray<SseMessage> = []
+
 /**
- * Counts the bytes of the current line and of the current event (up to its blank line) across the chunks of a
- * body; says which cap a chunk passed, if any.
+ * The decoder of one body, as one object (a live stream holds it, and no closures): it counts the bytes of the
+ * current line and event across chunks (the caps), and decodes the chunks that pass.
  */
-const sizeCounter = (limits: SseLimits) => {
-  let line = 0
-  let event = 0
-  let isAfterCR = false
-  return (chunk: Uint8Array): "line" | "event" | undefined => {
+class SseDecoder implements Decoder {
+  /** Bytes of the current line and event so far, as counted on the raw chunks. */
+  private lineBytes = 0
+  private eventBytes = 0
+  private isCountAfterCR = false
+  private readonly text = new TextDecoder("utf-8")
+  /** The current line, where a chunk ended inside it. */
+  private partial = ""
+  private isAfterCR = false
+  private event: string | undefined = undefined
+  private data: Array<string> | undefined = undefined
+  private messages: Array<SseMessage> | undefined = undefined
+
+  constructor(private readonly limits: SseLimits) {}
+
+  push(chunk: Uint8Array): ReadonlyArray<SseMessage> | "line" | "event" {
+    const passed = this.count(chunk)
+    if (passed !== undefined) return passed
+    this.takeText(this.text.decode(chunk, { stream: true }))
+    return this.drain()
+  }
+
+  end(): ReadonlyArray<SseMessage> {
+    this.takeText(this.text.decode())
+    if (this.partial !== "") this.takeLine(this.partial)
+    this.partial = ""
+    return this.drain()
+  }
+
+  /** Which cap the chunk passes, if any. */
+  private count(chunk: Uint8Array): "line" | "event" | undefined {
+    const { limits } = this
+    let line = this.lineBytes
+    let event = this.eventBytes
+    let isAfterCR = this.isCountAfterCR
+    let passed: "line" | "event" | undefined
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]
       if (byte === LF || byte === CR) {
@@ -45,39 +86,27 @@ const sizeCounter = (limits: SseLimits) => {
       isAfterCR = false
       line++
       event++
-      if (line > limits.lineBytes) return "line"
-      if (event > limits.eventBytes) return "event"
+      if (line > limits.lineBytes) {
+        passed = "line"
+        break
+      }
+      if (event > limits.eventBytes) {
+        passed = "event"
+        break
+      }
     }
-    return undefined
+    this.lineBytes = line
+    this.eventBytes = event
+    this.isCountAfterCR = isAfterCR
+    return passed
   }
-}
 
-/** A body's decoder: `push` each chunk, then `end`. */
-export interface Decoder {
-  /** The events the chunk completes, or the cap it passed (then nothing of it was decoded). */
-  readonly push: (chunk: Uint8Array) => ReadonlyArray<SseMessage> | "line" | "event"
-  /** The events left at the end of the body (an event without its blank line is dropped, as the grammar says). */
-  readonly end: () => ReadonlyArray<SseMessage>
-}
-
-const none: ReadonlyArray<SseMessage> = []
-
-export const decoder = (limits: SseLimits): Decoder => {
-  const count = sizeCounter(limits)
-  const text = new TextDecoder("utf-8")
-  /** The current line, where a chunk ended inside it. */
-  let partial = ""
-  let isAfterCR = false
-  let event: string | undefined
-  let data: Array<string> = []
-  let messages: Array<SseMessage> = []
-
-  const takeLine = (line: string): void => {
+  private takeLine(line: string): void {
     if (line === "") {
-      if (event !== undefined || data.length > 0) {
-        messages.push({ event, data: data.join("\n") })
-        event = undefined
-        data = []
+      if (this.event !== undefined || this.data !== undefined) {
+        ;(this.messages ??= []).push({ event: this.event, data: this.data === undefined ? "" : this.data.join("\n") })
+        this.event = undefined
+        this.data = undefined
       }
       return
     }
@@ -86,48 +115,35 @@ export const decoder = (limits: SseLimits): Decoder => {
     const field = colon === -1 ? line : line.slice(0, colon)
     if (field !== "event" && field !== "data") return
     const value = colon === -1 ? "" : line.slice(line.charCodeAt(colon + 1) === 0x20 ? colon + 2 : colon + 1)
-    if (field === "event") event = value
-    else data.push(value)
+    if (field === "event") this.event = value
+    else (this.data ??= []).push(value)
   }
 
-  const takeText = (decoded: string): void => {
+  private takeText(decoded: string): void {
     let start = 0
     for (let i = 0; i < decoded.length; i++) {
       const char = decoded.charCodeAt(i)
-      if (char === LF && isAfterCR) {
-        isAfterCR = false
+      if (char === LF && this.isAfterCR) {
+        this.isAfterCR = false
         start = i + 1
         continue
       }
-      isAfterCR = false
+      this.isAfterCR = false
       if (char !== LF && char !== CR) continue
-      takeLine(partial === "" ? decoded.slice(start, i) : partial + decoded.slice(start, i))
-      partial = ""
-      isAfterCR = char === CR
+      this.takeLine(this.partial === "" ? decoded.slice(start, i) : this.partial + decoded.slice(start, i))
+      this.partial = ""
+      this.isAfterCR = char === CR
       start = i + 1
     }
-    if (start < decoded.length) partial += decoded.slice(start)
+    if (start < decoded.length) this.partial += decoded.slice(start)
   }
 
-  const drain = (): ReadonlyArray<SseMessage> => {
-    if (messages.length === 0) return none
-    const out = messages
-    messages = []
+  private drain(): ReadonlyArray<SseMessage> {
+    const out = this.messages
+    if (out === undefined) return none
+    this.messages = undefined
     return out
   }
-
-  return {
-    push: (chunk) => {
-      const passed = count(chunk)
-      if (passed !== undefined) return passed
-      takeText(text.decode(chunk, { stream: true }))
-      return drain()
-    },
-    end: () => {
-      takeText(text.decode())
-      if (partial !== "") takeLine(partial)
-      partial = ""
-      return drain()
-    }
-  }
 }
+
+export const decoder = (limits: SseLimits): Decoder => new SseDecoder(limits)

@@ -2,10 +2,10 @@ import type Anthropic from "@anthropic-ai/sdk"
 import { APIError } from "@anthropic-ai/sdk"
 import type { LanguageModel } from "@tether/core"
 import { ModelError } from "@tether/core"
-import { Duration, Effect, Either, Schedule } from "effect"
-import type { Clock, RateLimiter } from "effect"
+import { Clock, Context, Duration, Effect, Either, Schedule } from "effect"
+import type { RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
-import { decode, initialState, outOfOrder, toModelEvents } from "./events.js"
+import { decode, initialState, outOfOrder, toModelEvents, type TurnState } from "./events.js"
 import type { IdleSweep, Watched } from "./idle.js"
 import { decoder, type SseLimits, type SseMessage } from "./sse.js"
 
@@ -24,22 +24,6 @@ export interface TurnSettings {
   readonly limits: SseLimits
   /** The model's idle sweep; `undefined`: a response may stay quiet forever. */
   readonly idle: IdleSweep | undefined
-}
-
-/** What one attempt has done so far: its reader (`pump`) writes it; the idle sweep and its release read it. */
-interface Progress extends Watched {
-  /** The response was read to its end. */
-  isRead: boolean
-  isAfterFirstEvent: boolean
-  lastEventAt: number | undefined
-}
-
-/** Where a response's events go: the callbacks of the push-based turn. */
-interface Sink {
-  readonly array: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
-  readonly fail: (failure: AttemptFailure) => void
-  readonly end: () => void
-  readonly die: (defect: unknown) => void
 }
 
 /** An `error` event inside the stream, as the SDK makes it (no status: the body's `error.type` says what it was). */
@@ -65,105 +49,15 @@ const capError = (limits: SseLimits, passed: "line" | "event") =>
     message: `an SSE ${passed} of the response passed the ${passed === "line" ? limits.lineBytes : limits.eventBytes}-byte cap`
   })
 
-/**
- * Reads one streamed response into `emit`, recording its `progress` (times on `clock`). The body is read as it
- * arrives and decoded here (`sse.ts`, with the size caps): the SDK only sends the request and checks its status.
- * It never rejects and never emits once `signal` is aborted: by then the stream's consumer is gone.
- */
-const pump = async (
-  settings: TurnSettings,
-  params: Anthropic.MessageCreateParamsStreaming,
-  signal: AbortSignal,
-  emit: Sink,
-  progress: Progress,
-  clock: Clock.Clock
-): Promise<void> => {
-  const fail = (error: ModelError.ModelError) => {
-    if (!signal.aborted) emit.fail({ error, isAfterFirstEvent: progress.isAfterFirstEvent })
-  }
-  try {
-    let response: Response
-    try {
-      response = await settings.client.messages.create(params, { signal }).asResponse()
-    } catch (cause) {
-      return fail(fromCause(cause))
-    }
-    progress.lastEventAt = clock.unsafeCurrentTimeMillis()
-    if (response.body === null) {
-      return fail(new ModelError.MalformedResponseError({ message: "the response has no body" }))
-    }
-    const reader = response.body.getReader()
-    const sse = decoder(settings.limits)
-    const state = initialState()
-    /** Maps the messages to events and emits them; false once the attempt has failed. */
-    const take = (messages: ReadonlyArray<SseMessage>): boolean => {
-      for (const message of messages) {
-        // As the SDK reads a stream: pings and events without a name or data are skipped.
-        if (message.event === undefined || message.event === "ping") continue
-        if (message.event === "error") {
-          fail(fromCause(errorEvent(message.data, response.headers)))
-          return false
-        }
-        if (message.data === "") continue
-        let data: unknown
-        try {
-          data = JSON.parse(message.data)
-        } catch (cause) {
-          fail(fromCause(cause))
-          return false
-        }
-        const event = Either.flatMap(decode(data), (decoded) => {
-          const problem = outOfOrder(state, decoded)
-          return problem === undefined ? Either.right(decoded) : Either.left(problem)
-        })
-        if (Either.isLeft(event)) {
-          fail(event.left)
-          return false
-        }
-        if (event.right.type !== "ignored") progress.lastEventAt = clock.unsafeCurrentTimeMillis()
-        const events = toModelEvents(state, event.right)
-        if (events.length > 0) {
-          progress.isAfterFirstEvent = true
-          emit.array(events)
-        }
-      }
-      return true
-    }
-    /** Stops reading: nothing more of the body is read or buffered (the release then closes the connection). */
-    const stop = () => void reader.cancel().catch(() => {})
-    while (true) {
-      let chunk: ReadableStreamReadResult<Uint8Array>
-      try {
-        chunk = await reader.read()
-      } catch (cause) {
-        // A read that fails because the request was aborted is not the end of the turn.
-        return signal.aborted ? undefined : fail(fromCause(cause))
-      }
-      if (signal.aborted) return stop()
-      if (chunk.done) break
-      const messages = sse.push(chunk.value)
-      if (typeof messages === "string") {
-        fail(capError(settings.limits, messages))
-        return stop()
-      }
-      if (!take(messages)) return stop()
-    }
-    if (!take(sse.end())) return
-    if (!state.isStopped) {
-      return fail(new ModelError.MalformedResponseError({ message: "the stream ended before message_stop" }))
-    }
-    progress.isRead = true
-    emit.end()
-  } catch (defect) {
-    if (!signal.aborted) emit.die(defect)
-  }
-}
-
 /** False where the intrinsics are frozen (`node --frozen-intrinsics`): then the errors keep their stacks. */
 const canSetStackTraceLimit = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true
 
 /**
- * Aborts one request's controller with stack traces off. The listeners that run in this call are the SDK's and
+ * The signal one request is sent with, as the SDK reads it (`aborted`, `addEventListener` / `removeEventListener` of
+ * its one `abort` listener, which aborts the SDK's own controller of the request: the one its `fetch` gets): no
+ * AbortController of Tether's per request, and the run's cancel reaches the socket through one listener less.
+ *
+ * `abort` calls that listener with stack traces off. The listeners that run in this call are the SDK's and
  * fetch's own (a request's controller is private to it): each makes an abort error (the SDK's controller aborts
  * without a reason, so a DOMException; fetch an error of its own), and Node's socket teardown reads each error's
  * stack, which it then formats, before it closes the socket. Nobody reads these errors: the run ends with its
@@ -171,36 +65,213 @@ const canSetStackTraceLimit = Object.getOwnPropertyDescriptor(Error, "stackTrace
  * with ten open streams, ~0.2-0.35 s less to quiesce 5000 streams), on the path from the cancel to the socket's
  * close. Only this call is affected: the limit is restored before it returns.
  */
-const abortQuietly = (controller: AbortController, reason: unknown): void => {
-  if (!canSetStackTraceLimit) return controller.abort(reason)
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  try {
-    controller.abort(reason)
-  } finally {
-    Error.stackTraceLimit = limit
+class RequestSignal {
+  aborted = false
+  private listener: (() => void) | undefined = undefined
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    this.listener = listener
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined
+  }
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listener = this.listener
+    this.listener = undefined
+    if (listener === undefined) return
+    if (!canSetStackTraceLimit) return listener()
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      listener()
+    } finally {
+      Error.stackTraceLimit = limit
+    }
   }
 }
 
 /**
- * The AbortController of one request, aborted by the run's own signal as well: that one is aborted synchronously
- * in the call that cancels the run, so the socket closes before any fiber has even begun to unwind. `release`
- * leaves a response read to its end alone (aborting it would cost the keep-alive connection).
+ * One attempt: one request and the reading of its response, in one object (a live stream holds it and no closures
+ * of its own). It is the idle sweep's `Watched` entry, the run signal's abort listener (`handleEvent`), and the
+ * reader of the body (`pump`). It never emits once it is done or its request is aborted: by then the turn's
+ * consumer is gone.
+ *
+ * Its `RequestSignal` is the request's: aborted by the run's signal (that one is aborted synchronously
+ * in the call that cancels the run, so the socket closes before any fiber has even begun to unwind), by the
+ * interrupt of the turn, and when the attempt ends before its response was read to the end (aborting a response
+ * read to its end would cost the keep-alive connection).
  */
-const requestController = (cancelled: AbortSignal | undefined, progress: { readonly isRead: boolean }) => {
-  const controller = new AbortController()
-  // The run's reason goes along (no new DOMException per request).
-  const onCancel = () => abortQuietly(controller, cancelled?.reason)
-  if (cancelled?.aborted) abortQuietly(controller, cancelled.reason)
-  else cancelled?.addEventListener("abort", onCancel, { once: true })
-  const release = () => {
-    cancelled?.removeEventListener("abort", onCancel)
-    // (Checked first: `abort()` builds its DOMException even when the controller is already aborted, as it is after
-    // a cancel.)
-    if (!progress.isRead && !controller.signal.aborted) abortQuietly(controller, undefined)
+class Attempt implements Watched {
+  /** When (on `clock`) the headers or the latest protocol event arrived; `undefined` before the headers. */
+  lastEventAt: number | undefined = undefined
+  /** The attempt has emitted events: it must not be replayed. */
+  isAfterFirstEvent = false
+  /** The response was read to its end. */
+  private isRead = false
+  private isDone = false
+  private readonly signal = new RequestSignal()
+  /** The request's parameters until they are sent: not held for the length of the stream. */
+  private params: Anthropic.MessageCreateParamsStreaming | undefined
+  private headers: Headers | undefined
+  private reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+  private readonly state: TurnState = initialState()
+
+  constructor(
+    private readonly settings: TurnSettings,
+    params: Anthropic.MessageCreateParamsStreaming,
+    private readonly cancelled: AbortSignal | undefined,
+    private readonly onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void,
+    private readonly resume: (effect: Effect.Effect<void, AttemptFailure>) => void,
+    private readonly clock: Clock.Clock
+  ) {
+    this.params = params
   }
-  return { signal: controller.signal, release }
+
+  start(): void {
+    const { cancelled } = this
+    if (cancelled?.aborted) this.signal.abort()
+    else cancelled?.addEventListener("abort", this, { once: true })
+    this.settings.idle?.watch(this.clock, this)
+    void this.pump()
+  }
+
+  /** The run's signal was aborted. */
+  handleEvent(): void {
+    this.signal.abort()
+  }
+
+  /** The idle sweep found the response quiet. */
+  onIdle(error: ModelError.ModelError): void {
+    this.done(Effect.fail({ error, isAfterFirstEvent: this.isAfterFirstEvent }))
+  }
+
+  /** Stops watching and listening; aborts the request unless its response was read to its end. Idempotent. */
+  finish(): void {
+    if (this.isDone) return
+    this.isDone = true
+    this.settings.idle?.unwatch(this)
+    this.cancelled?.removeEventListener("abort", this)
+    if (!this.isRead) this.signal.abort()
+  }
+
+  private done(effect: Effect.Effect<void, AttemptFailure>): void {
+    if (this.isDone) return
+    this.finish()
+    this.resume(effect)
+  }
+
+  private fail(error: ModelError.ModelError): void {
+    if (!this.signal.aborted) {
+      this.done(Effect.fail({ error, isAfterFirstEvent: this.isAfterFirstEvent }))
+    }
+  }
+
+  /** Sends the request (and forgets its parameters). */
+  private send(): Promise<Response> {
+    const params = this.params!
+    this.params = undefined
+    // (Not an AbortSignal, but all of one the SDK uses: see `RequestSignal`.)
+    return this.settings.client.messages.create(params, { signal: this.signal as unknown as AbortSignal }).asResponse()
+  }
+
+  /**
+   * Reads the response into `onEvents`. The body is read as it arrives and decoded here (`sse.ts`, with the size
+   * caps): the SDK only sends the request and checks its status. It never rejects.
+   */
+  private async pump(): Promise<void> {
+    const { signal } = this
+    try {
+      let response: Response
+      try {
+        response = await this.send()
+      } catch (cause) {
+        return this.fail(fromCause(cause))
+      }
+      this.lastEventAt = this.clock.unsafeCurrentTimeMillis()
+      if (response.body === null) {
+        return this.fail(new ModelError.MalformedResponseError({ message: "the response has no body" }))
+      }
+      this.headers = response.headers
+      const reader = (this.reader = response.body.getReader())
+      const sse = decoder(this.settings.limits)
+      while (true) {
+        let chunk: ReadableStreamReadResult<Uint8Array>
+        try {
+          chunk = await reader.read()
+        } catch (cause) {
+          // A read that fails because the request was aborted is not the end of the turn.
+          return signal.aborted ? undefined : this.fail(fromCause(cause))
+        }
+        if (signal.aborted) return this.stop()
+        if (chunk.done) break
+        const messages = sse.push(chunk.value)
+        if (typeof messages === "string") {
+          this.fail(capError(this.settings.limits, messages))
+          return this.stop()
+        }
+        if (!this.take(messages)) return this.stop()
+      }
+      if (!this.take(sse.end())) return
+      if (!this.state.isStopped) {
+        return this.fail(new ModelError.MalformedResponseError({ message: "the stream ended before message_stop" }))
+      }
+      this.isRead = true
+      this.done(Effect.void)
+    } catch (defect) {
+      if (!signal.aborted) this.done(Effect.die(defect))
+    }
+  }
+
+  /** Stops reading: nothing more of the body is read or buffered (the release then closes the connection). */
+  private stop(): void {
+    this.reader?.cancel().catch(ignore)
+  }
+
+  /** Maps the messages to events and emits them; false once the attempt has failed. */
+  private take(messages: ReadonlyArray<SseMessage>): boolean {
+    const { state } = this
+    for (const message of messages) {
+      // As the SDK reads a stream: pings and events without a name or data are skipped.
+      if (message.event === undefined || message.event === "ping") continue
+      if (message.event === "error") {
+        this.fail(fromCause(errorEvent(message.data, this.headers!)))
+        return false
+      }
+      if (message.data === "") continue
+      let data: unknown
+      try {
+        data = JSON.parse(message.data)
+      } catch (cause) {
+        this.fail(fromCause(cause))
+        return false
+      }
+      const decoded = decode(data)
+      if (Either.isLeft(decoded)) {
+        this.fail(decoded.left)
+        return false
+      }
+      const event = decoded.right
+      const problem = outOfOrder(state, event)
+      if (problem !== undefined) {
+        this.fail(problem)
+        return false
+      }
+      if (event.type !== "ignored") this.lastEventAt = this.clock.unsafeCurrentTimeMillis()
+      const events = toModelEvents(state, event)
+      if (events.length > 0) {
+        this.isAfterFirstEvent = true
+        if (!this.isDone) this.onEvents(events)
+      }
+    }
+    return true
+  }
 }
+
+const ignore = () => {}
 
 /**
  * One request, push-based: `onEvents` gets the events as they arrive, and the effect ends with the response.
@@ -213,46 +284,28 @@ const attemptPush = (
   cancelled: AbortSignal | undefined,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, AttemptFailure> =>
-  Effect.clockWith((clock) =>
-    Effect.async<void, AttemptFailure>((resume) => {
-      const { idle } = settings
-      let isDone = false
-      const progress: Progress = {
-        isRead: false,
-        isAfterFirstEvent: false,
-        lastEventAt: undefined,
-        onIdle: (error) => done(Effect.fail({ error, isAfterFirstEvent: progress.isAfterFirstEvent }))
-      }
-      const { signal, release } = requestController(cancelled, progress)
-      const finish = () => {
-        isDone = true
-        idle?.unwatch(progress)
-        release()
-      }
-      const done = (effect: Effect.Effect<void, AttemptFailure>) => {
-        if (isDone) return
-        finish()
-        resume(effect)
-      }
-      idle?.watch(clock, progress)
-      void pump(
-        settings,
-        params,
-        signal,
-        {
-          array: (events) => {
-            if (!isDone) onEvents(events)
-          },
-          fail: (failure) => done(Effect.fail(failure)),
-          end: () => done(Effect.void),
-          die: (defect) => done(Effect.die(defect))
-        },
-        progress,
-        clock
+  // (`Effect.clockWith` is this, with two closures more per turn.)
+  Effect.withFiberRuntime((fiber) => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    let attempt: Attempt | undefined
+    // Not `Effect.async` with a canceller, whose `onInterrupt` keeps some twenty objects on the fiber's stack for
+    // the length of the stream: the wait alone is interruptible, and one handler, run on any failure (its
+    // interrupt included), finishes the attempt (which is idempotent: a failure of its own has finished it).
+    return Effect.uninterruptible(
+      Effect.catchAllCause(
+        Effect.interruptible(
+          Effect.async<void, AttemptFailure>((resume) => {
+            attempt = new Attempt(settings, params, cancelled, onEvents, resume, clock)
+            attempt.start()
+          })
+        ),
+        (cause) => {
+          attempt?.finish()
+          return Effect.failCause(cause)
+        }
       )
-      return Effect.sync(finish)
-    })
-  )
+    )
+  })
 
 const askedDelay = (error: ModelError.ModelError): Duration.Duration =>
   (error._tag === "RateLimitError" || error._tag === "OverloadedError" || error._tag === "ServerError") &&
@@ -283,18 +336,19 @@ export const retryPolicy = (settings: {
   )
 
 /**
- * `Effect.retry`, except that the schedule's driver is only made once an attempt has failed: a turn that
- * succeeds at once (nearly all of them) pays nothing for its retry policy. The first failure is the
- * schedule's first input, as with `Effect.retry`.
+ * `Effect.retry`, then the failure's `error`, except that the schedule's driver is only made once an attempt has
+ * failed: a turn that succeeds at once (nearly all of them) pays nothing for its retry policy, and a live turn has
+ * one frame of it on its fiber's stack (no `mapError` of its own). The first failure is the schedule's first input,
+ * as with `Effect.retry`.
  */
 const retryAfterFailure =
   (policy: Schedule.Schedule<unknown, AttemptFailure>) =>
-  <A, R>(attempt: Effect.Effect<A, AttemptFailure, R>): Effect.Effect<A, AttemptFailure, R> =>
+  <A, R>(attempt: Effect.Effect<A, AttemptFailure, R>): Effect.Effect<A, ModelError.ModelError, R> =>
     Effect.catchAll(attempt, (first) =>
       Effect.flatMap(Schedule.driver(policy), (driver) => {
-        const retry = (failure: AttemptFailure): Effect.Effect<A, AttemptFailure, R> =>
+        const retry = (failure: AttemptFailure): Effect.Effect<A, ModelError.ModelError, R> =>
           Effect.matchEffect(driver.next(failure), {
-            onFailure: () => Effect.fail(failure),
+            onFailure: () => Effect.fail(failure.error),
             onSuccess: () => Effect.catchAll(attempt, retry)
           })
         return retry(first)
@@ -310,8 +364,5 @@ export const runTurn = (
 ): Effect.Effect<void, ModelError.ModelError> => {
   const once = attemptPush(settings, params, cancelled, onEvents)
   const limited = settings.rateLimiter === undefined ? once : settings.rateLimiter(once)
-  return limited.pipe(
-    retryAfterFailure(settings.retry),
-    Effect.mapError((failure) => failure.error)
-  )
+  return retryAfterFailure(settings.retry)(limited)
 }

@@ -399,7 +399,7 @@ export const layer = <R>(
                 sessionId,
                 runId,
                 caller: payload.caller,
-                transcript: checkpoints.first(historyLength, payload.message)
+                transcript: Checkpoints.first(historyLength, payload.message)
               }),
               (error) => (error._tag === "SqlError" ? storeError(error) : error)
             )
@@ -457,11 +457,11 @@ export const layer = <R>(
               // A database that cannot be read leaves only what this replica knows.
               const row = yield* Effect.orElseSucceed(fence.active(sessionId), () => Option.none<Fence.RunRow>())
               if (Option.isSome(row) && row.value.owner !== fence.owner && row.value.status === "running") {
-                const revoked = yield* Effect.orElseSucceed(fence.revoke(row.value.runId, reason._tag), () =>
-                  Option.none<Fence.RunRow>()
+                const revoked = yield* Effect.orElseSucceed(
+                  Checkpoints.revoke(store, fence, row.value.runId, reason._tag),
+                  () => Option.none<Fence.RunRow>()
                 )
                 if (Option.isSome(revoked)) {
-                  yield* Checkpoints.saveLost(store, fence, revoked.value)
                   return Option.some(new Stopped({ runId: row.value.runId, wasRunning: true, ended: Option.none() }))
                 }
               }
@@ -550,13 +550,10 @@ export const layer = <R>(
             const run = yield* registry.get(sessionId)
             if (Option.isNone(run)) continue
             yield* run.value.requestCancel(lostReplica)
-            const revoked = yield* fence.revoke(run.value.id, lostReplica._tag)
-            if (Option.isSome(revoked)) yield* Checkpoints.saveLost(store, fence, revoked.value)
+            yield* Checkpoints.revoke(store, fence, run.value.id, lostReplica._tag)
           }
           for (const row of yield* fence.runningElsewhere) {
-            if (!(yield* holdsSession(row.sessionId))) continue
-            const revoked = yield* fence.revoke(row.runId, lostReplica._tag)
-            if (Option.isSome(revoked)) yield* Checkpoints.saveLost(store, fence, revoked.value)
+            if (yield* holdsSession(row.sessionId)) yield* Checkpoints.revoke(store, fence, row.runId, lostReplica._tag)
           }
         })
         const cancelRun = (sessionId: string, runId: string, reason: CancelReason.CancelReason) =>

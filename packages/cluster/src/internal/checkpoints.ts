@@ -21,10 +21,14 @@ interface Tracked {
   written: string
 }
 
+/** A run's first checkpoint, written by its claim: its input message, after `historyLength` messages of history. */
+export const first = (historyLength: number, message: string): Fence.RunTranscript => ({
+  historyLength,
+  messages: [Message.user(message)]
+})
+
 /** The checkpoints of this replica's runs. */
 export interface Checkpoints {
-  /** The run's first checkpoint, written by its claim: its input message. */
-  readonly first: (history: number, message: string) => Fence.RunTranscript
   /** Checkpoints `runId` (claimed with `first`) at every `writeAll` until `forget`. */
   readonly track: (runId: string, sessionId: string, historyLength: number) => void
   readonly forget: (runId: string) => void
@@ -35,7 +39,6 @@ export interface Checkpoints {
 export const make = (): Checkpoints => {
   const tracked = new Map<string, Tracked>()
   return {
-    first: (historyLength, message) => ({ historyLength, messages: [Message.user(message)] }),
     track: (runId, sessionId, historyLength) => {
       tracked.set(runId, { sessionId, historyLength, written: "" })
     },
@@ -81,4 +84,18 @@ export const saveLost = (
     })
   }).pipe(
     Effect.catchAllCause((cause) => Effect.logWarning(`the transcript of lost run ${row.runId} was not saved`, cause))
+  )
+
+/**
+ * Revokes a `running` run of any owner (`RunFence.revoke`) and, if this call ended its row, saves its last checkpoint
+ * as its session's transcript (`saveLost`). The row as it was, if it was running.
+ */
+export const revoke = (
+  store: SessionStore.Service,
+  fence: Fence.Service,
+  runId: string,
+  reason: string
+): Effect.Effect<Option.Option<Fence.RunRow>, SqlError> =>
+  Effect.tap(fence.revoke(runId, reason), (revoked) =>
+    Option.isSome(revoked) ? saveLost(store, fence, revoked.value) : Effect.void
   )

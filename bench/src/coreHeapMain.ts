@@ -9,11 +9,9 @@
  */
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { Agent, CancelReason, LanguageModel, RunRegistry } from "@tether/core"
-import * as fs from "node:fs"
-import { Session } from "node:inspector/promises"
 import * as path from "node:path"
 import * as v8 from "node:v8"
-import { selfTimes } from "./profileSummary.js"
+import { startCpuProfile } from "./cpuProfile.js"
 import { sleep } from "./stats.js"
 
 process.setSourceMapsEnabled(false)
@@ -59,28 +57,14 @@ if (snapshots !== undefined) v8.writeHeapSnapshot(path.join(snapshots, "core-bef
 await startMany(runs, 1000)
 const after = await heapUsed()
 if (snapshots !== undefined) v8.writeHeapSnapshot(path.join(snapshots, "core-after.heapsnapshot"))
-const profileFile = process.env["TETHER_CPU_PROFILE"]
-const session = profileFile === undefined ? undefined : new Session()
-if (session !== undefined) {
-  session.connect()
-  await session.post("Profiler.enable")
-  await session.post("Profiler.setSamplingInterval", { interval: 100 })
-  await session.post("Profiler.start")
-}
+const profiling = await startCpuProfile()
 const t0 = performance.now()
 const cpu0 = process.cpuUsage()
 await runtime.runPromise(registry.cancelAll(new CancelReason.Shutdown()))
 const quiesce = performance.now() - t0
 const cpu = process.cpuUsage(cpu0)
 const cancelCpuMicrosPerRun = (cpu.user + cpu.system) / runs
-let profiled: object = {}
-if (session !== undefined) {
-  const { profile } = await session.post("Profiler.stop")
-  session.disconnect()
-  fs.writeFileSync(profileFile!, JSON.stringify(profile))
-  const { functions, packages } = selfTimes(profile)
-  profiled = { functions: functions.slice(0, 30), packages: packages.slice(0, 8) }
-}
+const profiled = await profiling.stop()
 process.stdout.write(
   `${JSON.stringify({ runs, mode: mode ?? "traced", kibPerRun: (after - before) / runs / 1024, quiesce, cancelCpuMicrosPerRun, ...profiled })}\n`
 )

@@ -6,6 +6,7 @@
  * cancel for this process's CPU.
  */
 import { runChild } from "./child.js"
+import { startCpuProfile } from "./cpuProfile.js"
 import * as RemoteFake from "./remoteFake.js"
 import { cancelEach, type Live, type Side } from "./sides/index.js"
 import { sleep } from "./stats.js"
@@ -26,6 +27,10 @@ export interface ScaleSide {
   readonly heapPerSessionKiB: number
   /** From the cancel until every run (or request) has settled and the server has seen the last request end. */
   readonly quiesceMillis: number
+  /** From the cancel until every run (or request) had settled in this process. */
+  readonly settledMillis: number
+  /** From the cancel until the server had seen the last request end. */
+  readonly closedMillis: number
   /** Responses the server still had in flight once every request had ended. */
   readonly socketsLeft: number
 }
@@ -65,14 +70,19 @@ export const measure = async (
       await fake.started(served + 1 + opened + n)
     }
     const after = await heapUsed()
+    const profiling = await startCpuProfile()
     const t0 = RemoteFake.now()
     await (client.cancelAll ?? cancelEach)(lives)
     const settled = RemoteFake.now()
     const end = await fake.quiesced(served + 1 + sessions)
+    const profiled = await profiling.stop()
     return {
       heapPerSessionKiB: (after - before) / sessions / 1024,
       quiesceMillis: Math.max(settled, end.lastEndedAt) - t0,
-      socketsLeft: end.inFlight
+      settledMillis: settled - t0,
+      closedMillis: end.lastEndedAt - t0,
+      socketsLeft: end.inFlight,
+      ...profiled
     }
   } finally {
     await client.close()

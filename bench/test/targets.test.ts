@@ -7,6 +7,8 @@ const at = (p50: number, p99 = p50): Summary => ({ n: 1, p50, p90: p99, p99, max
 const side = (heapPerSessionKiB: number, quiesceMillis: number) => ({
   heapPerSessionKiB,
   quiesceMillis,
+  settledMillis: quiesceMillis,
+  closedMillis: quiesceMillis,
   socketsLeft: 0
 })
 

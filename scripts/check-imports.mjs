@@ -23,8 +23,8 @@ const coreDefinitions = new Set([
   "TokenBudget.ts",
   "Tool.ts"
 ])
-/** Helpers a definition may use: plain functions with no engine behind them. */
-const definitionHelpers = new Set(["internal/describe.ts"])
+/** Helpers a definition may use: plain functions and classes with no engine behind them. */
+const definitionHelpers = new Set(["internal/describe.ts", "internal/requestStop.ts"])
 
 const filesUnder = (dir) =>
   readdirSync(dir).flatMap((name) => {

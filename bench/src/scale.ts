@@ -31,6 +31,8 @@ export interface ScaleSide {
   readonly settledMillis: number
   /** From the cancel until the server had seen the last request end. */
   readonly closedMillis: number
+  /** CPU time of this process (all its threads, the collector's included) from the cancel until quiesced. */
+  readonly cpuMillis: number
   /** Responses the server still had in flight once every request had ended. */
   readonly socketsLeft: number
 }
@@ -72,15 +74,18 @@ export const measure = async (
     const after = await heapUsed()
     const profiling = await startCpuProfile()
     const t0 = RemoteFake.now()
+    const cpu0 = process.cpuUsage()
     await (client.cancelAll ?? cancelEach)(lives)
     const settled = RemoteFake.now()
     const end = await fake.quiesced(served + 1 + sessions)
+    const cpu = process.cpuUsage(cpu0)
     const profiled = await profiling.stop()
     return {
       heapPerSessionKiB: (after - before) / sessions / 1024,
       quiesceMillis: Math.max(settled, end.lastEndedAt) - t0,
       settledMillis: settled - t0,
       closedMillis: end.lastEndedAt - t0,
+      cpuMillis: (cpu.user + cpu.system) / 1000,
       socketsLeft: end.inFlight,
       ...profiled
     }

@@ -9,6 +9,7 @@ const side = (heapPerSessionKiB: number, quiesceMillis: number) => ({
   quiesceMillis,
   settledMillis: quiesceMillis,
   closedMillis: quiesceMillis,
+  cpuMillis: quiesceMillis,
   socketsLeft: 0
 })
 

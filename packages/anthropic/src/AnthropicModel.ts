@@ -184,7 +184,7 @@ export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
         // KiB per live run and tens of microseconds).
         return params instanceof ModelError.InvalidRequestError
           ? Effect.fail(params)
-          : runTurn(settings, params, request.signal, onEvents)
+          : runTurn(settings, params, request, onEvents)
       }
     })
   })

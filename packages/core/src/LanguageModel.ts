@@ -29,6 +29,7 @@
 import { Cause, Chunk, Context, Data, Effect, Exit, Stream } from "effect"
 import type { Message, RedactedThinkingBlock, ThinkingBlock } from "./Message.js"
 import type { ModelError } from "./ModelError.js"
+import * as RequestStop from "./internal/requestStop.js"
 
 /**
  * What a tool looks like to the model.
@@ -56,10 +57,31 @@ export interface TurnRequest {
   /**
    * Aborted, synchronously, when the run is cancelled: a provider that aborts its HTTP request on it closes
    * the socket before any fiber unwinds. (Interrupting the stream's consumer must abort the request too.) Its
-   * `reason` is the run's `CancelReason`.
+   * `reason` is the run's `CancelReason`. A run makes it when it is first read: `onAbort` listens without it.
    */
   readonly signal?: AbortSignal | undefined
 }
+
+/**
+ * Calls `listener` once when `request` is aborted (its run cancelled), with the reason (at once if it has been); the
+ * function returned stops listening. A run's request is listened to directly, without making its `signal`: an
+ * `AbortSignal` on Node holds about 1 KiB for as long as it lives (a live stream's whole length) and makes an
+ * `Event` for each abort. Any other request (a copy of a run's, one made by hand) is listened to on its `signal`.
+ *
+ * @example
+ * ```ts
+ * import { LanguageModel } from "@tether/core"
+ *
+ * declare const request: LanguageModel.TurnRequest
+ * declare const socket: { destroy: () => void }
+ *
+ * const stopListening = LanguageModel.onAbort(request, () => socket.destroy())
+ * // once the response has been read: stopListening()
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const onAbort: (request: TurnRequest, listener: (reason: unknown) => void) => () => void = RequestStop.onAbort
 
 /**
  * Why the model stopped.

@@ -1,7 +1,6 @@
 import type Anthropic from "@anthropic-ai/sdk"
 import { APIError } from "@anthropic-ai/sdk"
-import type { LanguageModel } from "@tether/core"
-import { ModelError } from "@tether/core"
+import { LanguageModel, ModelError } from "@tether/core"
 import { Clock, Context, Duration, Effect, Either, Schedule } from "effect"
 import type { RateLimiter } from "effect"
 import { fromCause } from "./errors.js"
@@ -96,12 +95,12 @@ class RequestSignal {
 
 /**
  * One attempt: one request and the reading of its response, in one object (a live stream holds it and no closures
- * of its own). It is the idle sweep's `Watched` entry, the run signal's abort listener (`handleEvent`), and the
- * reader of the body (`pump`). It never emits once it is done or its request is aborted: by then the turn's
+ * of its own). It is the idle sweep's `Watched` entry, holds the listener of the run's abort of the request
+ * (`LanguageModel.onAbort`), and is the reader of the body (`pump`). It never emits once it is done or its request is aborted: by then the turn's
  * consumer is gone.
  *
- * Its `RequestSignal` is the request's: aborted by the run's signal (that one is aborted synchronously
- * in the call that cancels the run, so the socket closes before any fiber has even begun to unwind), by the
+ * Its `RequestSignal` is the request's: aborted by the run's abort (called synchronously in the call that
+ * cancels the run, so the socket closes before any fiber has even begun to unwind), by the
  * interrupt of the turn, and when the attempt ends before its response was read to the end (aborting a response
  * read to its end would cost the keep-alive connection).
  */
@@ -114,6 +113,8 @@ class Attempt implements Watched {
   private isRead = false
   private isDone = false
   private readonly signal = new RequestSignal()
+  /** Stops listening to the run's abort of the request (`LanguageModel.onAbort`: no `AbortSignal` made). */
+  private unlisten: (() => void) | undefined = undefined
   /** The request's parameters until they are sent: not held for the length of the stream. */
   private params: Anthropic.MessageCreateParamsStreaming | undefined
   private headers: Headers | undefined
@@ -123,7 +124,7 @@ class Attempt implements Watched {
   constructor(
     private readonly settings: TurnSettings,
     params: Anthropic.MessageCreateParamsStreaming,
-    private readonly cancelled: AbortSignal | undefined,
+    private readonly request: LanguageModel.TurnRequest,
     private readonly onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void,
     private readonly resume: (effect: Effect.Effect<void, AttemptFailure>) => void,
     private readonly clock: Clock.Clock
@@ -132,16 +133,9 @@ class Attempt implements Watched {
   }
 
   start(): void {
-    const { cancelled } = this
-    if (cancelled?.aborted) this.signal.abort()
-    else cancelled?.addEventListener("abort", this, { once: true })
+    this.unlisten = LanguageModel.onAbort(this.request, () => this.signal.abort())
     this.settings.idle?.watch(this.clock, this)
     void this.pump()
-  }
-
-  /** The run's signal was aborted. */
-  handleEvent(): void {
-    this.signal.abort()
   }
 
   /** The idle sweep found the response quiet. */
@@ -154,7 +148,7 @@ class Attempt implements Watched {
     if (this.isDone) return
     this.isDone = true
     this.settings.idle?.unwatch(this)
-    this.cancelled?.removeEventListener("abort", this)
+    this.unlisten?.()
     if (!this.isRead) this.signal.abort()
   }
 
@@ -281,7 +275,7 @@ const ignore = () => {}
 const attemptPush = (
   settings: TurnSettings,
   params: Anthropic.MessageCreateParamsStreaming,
-  cancelled: AbortSignal | undefined,
+  request: LanguageModel.TurnRequest,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, AttemptFailure> =>
   // (`Effect.clockWith` is this, with two closures more per turn.)
@@ -295,7 +289,7 @@ const attemptPush = (
       Effect.catchAllCause(
         Effect.interruptible(
           Effect.async<void, AttemptFailure>((resume) => {
-            attempt = new Attempt(settings, params, cancelled, onEvents, resume, clock)
+            attempt = new Attempt(settings, params, request, onEvents, resume, clock)
             attempt.start()
           })
         ),
@@ -359,10 +353,10 @@ const retryAfterFailure =
 export const runTurn = (
   settings: TurnSettings,
   params: Anthropic.MessageCreateParamsStreaming,
-  cancelled: AbortSignal | undefined,
+  request: LanguageModel.TurnRequest,
   onEvents: (events: ReadonlyArray<LanguageModel.ModelEvent>) => void
 ): Effect.Effect<void, ModelError.ModelError> => {
-  const once = attemptPush(settings, params, cancelled, onEvents)
+  const once = attemptPush(settings, params, request, onEvents)
   const limited = settings.rateLimiter === undefined ? once : settings.rateLimiter(once)
   return retryAfterFailure(settings.retry)(limited)
 }

@@ -5,6 +5,7 @@ import * as CurrentRun from "../CurrentRun.js"
 import type { RunEvent } from "../RunEvent.js"
 import type { StagedWriteError, Transaction, Write } from "../StagedWrites.js"
 import type { Ledger } from "../TokenBudget.js"
+import type { RequestStop } from "./requestStop.js"
 
 /** Fields every event of a run carries. */
 export interface EventCommon {
@@ -55,10 +56,10 @@ export interface RunContext extends CurrentRun.Service {
   /** Every subtask spawned in the run, in order (append-only): a cancel interrupts them all at once. */
   readonly subtasks: Array<SubtaskEntry>
   /**
-   * A signal for one model request, aborted (with the run's reason) when the run is cancelled, before its fibers are
-   * interrupted; `release` once the request is over.
+   * The stop of one model request: its signal is aborted (with the run's reason) when the run is cancelled, before
+   * its fibers are interrupted; `release` it once the request is over.
    */
-  readonly requestSignal: () => { readonly signal: AbortSignal; readonly release: () => void }
+  readonly requestStop: () => RequestStop
   /** Cancels the root run without waiting for it (safe to call from inside the tree). */
   readonly requestCancel: (reason: CancelReason) => Effect.Effect<void>
   /** `requestCancel`, synchronously (for a provider's event callback). */

@@ -13,6 +13,7 @@ import { runToolUse } from "./tools.js"
 import { assistantContent, type Cell, noToolStatus, nothingStreamed, type Streaming } from "./transcript.js"
 import { openSpan, type OpenSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
+import { request as turnRequest, type RequestStop } from "./requestStop.js"
 
 interface CompletedToolUse {
   readonly id: string
@@ -58,7 +59,7 @@ class Turn {
     readonly reservation: Reservation,
     readonly ctx: RunContext,
     readonly cell: Cell,
-    readonly release: () => void,
+    readonly stop: RequestStop,
     readonly span: OpenSpan | undefined,
     /** The fiber's context before the turn's span became its parent span, put back when the turn settles. */
     readonly outer: Context.Context<never>
@@ -136,7 +137,7 @@ class Turn {
   }
 
   settle(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    this.release()
+    this.stop.release()
     const ctx = this.ctx
     const settled = Effect.zipRight(
       this.reservation.settle(this.usage()),
@@ -153,14 +154,14 @@ class Turn {
  * by chunk. Settles the reservation on any exit with what the provider reported
  * and the output estimated from the streamed deltas; the ledger checks the
  * reported figures and counts the larger (see `TokenBudget`); `release`s the
- * request's signal. The turn's span is its fiber's parent span while it streams:
+ * request's stop. The turn's span is its fiber's parent span while it streams:
  * set, and put back, by hand in the one uninterruptible region that settles the
  * turn (`Effect.withSpan` would hold a scope of its own for the whole turn).
  */
 const streamTurn = (
   model: LanguageModel.Service,
   request: LanguageModel.TurnRequest,
-  release: () => void,
+  stop: RequestStop,
   reservation: Reservation,
   ctx: RunContext,
   cell: Cell
@@ -170,7 +171,7 @@ const streamTurn = (
       Effect.withFiberRuntime<ReadonlyArray<CompletedToolUse>, ModelError>((fiber) => {
         cell.current = { ...cell.current, streaming: nothingStreamed }
         const outer = fiber.getFiberRef(FiberRef.currentContext)
-        const turn = new Turn(reservation, ctx, cell, release, span, outer)
+        const turn = new Turn(reservation, ctx, cell, stop, span, outer)
         const streamed = Effect.matchCauseEffect(
           restore(
             model.runTurn(request, (events) => {
@@ -243,11 +244,9 @@ export const runLoop = <R>(
         )
       )
       return Effect.flatMap(reserved, (reservation) => {
-        const { signal, release } = ctx.requestSignal()
-        // Written out, not spread from `base`: a spread with an `AbortSignal` (a hidden class of its own per signal)
-        // makes a hidden class per request.
-        const request = { system: base.system, messages, tools, maxTokens: reservation.maxTokens, signal }
-        return Effect.flatMap(streamTurn(model, request, release, reservation, ctx, cell), (toolUses) => {
+        const stop = ctx.requestStop()
+        const request = turnRequest(base.system, messages, tools, reservation.maxTokens, stop)
+        return Effect.flatMap(streamTurn(model, request, stop, reservation, ctx, cell), (toolUses) => {
           finishTurn(cell)
           if (toolUses.length === 0) {
             const transcript = cell.current.messages

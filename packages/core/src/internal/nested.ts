@@ -11,6 +11,7 @@ import type { RunInput, RunOptions, RunResult } from "../AgentRun.js"
 import * as CancelReason from "../CancelReason.js"
 import type { LanguageModel } from "../LanguageModel.js"
 import { provide, type RunContext } from "./context.js"
+import { linked, type RequestStop } from "./requestStop.js"
 import { runLoop } from "./loop.js"
 import { inputMessages } from "./run.js"
 import * as SubLedger from "./subLedger.js"
@@ -29,9 +30,9 @@ export const runNested = <R>(
     const agentPath = `${parent.agentPath}/${agent.name}`
     const runId = options.runId ?? parent.runId
     const stopped = yield* Deferred.make<never, SubAgentCancelledError>()
-    const requests = new Set<AbortController>()
+    const requests = new Set<RequestStop>()
     const stop = (reason: CancelReason.CancelReason) => {
-      for (const controller of requests) controller.abort(reason)
+      for (const request of requests) request.abort(reason)
       requests.clear()
       Deferred.unsafeDone(
         stopped,
@@ -74,22 +75,7 @@ export const runNested = <R>(
       publish,
       emit: (make) => Effect.sync(() => publish(make)),
       ledger: ledger ?? parent.ledger,
-      requestSignal: () => {
-        const request = parent.requestSignal()
-        const controller = new AbortController()
-        const onAbort = () => controller.abort(request.signal.reason)
-        if (request.signal.aborted) onAbort()
-        else request.signal.addEventListener("abort", onAbort, { once: true })
-        requests.add(controller)
-        return {
-          signal: controller.signal,
-          release: () => {
-            request.signal.removeEventListener("abort", onAbort)
-            requests.delete(controller)
-            request.release()
-          }
-        }
-      },
+      requestStop: () => linked(requests, parent.requestStop()),
       cancelNow: (reason) => (isOwn(reason) ? stop(reason) : parent.cancelNow(reason)),
       requestCancel: (reason) => (isOwn(reason) ? Effect.sync(() => stop(reason)) : parent.requestCancel(reason))
     }

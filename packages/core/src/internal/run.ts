@@ -88,7 +88,7 @@ const contextOf = <R>(
     undo: { staged: 0, compensations: [] },
     childScope,
     subtasks: stopper.subtasks,
-    requestSignal: () => stopper.requestSignal(Lifecycle.reasonOf(shared.lifecycle.state)),
+    requestStop: () => stopper.requestStop(Lifecycle.reasonOf(shared.lifecycle.state)),
     requestCancel: (reason) =>
       Effect.fiberIdWith((requester) =>
         Effect.sync(() => shared.transition(Lifecycle.requestCancel(shared.lifecycle.state, reason), requester))

@@ -172,11 +172,14 @@ class Exchange implements UnderlyingDefaultSource<Uint8Array> {
     else this.controller?.error(error)
   }
 
-  /** The signal's reason goes to whoever waits (the promise or a read), then the request and its socket go. */
+  /**
+   * The signal's reason goes to whoever waits (the promise or a read), then the request and its socket go: without
+   * an error, which whoever waits already has (destroyed with one, the request and its socket would each emit it,
+   * a tick later, to listeners that do nothing with it).
+   */
   onAbort(): void {
-    const reason = abortReason(this.signal!)
-    this.onError(reason)
-    this.request.destroy(reason as Error)
+    this.onError(abortReason(this.signal!))
+    this.request.destroy()
   }
 
   private settle(): void {

@@ -55,12 +55,11 @@ export const spawn = <A, E, R>(
 const spawnIn = <A, E, R>(ctx: RunContext, name: string, effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const id = ctx.nextId("subtask")
-    yield* ctx.emit((c) => makeEvent(RunEvent.SubtaskStarted, { ...c, subtaskId: id, name }))
+    yield* ctx.emit((c) => makeEvent(RunEvent.SubtaskStarted, c, { subtaskId: id, name }))
     const tracked = effect.pipe(
       Effect.onExit((exit) =>
         ctx.emit((c) =>
-          makeEvent(RunEvent.SubtaskEnded, {
-            ...c,
+          makeEvent(RunEvent.SubtaskEnded, c, {
             subtaskId: id,
             name,
             outcome: Exit.isSuccess(exit) ? "succeeded" : Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed"

@@ -10,7 +10,7 @@ describe("a run's events", () => {
   it.effect("each reader gets every event from the first, those published before it read and after, in order", () =>
     Effect.gen(function* () {
       const events = yield* make("run_1", "chat")
-      const text = (t: string) => events.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: t }))
+      const text = (t: string) => events.publish((c) => makeEvent(RunEvent.TextDelta, c, { text: t }))
       text("a")
       text("b")
       const early = yield* Effect.fork(Stream.runCollect(events.stream()))
@@ -18,7 +18,7 @@ describe("a run's events", () => {
       yield* Effect.yieldNow()
       text("c")
       events.publish((c) =>
-        makeEvent(RunEvent.RunCompleted, { ...c, text: "abc", tokensUsed: 0, tally: TokenBudget.emptyTally })
+        makeEvent(RunEvent.RunCompleted, c, { text: "abc", tokensUsed: 0, tally: TokenBudget.emptyTally })
       )
       text("after the end")
       expect(seqs(yield* Fiber.join(early))).toEqual([1, 2, 3, 4])

@@ -102,8 +102,7 @@ const completed = (ctx: RunContext, result: LoopResult, tokens: Snapshot, commit
   return {
     outcome,
     terminal: (c: EventCommon) =>
-      makeEvent(RunEvent.RunCompleted, {
-        ...c,
+      makeEvent(RunEvent.RunCompleted, c, {
         text: result.text,
         tokensUsed: tokens.used,
         tally: tokens.tally
@@ -143,7 +142,7 @@ const settleAll = (
       onSome: (transaction) => transaction.commit
     }).pipe(Effect.exit)
     if (Exit.isSuccess(committed)) {
-      if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, { ...c, count: committed.value }))
+      if (committed.value > 0) yield* ctx.emit((c) => makeEvent(RunEvent.Committed, c, { count: committed.value }))
       return completed(ctx, bodyExit.value, tokens, committed.value)
     }
     return yield* failed(ctx, committed.cause, transcript)
@@ -163,7 +162,7 @@ const cancelled = (
   const why = CancelReason.describe(reason)
   return Effect.flatMap(undo(ctx), (undone) => {
     ctx.publish((c) =>
-      makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: why })
+      makeEvent(RunEvent.RolledBack, c, { count: undone.writes, compensations: undone.compensations, reason: why })
     )
     const tokensNow = ctx.ledger.unsafeSnapshot()
     const ending: Ending = {
@@ -179,8 +178,7 @@ const cancelled = (
         compensationsRun: undone.compensations
       },
       terminal: (c: EventCommon) =>
-        makeEvent(RunEvent.RunCancelled, {
-          ...c,
+        makeEvent(RunEvent.RunCancelled, c, {
           reason,
           tokensUsed: tokensNow.used,
           tokensEstimated: tokensNow.estimated,
@@ -220,7 +218,7 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
     const isFateUnknown = Option.exists(Cause.failureOption(cause), (e) => e._tag === "CommitOutcomeUnknownError")
     const undone = isFateUnknown ? { ...undoneAll, writes: 0 } : undoneAll
     yield* ctx.emit((c) =>
-      makeEvent(RunEvent.RolledBack, { ...c, count: undone.writes, compensations: undone.compensations, reason: error })
+      makeEvent(RunEvent.RolledBack, c, { count: undone.writes, compensations: undone.compensations, reason: error })
     )
     const tokens = yield* ctx.ledger.snapshot
     yield* Effect.logDebug(`run failed: ${error}`).pipe(
@@ -241,8 +239,7 @@ const failed = (ctx: RunContext, cause: Cause.Cause<AgentError>, transcript: Tra
     return {
       outcome,
       terminal: (c: EventCommon) =>
-        makeEvent(RunEvent.RunFailed, {
-          ...c,
+        makeEvent(RunEvent.RunFailed, c, {
           error,
           tokensUsed: tokens.used,
           tally: tokens.tally,

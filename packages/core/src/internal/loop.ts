@@ -32,8 +32,7 @@ const parseInput = (inputJson: string): unknown => {
 const tokensEvent = (ctx: RunContext) => {
   const snapshot = ctx.ledger.unsafeSnapshot()
   ctx.publish((c) =>
-    makeEvent(RunEvent.TokensUsed, {
-      ...c,
+    makeEvent(RunEvent.TokensUsed, c, {
       tokens: snapshot.used,
       ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {}),
       tally: snapshot.tally,
@@ -97,7 +96,7 @@ class Turn {
           ...cell.current,
           streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks }
         }
-        ctx.publish((c) => makeEvent(RunEvent.TextDelta, { ...c, text: event.text }))
+        ctx.publish((c) => makeEvent(RunEvent.TextDelta, c, { text: event.text }))
         return this.observe()
       case "ThinkingDelta":
       case "ToolInputDelta":
@@ -224,7 +223,7 @@ export const runLoop = <R>(
     const tools = agent.tools.map((tool) => tool.definition)
     const turnAt = (turn: number): Effect.Effect<LoopResult, ModelError | MaxTurnsError, R> => {
       if (turn > agent.maxTurns) return Effect.fail(new MaxTurnsError({ agent: agent.name, maxTurns: agent.maxTurns }))
-      ctx.publish((c) => makeEvent(RunEvent.TurnStarted, { ...c, turn }))
+      ctx.publish((c) => makeEvent(RunEvent.TurnStarted, c, { turn }))
       const { messages } = cell.current
       const base = { system: agent.system, messages, tools }
       const estimatedInput = LanguageModel.estimateInputTokens(base)

@@ -141,7 +141,7 @@ const begin = <R>(shared: Shared<R>, restore: Restore): Effect.Effect<Begun, nev
     Effect.suspend(() => {
       const { agent, events, options, runId } = shared
       events.publish((c) =>
-        makeEvent(RunEvent.RunStarted, { ...c, ...(options.sessionId ? { sessionId: options.sessionId } : {}) })
+        makeEvent(RunEvent.RunStarted, c, options.sessionId ? { sessionId: options.sessionId } : {})
       )
       // Annotating a log costs a fiber-ref update even when the level filters the log out: check first.
       const logged = Effect.logDebug("run started").pipe(

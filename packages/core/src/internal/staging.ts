@@ -16,9 +16,7 @@ export const stage = (ctx: RunContext, write: StagedWrites.Write) =>
         ctx.undo.staged++
       })
     ),
-    Effect.zipRight(
-      ctx.emit((c) => makeEvent(RunEvent.WriteStaged, { ...c, description: StagedWrites.describe(write) }))
-    )
+    Effect.zipRight(ctx.emit((c) => makeEvent(RunEvent.WriteStaged, c, { description: StagedWrites.describe(write) })))
   )
 
 /** The run-level `stageWrite`: into the run's transaction while the run accepts writes. */

@@ -116,7 +116,7 @@ const reportAbandoned = (
       Effect.zipRight(
         Option.match(ctx, {
           onNone: () => Effect.void,
-          onSome: (run) => run.emit((c) => makeEvent(RunEvent.ToolAbandoned, { ...c, toolUseId, tool, afterMillis }))
+          onSome: (run) => run.emit((c) => makeEvent(RunEvent.ToolAbandoned, c, { toolUseId, tool, afterMillis }))
         })
       )
     )

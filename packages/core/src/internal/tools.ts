@@ -105,7 +105,7 @@ export const runToolUse = <R>(
     Effect.as(
       Effect.zipRight(
         setStatus(cell, use.id, { _tag: "Failed", content: error }),
-        ctx.emit((c) => makeEvent(RunEvent.ToolFailed, { ...c, toolUseId: use.id, tool: use.name, error }))
+        ctx.emit((c) => makeEvent(RunEvent.ToolFailed, c, { toolUseId: use.id, tool: use.name, error }))
       ),
       { type: "tool_result", toolUseId: use.id, content: error, isError: true } satisfies ToolResultBlock
     )
@@ -119,7 +119,7 @@ export const runToolUse = <R>(
     if (decoded._tag === "Left") return yield* failed(`Invalid input for tool "${tool.name}":\n${decoded.left.issue}`)
     yield* setStatus(cell, use.id, { _tag: "Running" })
     yield* ctx.emit((c) =>
-      makeEvent(RunEvent.ToolStarted, { ...c, toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) })
+      makeEvent(RunEvent.ToolStarted, c, { toolUseId: use.id, tool: tool.name, input: JSON.parse(use.inputJson) })
     )
     // The call's writes wait in a buffer and reach the run only if the call succeeds.
     const buffer: Array<StagedWrites.Write> = []
@@ -139,7 +139,7 @@ export const runToolUse = <R>(
       Effect.ensuring(Effect.sync(() => (isOpen = false))),
       withSpan(`Tool.${tool.name}`, { toolUseId: use.id }),
       Effect.onInterrupt(() =>
-        ctx.emit((c) => makeEvent(RunEvent.ToolInterrupted, { ...c, toolUseId: use.id, tool: tool.name }))
+        ctx.emit((c) => makeEvent(RunEvent.ToolInterrupted, c, { toolUseId: use.id, tool: tool.name }))
       ),
       Effect.exit
     )
@@ -150,7 +150,7 @@ export const runToolUse = <R>(
     if (Exit.isSuccess(exit)) {
       const { content, output } = yield* encodeOutput(tool, exit.value)
       yield* setStatus(cell, use.id, { _tag: "Succeeded", content })
-      yield* ctx.emit((c) => makeEvent(RunEvent.ToolSucceeded, { ...c, toolUseId: use.id, tool: tool.name, output }))
+      yield* ctx.emit((c) => makeEvent(RunEvent.ToolSucceeded, c, { toolUseId: use.id, tool: tool.name, output }))
       return { type: "tool_result", toolUseId: use.id, content, isError: false } satisfies ToolResultBlock
     }
     const failure = Cause.failureOption(exit.cause)

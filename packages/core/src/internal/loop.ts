@@ -10,7 +10,14 @@ import * as RunEvent from "../RunEvent.js"
 import type { Reservation, Usage } from "../TokenBudget.js"
 import type { RunContext } from "./context.js"
 import { runToolUse } from "./tools.js"
-import { assistantContent, type Cell, noToolStatus, nothingStreamed, type Streaming } from "./transcript.js"
+import {
+  assistantContent,
+  type Cell,
+  noToolStatus,
+  nothingStreamed,
+  state as transcriptState,
+  type Streaming
+} from "./transcript.js"
 import { openSpan, type OpenSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
 import { request as turnRequest, type RequestStop } from "./requestStop.js"
@@ -31,13 +38,20 @@ const parseInput = (inputJson: string): unknown => {
 
 const tokensEvent = (ctx: RunContext) => {
   const snapshot = ctx.ledger.unsafeSnapshot()
+  // Two literals, not a spread of an optional `ceiling` (a spread into a literal costs microseconds on this path).
   ctx.publish((c) =>
-    makeEvent(RunEvent.TokensUsed, c, {
-      tokens: snapshot.used,
-      ...(Number.isFinite(snapshot.ceiling) ? { ceiling: snapshot.ceiling } : {}),
-      tally: snapshot.tally,
-      reservedInFlight: snapshot.reservedInFlight
-    })
+    makeEvent(
+      RunEvent.TokensUsed,
+      c,
+      Number.isFinite(snapshot.ceiling)
+        ? {
+            tokens: snapshot.used,
+            ceiling: snapshot.ceiling,
+            tally: snapshot.tally,
+            reservedInFlight: snapshot.reservedInFlight
+          }
+        : { tokens: snapshot.used, tally: snapshot.tally, reservedInFlight: snapshot.reservedInFlight }
+    )
   )
 }
 
@@ -63,6 +77,11 @@ class Turn {
     /** The fiber's context before the turn's span became its parent span, put back when the turn settles. */
     readonly outer: Context.Context<never>
   ) {}
+
+  /** What the turn has streamed so far, as the transcript holds it. */
+  streaming(): Streaming {
+    return { thinking: this.thinking, text: this.text, toolUses: this.blocks }
+  }
 
   usage(): Usage {
     return {
@@ -92,10 +111,7 @@ class Turn {
       case "TextDelta":
         this.streamedChars += event.text.length
         this.text += event.text
-        cell.current = {
-          ...cell.current,
-          streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks }
-        }
+        cell.current = transcriptState(cell.current.messages, this.streaming(), cell.current.toolStatus)
         ctx.publish((c) => makeEvent(RunEvent.TextDelta, c, { text: event.text }))
         return this.observe()
       case "ThinkingDelta":
@@ -104,10 +120,7 @@ class Turn {
         return this.observe()
       case "ThinkingEnd":
         this.thinking = [...this.thinking, event.block]
-        cell.current = {
-          ...cell.current,
-          streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks }
-        }
+        cell.current = transcriptState(cell.current.messages, this.streaming(), cell.current.toolStatus)
         return
       case "ToolUseStart":
         return
@@ -118,11 +131,11 @@ class Turn {
           { type: "tool_use", id: event.id, name: event.name, input: parseInput(event.inputJson) }
         ]
         const s = cell.current
-        cell.current = {
-          ...s,
-          streaming: { thinking: this.thinking, text: this.text, toolUses: this.blocks },
-          toolStatus: new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
-        }
+        cell.current = transcriptState(
+          s.messages,
+          this.streaming(),
+          new Map(s.toolStatus).set(event.id, { _tag: "NotStarted" })
+        )
         return
       }
       case "Usage":
@@ -168,7 +181,7 @@ const streamTurn = (
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(openSpan("Agent.turn", { agent: ctx.agentPath }), (span) =>
       Effect.withFiberRuntime<ReadonlyArray<CompletedToolUse>, ModelError>((fiber) => {
-        cell.current = { ...cell.current, streaming: nothingStreamed }
+        cell.current = transcriptState(cell.current.messages, nothingStreamed, cell.current.toolStatus)
         const outer = fiber.getFiberRef(FiberRef.currentContext)
         const turn = new Turn(reservation, ctx, cell, stop, span, outer)
         const streamed = Effect.matchCauseEffect(
@@ -198,7 +211,7 @@ const finishTurn = (cell: Cell) => {
   const content = s.streaming === undefined ? [] : assistantContent(s.streaming)
   const messages: ReadonlyArray<Message.Message> =
     content.length > 0 ? [...s.messages, { role: "assistant", content }] : s.messages
-  cell.current = { ...s, messages, streaming: undefined }
+  cell.current = transcriptState(messages, undefined, s.toolStatus)
 }
 
 /** The result of an agent's loop: its last text and its whole transcript. */
@@ -260,11 +273,11 @@ export const runLoop = <R>(
                   concurrency: agent.toolConcurrency
                 })
           return Effect.flatMap(results, (content) => {
-            cell.current = {
-              ...cell.current,
-              messages: [...cell.current.messages, { role: "user" as const, content }],
-              toolStatus: noToolStatus
-            }
+            cell.current = transcriptState(
+              [...cell.current.messages, { role: "user" as const, content }],
+              cell.current.streaming,
+              noToolStatus
+            )
             return turnAt(turn + 1)
           })
         })

@@ -6,14 +6,15 @@ import * as RunEvent from "../RunEvent.js"
 import * as Tool from "../Tool.js"
 import { provide, type RunContext } from "./context.js"
 import { runEnded } from "./staging.js"
-import type { Cell, ToolStatus } from "./transcript.js"
+import { state as transcriptState, type Cell, type ToolStatus } from "./transcript.js"
 import { describeError } from "./describe.js"
 import { withSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
 
 const setStatus = (cell: Cell, id: string, status: ToolStatus) =>
   Effect.sync(() => {
-    cell.current = { ...cell.current, toolStatus: new Map(cell.current.toolStatus).set(id, status) }
+    const s = cell.current
+    cell.current = transcriptState(s.messages, s.streaming, new Map(s.toolStatus).set(id, status))
   })
 
 /** Each tool's JSON-input decoder, built once (a new `parseJson` schema per call would be compiled per call). */

@@ -9,6 +9,7 @@ import type { Snapshot } from "../TokenBudget.js"
 import { describeError } from "./describe.js"
 import * as Transcript from "./transcript.js"
 import { make as makeEvent } from "./event.js"
+import { isInterruptedOnly } from "./interruptedOnly.js"
 
 /**
  * How a run ends once its tree has stopped: commit on success; otherwise roll back, run the compensations and
@@ -125,7 +126,7 @@ export const settle = (
     ? Option.isNone(ctx.transaction)
       ? Effect.sync(() => completed(ctx, bodyExit.value, ctx.ledger.unsafeSnapshot(), 0))
       : settleAll(ctx, bodyExit, transcript)
-    : Cause.isInterruptedOnly(bodyExit.cause)
+    : isInterruptedOnly(bodyExit.cause)
       ? cancelled(ctx, bodyExit.cause, recordedReason, transcript)
       : failed(ctx, bodyExit.cause, transcript)
 

@@ -1,5 +1,4 @@
 import { Context, Effect, Exit, FiberRef, Tracer } from "effect"
-import type { Cause } from "effect"
 import type { Agent } from "../Agent.js"
 import { MaxTurnsError } from "../AgentError.js"
 import * as CancelReason from "../CancelReason.js"
@@ -21,6 +20,7 @@ import {
 } from "./transcript.js"
 import { openSpan, type OpenSpan } from "./tracing.js"
 import { make as makeEvent } from "./event.js"
+import { isInterruptedOnly } from "./interruptedOnly.js"
 import { request as turnRequest, type RequestStop } from "./requestStop.js"
 
 interface CompletedToolUse {
@@ -37,32 +37,9 @@ const parseInput = (inputJson: string): unknown => {
   }
 }
 
-/**
- * An exit of interruptions only (a cancel's), told by a walk of its cause: `Cause.isInterruptedOnly` reduces it with
- * allocations at each node.
- */
+/** An exit of interruptions only (a cancel's). */
 const isInterruption = (exit: Exit.Exit<unknown, unknown>): boolean =>
-  exit._tag === "Failure" && kindOf(exit.cause) === "interrupted"
-
-type Kind = "empty" | "interrupted" | "other"
-
-const kindOf = (cause: Cause.Cause<unknown>): Kind => {
-  switch (cause._tag) {
-    case "Empty":
-      return "empty"
-    case "Interrupt":
-      return "interrupted"
-    case "Sequential":
-    case "Parallel": {
-      const left = kindOf(cause.left)
-      if (left === "other") return "other"
-      const right = kindOf(cause.right)
-      return right === "other" ? "other" : left === "interrupted" ? left : right
-    }
-    default:
-      return "other"
-  }
-}
+  exit._tag === "Failure" && isInterruptedOnly(exit.cause)
 
 const tokensEvent = (ctx: RunContext) => {
   const snapshot = ctx.ledger.unsafeSnapshot()

@@ -70,13 +70,19 @@ export interface TurnRequest {
  *
  * @example
  * ```ts
- * import { LanguageModel } from "@tether/core"
+ * import { LanguageModel, Message } from "@tether/core"
  *
- * declare const request: LanguageModel.TurnRequest
- * declare const socket: { destroy: () => void }
- *
- * const stopListening = LanguageModel.onAbort(request, () => socket.destroy())
- * // once the response has been read: stopListening()
+ * // A request made by hand is heard through its signal; a run's, directly.
+ * const controller = new AbortController()
+ * const request: LanguageModel.TurnRequest = {
+ *   messages: [Message.user("hi")],
+ *   tools: [],
+ *   maxTokens: 256,
+ *   signal: controller.signal
+ * }
+ * const stopListening = LanguageModel.onAbort(request, (reason) => console.log("aborted:", reason))
+ * controller.abort("stop") // aborted: stop
+ * // Once the response has been read to its end: stopListening()
  * ```
  *
  * @since 0.1.0

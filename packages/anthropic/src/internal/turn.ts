@@ -96,8 +96,8 @@ class RequestSignal {
 /**
  * One attempt: one request and the reading of its response, in one object (a live stream holds it and no closures
  * of its own). It is the idle sweep's `Watched` entry, holds the listener of the run's abort of the request
- * (`LanguageModel.onAbort`), and is the reader of the body (`pump`). It never emits once it is done or its request is aborted: by then the turn's
- * consumer is gone.
+ * (`LanguageModel.onAbort`), and is the reader of the body (`pump`). It never emits once it is done or its request
+ * is aborted: by then the turn's consumer is gone.
  *
  * Its `RequestSignal` is the request's: aborted by the run's abort (called synchronously in the call that
  * cancels the run, so the socket closes before any fiber has even begun to unwind), by the

@@ -12,8 +12,10 @@ export class RequestStop {
   private controller: AbortController | undefined = undefined
   private listeners: Array<(reason: unknown) => void> | undefined = undefined
 
-  /** `owner`: the set of its run's requests in flight, which `release` leaves. */
-  constructor(private readonly owner: Set<RequestStop> | undefined) {}
+  /** `owner`: the set of its run's requests in flight, which it joins now and leaves at `release`. */
+  constructor(private readonly owner: Set<RequestStop> | undefined) {
+    owner?.add(this)
+  }
 
   /** The request's signal (aborted with the reason, if the request was). */
   get signal(): AbortSignal {
@@ -74,11 +76,7 @@ class LinkedStop extends RequestStop {
 }
 
 /** A stop in `owner` that `outer`'s abort aborts too, and whose `release` releases `outer`. */
-export const linked = (owner: Set<RequestStop>, outer: RequestStop): RequestStop => {
-  const stop = new LinkedStop(owner, outer)
-  owner.add(stop)
-  return stop
-}
+export const linked = (owner: Set<RequestStop>, outer: RequestStop): RequestStop => new LinkedStop(owner, outer)
 
 /**
  * A turn's request as a run makes it. `signal` is an own accessor (so a spread of the request copies the signal,

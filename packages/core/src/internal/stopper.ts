@@ -37,7 +37,7 @@ export class Stopper {
       stop.abort(reason)
       return stop
     }
-    return add((this.requests ??= new Set()), new RequestStop(this.requests))
+    return new RequestStop((this.requests ??= new Set()))
   }
 
   /** Aborts every in-flight request with `reason`, then interrupts the body and every subtask, without waiting. */
@@ -52,11 +52,6 @@ export class Stopper {
     for (const subtask of this.subtasks) subtask.fiber.unsafeInterruptAsFork(requester)
     this.markStopped()
   }
-}
-
-const add = <A>(set: Set<A>, value: A): A => {
-  set.add(value)
-  return value
 }
 
 export const make = (): Stopper => new Stopper()

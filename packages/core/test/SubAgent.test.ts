@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import { Chunk, Effect, Fiber, Layer, Option, Schema, Stream, TestClock, Tracer } from "effect"
 import { Agent, AgentRun, CancelReason, LanguageModel, StagedWrites, Tool } from "@tether/core"
 import type { RunEvent } from "@tether/core"
 import { ScriptedModel } from "@tether/testing"
@@ -174,5 +174,60 @@ describe("sub-agents with options of their own", () => {
       expect(new Set(all.filter((e) => e.agent === "parent/helper").map((e) => e.runId))).toEqual(new Set(["helper-1"]))
       expect(new Set(all.filter((e) => e.agent === "parent").map((e) => e.runId))).toEqual(new Set(["root-1"]))
     }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(ScriptedModel.layer(turns), StagedWrites.layerMemory)))
+  )
+})
+
+describe("sub-agent spans", () => {
+  it.effect("after a sub-agent stopped mid-turn, its caller's spans are children of its own span again", () =>
+    Effect.gen(function* () {
+      const parents = new Map<string, string | undefined>()
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          parents.set(name, Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined)
+          const span: Tracer.Span = {
+            _tag: "Span",
+            name,
+            spanId: `span-${parents.size}`,
+            traceId: "trace",
+            parent,
+            context,
+            status: { _tag: "Started", startTime },
+            attributes: new Map(),
+            links,
+            sampled: true,
+            kind,
+            end: () => {},
+            attribute: () => {},
+            event: () => {},
+            addLinks: () => {}
+          }
+          return span
+        },
+        context: (execute) => execute()
+      })
+      const lead = Agent.make({
+        name: "lead",
+        tools: [
+          Tool.make({
+            name: "delegate",
+            description: "Asks the researcher, then notes what became of it",
+            input: Schema.Struct({}),
+            output: Schema.String,
+            handler: () =>
+              AgentRun.run(researcher, "Research", { timeout: "2500 millis" }).pipe(
+                Effect.map((result) => result.text),
+                Effect.catchTag("SubAgentCancelledError", () => Effect.succeed("stopped")),
+                Effect.tap(() => Effect.withSpan(Effect.void, "after the sub-agent"))
+              )
+          })
+        ]
+      })
+      const fiber = yield* Effect.fork(AgentRun.run(lead, "go").pipe(Effect.withTracer(recording)))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      // The researcher's turn was interrupted mid-stream and did not put its fiber's parent span back: that fiber is
+      // gone, and the tool's own fiber goes on under the tool's span.
+      expect(parents.get("after the sub-agent")).toBe("Tool.delegate")
+    }).pipe(Effect.provide(env))
   )
 })
